@@ -1,0 +1,72 @@
+//! Where secrets come from: environment variables, a file, or a no-echo prompt on a terminal —
+//! never command-line arguments, which other users can read from the process list.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use clinvault_core::Error;
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+pub fn from_env(var: &str) -> Option<SecretString> {
+    std::env::var(var).ok().map(SecretString::from)
+}
+
+pub fn from_file(path: &Path) -> Result<SecretString, Error> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::Io {
+        context: format!("cannot read passphrase file {}", path.display()),
+        source: e,
+    })?);
+    // One trailing newline is how editors save a one-line file; it is not part of the passphrase.
+    let trimmed = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
+fn terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+pub fn ask(label: &str, env_hint: &str) -> Result<SecretString, Error> {
+    if !terminal() {
+        return Err(Error::InvalidInput(format!(
+            "{label} needed: set {env_hint} or run in a terminal"
+        )));
+    }
+    rpassword::prompt_password(format!("{label}: "))
+        .map(SecretString::from)
+        .map_err(|e| Error::Io {
+            context: "cannot read from the terminal".into(),
+            source: e,
+        })
+}
+
+/// Asks twice on a terminal so a typo does not lock someone out of a new passphrase.
+pub fn ask_new(label: &str, env_hint: &str) -> Result<SecretString, Error> {
+    use secrecy::ExposeSecret;
+    let first = ask(label, env_hint)?;
+    let second = ask(&format!("{label} (again)"), env_hint)?;
+    if first.expose_secret() != second.expose_secret() {
+        return Err(Error::InvalidInput("the two passphrases differ".into()));
+    }
+    Ok(first)
+}
+
+pub fn ask_line(label: &str, env_hint: &str) -> Result<String, Error> {
+    if !terminal() {
+        return Err(Error::InvalidInput(format!(
+            "{label} needed: use {env_hint} or run in a terminal"
+        )));
+    }
+    eprint!("{label}: ");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Error::Io {
+            context: "cannot read from the terminal".into(),
+            source: e,
+        })?;
+    Ok(line.trim().to_owned())
+}

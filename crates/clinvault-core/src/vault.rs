@@ -1,0 +1,604 @@
+//! The vault's life cycle: create, inspect, unlock, change a passphrase, recover with the
+//! recovery key, add and remove key slots, rotate the master key, and export the database key.
+//! Every step that changes files is ordered so that a crash at any instant leaves a vault that
+//! opens with the old or the new credentials (see the fault points and docs/security-model.md).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use secrecy::SecretString;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::crypto::{KdfCost, Secret32};
+use crate::error::{Error, Result};
+use crate::fault;
+use crate::key_hierarchy::{self as kh, RecoveryKey, UserKeys};
+use crate::keyfile::{self, KeyFile, KeyFileBody};
+use crate::users::{self, UserRecord, UserStatus};
+use crate::vault_dir::{self, FileLock, VaultDir};
+use crate::{clock, db};
+
+pub struct InitOptions {
+    pub admin_username: String,
+    pub admin_display_name: Option<String>,
+    pub passphrase: SecretString,
+    pub kdf_cost: KdfCost,
+    /// Also write the recovery key to this file (created, never overwritten).
+    pub recovery_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VaultStatus {
+    pub path: String,
+    pub vault_id: String,
+    pub format_version: u32,
+    pub sqlcipher_version: String,
+    pub created_at: String,
+    pub key_slots: usize,
+    pub key_epoch: u64,
+    pub rotation_pending: bool,
+}
+
+fn now() -> String {
+    clock::rfc3339(jiff::Timestamp::now())
+}
+
+/// Minimum rules every passphrase meets; the full policy (breached lists, strength, 2FA-aware
+/// lengths) is applied by the access layer on top.
+pub(crate) fn check_passphrase_basics(passphrase: &SecretString) -> Result<()> {
+    let normalised = crate::crypto::normalise_passphrase(passphrase);
+    let chars = normalised.chars().count();
+    if chars < 15 {
+        return Err(Error::InvalidInput(format!(
+            "passphrase: use at least 15 characters (this one has {chars})"
+        )));
+    }
+    if chars > 1024 {
+        return Err(Error::InvalidInput(
+            "passphrase: use at most 1024 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a new vault. Refuses to touch an existing one. Returns the recovery key, which
+/// exists nowhere else (unless written to `recovery_key_file`): the caller shows it once.
+pub fn init(dir: &VaultDir, opts: InitOptions) -> Result<RecoveryKey> {
+    let username = users::normalise_username(&opts.admin_username)?;
+    check_passphrase_basics(&opts.passphrase)?;
+    dir.create_root()?;
+    let _key_lock = dir.lock_key_file()?;
+    if dir.exists() {
+        return Err(Error::AlreadyExists(format!(
+            "a vault already exists at {}; ClinVault never overwrites a vault",
+            dir.root().display()
+        )));
+    }
+    clear_interrupted_init(dir)?;
+    if let Some(path) = &opts.recovery_key_file {
+        if path.exists() {
+            return Err(Error::AlreadyExists(format!(
+                "{} already exists; choose a new file for the recovery key",
+                path.display()
+            )));
+        }
+    }
+    vault_dir::create_private(&dir.file(vault_dir::INIT_MARKER))?;
+    dir.sync_dir()?;
+    fault::point("init.after_marker");
+
+    let vault_id = uuid::Uuid::new_v4();
+    let created_at = now();
+    let epoch = 1;
+    let mk = Secret32::random();
+    let recovery = RecoveryKey::generate();
+    let admin_keys = UserKeys::generate();
+    let admin_id = uuid::Uuid::new_v4();
+    let display = opts
+        .admin_display_name
+        .clone()
+        .unwrap_or_else(|| username.clone());
+
+    {
+        let mut conn = db::create_new(&dir.db_file(), &kh::db_key(&mk, vault_id, epoch)?)?;
+        db::configure(&conn)?;
+        db::migrate(&mut conn)?;
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO vault_meta (key, value) VALUES ('vault_id', ?1), ('created_at', ?2)",
+            [vault_id.to_string(), created_at.clone()],
+        )?;
+        users::insert(
+            &tx,
+            admin_id,
+            &username,
+            &display,
+            users::ROLE_ADMINISTRATOR,
+            &created_at,
+        )?;
+        users::record_public_keys(
+            &tx,
+            admin_id,
+            &admin_keys.ed25519_public(),
+            &admin_keys.x25519_public()?,
+            &created_at,
+        )?;
+        tx.commit()?;
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+        conn.close().map_err(|(_, e)| Error::from(e))?;
+    }
+    fault::point("init.after_db");
+
+    if let Some(path) = &opts.recovery_key_file {
+        write_recovery_file(path, &recovery)?;
+    }
+    fault::point("init.after_recovery_file");
+
+    let slot = kh::make_slot(
+        vault_id,
+        epoch,
+        &mk,
+        admin_id,
+        &username,
+        &opts.passphrase,
+        opts.kdf_cost.params(),
+        &admin_keys,
+    )?;
+    let body = KeyFileBody {
+        format: keyfile::FORMAT.into(),
+        format_version: keyfile::FORMAT_VERSION,
+        vault_id,
+        created_at,
+        epoch,
+        kdf_cost: opts.kdf_cost,
+        recovery: kh::recovery_slot(vault_id, epoch, &mk, recovery.public()?)?,
+        slots: vec![slot],
+        pending: None,
+    };
+    // The key file appearing is the moment the vault exists.
+    KeyFile::write(dir, &body, &mk)?;
+    fault::point("init.after_keyfile");
+    let _ = fs::remove_file(dir.file(vault_dir::INIT_MARKER));
+    dir.sync_dir()?;
+    Ok(recovery)
+}
+
+/// An init that crashed before its key file appeared left a database nobody can open (its key
+/// existed only in that process's memory). It is removed only when the init marker proves that
+/// origin; any other database without a key file is left alone.
+fn clear_interrupted_init(dir: &VaultDir) -> Result<()> {
+    let db = dir.db_file();
+    let marker = dir.file(vault_dir::INIT_MARKER);
+    if marker.exists() {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let path = PathBuf::from(format!("{}{suffix}", db.display()));
+            if path.exists() {
+                fs::remove_file(&path)
+                    .map_err(Error::io(format!("cannot remove {}", path.display())))?;
+            }
+        }
+        fs::remove_file(&marker)
+            .map_err(Error::io(format!("cannot remove {}", marker.display())))?;
+        dir.remove_stale_temps();
+    } else if db.exists() {
+        return Err(Error::AlreadyExists(format!(
+            "{} holds a database without a key file; refusing to touch it",
+            dir.root().display()
+        )));
+    }
+    Ok(())
+}
+
+fn write_recovery_file(path: &Path, recovery: &RecoveryKey) -> Result<()> {
+    use std::io::Write;
+    let mut f = vault_dir::create_private(path)?;
+    let mut text = Zeroizing::new(String::from(
+        "ClinVault recovery key. Keep it offline; anyone holding it can open the vault.\n",
+    ));
+    text.push_str(&recovery.display());
+    text.push('\n');
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(Error::io(format!("cannot write {}", path.display())))
+}
+
+/// Reads a recovery key from a file written by `init` (or typed by a person): the first line
+/// that parses as a key.
+pub fn read_recovery_file(path: &Path) -> Result<RecoveryKey> {
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(format!("no recovery key file at {}", path.display()))
+        } else {
+            Error::io(format!("cannot read {}", path.display()))(e)
+        }
+    })?);
+    let mut last_err = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match RecoveryKey::parse(line) {
+            Ok(key) => return Ok(key),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        Error::InvalidInput(format!("{} holds no recovery key", path.display()))
+    }))
+}
+
+/// What can be known without unlocking.
+pub fn status(dir: &VaultDir) -> Result<VaultStatus> {
+    let kf = KeyFile::read(dir)?;
+    Ok(VaultStatus {
+        path: dir.root().display().to_string(),
+        vault_id: kf.body.vault_id.to_string(),
+        format_version: kf.body.format_version,
+        sqlcipher_version: db::sqlcipher_version()?,
+        created_at: kf.body.created_at.clone(),
+        key_slots: kf.body.slots.len(),
+        key_epoch: kf.body.epoch,
+        rotation_pending: kf.body.pending.is_some(),
+    })
+}
+
+/// Opens the database for the master key `mk` (or the pending one, if an interrupted rotation
+/// already swapped the database), finishing a rotation whose last step did not happen.
+fn open_database(
+    dir: &VaultDir,
+    body: &mut KeyFileBody,
+    mk: Secret32,
+    pending_mk: Option<Secret32>,
+) -> Result<(Connection, Secret32)> {
+    let path = dir.db_file();
+    let current_key = kh::db_key(&mk, body.vault_id, body.epoch)?;
+    let (conn, mk) = if db::key_opens(&path, &current_key) {
+        (db::open_existing(&path, &current_key)?, mk)
+    } else {
+        let next = match (&body.pending, pending_mk) {
+            (Some(p), Some(next_mk)) => {
+                let key = kh::db_key(&next_mk, body.vault_id, p.epoch)?;
+                db::key_opens(&path, &key).then_some((key, next_mk))
+            }
+            _ => None,
+        };
+        let Some((key, next_mk)) = next else {
+            if !path.exists() {
+                return Err(Error::Integrity(format!(
+                    "the vault database {} is missing; restore it from a backup",
+                    path.display()
+                )));
+            }
+            return Err(Error::Integrity(
+                "the vault database is damaged or does not belong to this key file; \
+                 restore it from a backup"
+                    .into(),
+            ));
+        };
+        // Crash after the database swap: make the key file say what the database already is.
+        let _key_lock = dir.lock_key_file()?;
+        let fresh = KeyFile::read(dir)?;
+        fresh.verify(&mk)?;
+        let mut promoted = fresh.body;
+        kh::promote_pending(&mut promoted)?;
+        KeyFile::write(dir, &promoted, &next_mk)?;
+        *body = promoted;
+        (db::open_existing(&path, &key)?, next_mk)
+    };
+    db::check_not_truncated(&conn, &path)?;
+    db::configure(&conn)?;
+    Ok((conn, mk))
+}
+
+/// An unlocked vault: the database is open and the user's keys are in memory until it is
+/// dropped (which wipes them). Neither Debug nor Clone.
+pub struct Vault {
+    dir: VaultDir,
+    conn: Connection,
+    mk: Secret32,
+    body: KeyFileBody,
+    slot_id: uuid::Uuid,
+    user: UserRecord,
+    keys: UserKeys,
+    db_lock: Option<FileLock>,
+}
+
+impl Vault {
+    pub fn unlock(dir: &VaultDir, username: &str, passphrase: &SecretString) -> Result<Vault> {
+        let username = users::normalise_username(username).map_err(|_| Error::bad_credentials())?;
+        let kf = KeyFile::read(dir)?;
+        let (slot, keys) = kh::unlock_slot(&kf.body, &username, passphrase)?;
+        let mk = kh::open_mk(&kf.body, &slot, &keys).ok_or_else(|| {
+            Error::Integrity(
+                "your key slot cannot open the master key: the key file is damaged".into(),
+            )
+        })?;
+        kf.verify(&mk)?;
+        let pending_mk = kh::open_pending_mk(&kf.body, &slot, &keys);
+        let db_lock = dir.lock_db_shared()?;
+        let mut body = kf.body;
+        let (mut conn, mk) = open_database(dir, &mut body, mk, pending_mk)?;
+        db::migrate(&mut conn)?;
+        let user = users::by_id(&conn, slot.user_id)?.ok_or_else(|| {
+            Error::Integrity("a key slot belongs to no user in the database".into())
+        })?;
+        if user.status != UserStatus::Active {
+            return Err(Error::Authentication(
+                "this account is disabled; ask an administrator".into(),
+            ));
+        }
+        let mut vault = Vault {
+            dir: dir.clone(),
+            conn,
+            mk,
+            body,
+            slot_id: slot.slot_id,
+            user,
+            keys,
+            db_lock: Some(db_lock),
+        };
+        if vault.body.pending.is_some() {
+            // A rotation stopped before its database swap: finish it now, if nobody else has
+            // the vault open. Its intent (e.g. revoking someone) must not be left undone.
+            match vault.rotate_keys(None) {
+                Ok(()) | Err(Error::Busy(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(vault)
+    }
+
+    pub fn user(&self) -> &UserRecord {
+        &self.user
+    }
+
+    pub fn dir(&self) -> &VaultDir {
+        &self.dir
+    }
+
+    pub fn key_epoch(&self) -> u64 {
+        self.body.epoch
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(crate) fn user_keys(&self) -> &UserKeys {
+        &self.keys
+    }
+
+    fn require_administrator(&self, what: &str) -> Result<()> {
+        if self.user.role == users::ROLE_ADMINISTRATOR {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "only an administrator may {what}"
+            )))
+        }
+    }
+
+    /// Re-reads the key file under its lock and checks it is the one this session unlocked.
+    fn fresh_key_file(&self) -> Result<KeyFileBody> {
+        let kf = KeyFile::read(&self.dir)?;
+        if kf.body.epoch != self.body.epoch || kf.verify(&self.mk).is_err() {
+            return Err(Error::Busy(
+                "the vault's keys changed since you signed in; sign in again".into(),
+            ));
+        }
+        Ok(kf.body)
+    }
+
+    /// Re-wraps only this user's slot under a new passphrase (fresh salt, current KDF costs).
+    pub fn change_passphrase(&mut self, new_passphrase: &SecretString) -> Result<()> {
+        check_passphrase_basics(new_passphrase)?;
+        let _key_lock = self.dir.lock_key_file()?;
+        let mut body = self.fresh_key_file()?;
+        let vault_id = body.vault_id;
+        let cost = body.kdf_cost;
+        let slot = body
+            .slots
+            .iter_mut()
+            .find(|s| s.slot_id == self.slot_id)
+            .ok_or_else(|| Error::Authentication("your key slot was removed".into()))?;
+        slot.kdf = cost.params();
+        kh::rewrap(vault_id, slot, new_passphrase, &self.keys)?;
+        KeyFile::write(&self.dir, &body, &self.mk)?;
+        fault::point("slot.after_write");
+        self.body = body;
+        Ok(())
+    }
+
+    /// Gives `user` a new key slot (new key pairs) under `passphrase`, replacing any slot they
+    /// had. Used when adding or re-enabling a user.
+    pub(crate) fn install_slot(
+        &mut self,
+        user: &UserRecord,
+        passphrase: &SecretString,
+    ) -> Result<()> {
+        let _key_lock = self.dir.lock_key_file()?;
+        let body = self.fresh_key_file()?;
+        self.body = install_slot(&self.dir, &self.conn, &self.mk, body, user, passphrase)?;
+        Ok(())
+    }
+
+    /// Removes `user_id`'s key slot and rotates the master key in the same step, so the removed
+    /// passphrase — and any copy of the old key file — no longer opens the database.
+    pub(crate) fn revoke_slot(&mut self, user_id: uuid::Uuid) -> Result<()> {
+        if user_id == self.user.id {
+            return Err(Error::InvalidInput(
+                "you cannot remove your own key slot".into(),
+            ));
+        }
+        self.rotate_keys(Some(user_id))
+    }
+
+    /// New master key and database key; every slot and the recovery key receive the new master
+    /// key through their public keys.
+    pub fn rotate(&mut self) -> Result<()> {
+        self.require_administrator("rotate the vault keys")?;
+        self.rotate_keys(None)
+    }
+
+    fn rotate_keys(&mut self, remove_user: Option<uuid::Uuid>) -> Result<()> {
+        let _key_lock = self.dir.lock_key_file()?;
+        let mut body = self.fresh_key_file()?;
+        // Replacing the database file is safe only when no other process has it open.
+        self.db_lock = None;
+        let Some(exclusive) = self.dir.try_lock_db_exclusive()? else {
+            self.db_lock = Some(self.dir.lock_db_shared()?);
+            return Err(Error::Busy(
+                "the vault is open in another ClinVault window or command; close it there and \
+                 try again"
+                    .into(),
+            ));
+        };
+        let result = self.rotate_exclusive(&mut body, remove_user);
+        drop(exclusive);
+        self.db_lock = Some(self.dir.lock_db_shared()?);
+        result
+    }
+
+    fn rotate_exclusive(
+        &mut self,
+        body: &mut KeyFileBody,
+        remove_user: Option<uuid::Uuid>,
+    ) -> Result<()> {
+        if let Some(user_id) = remove_user {
+            body.slots.retain(|s| s.user_id != user_id);
+        }
+        let next_mk = Secret32::random();
+        body.pending = Some(kh::seal_next_epoch(body, &next_mk)?);
+        KeyFile::write(&self.dir, body, &self.mk)?;
+        fault::point("rotate.after_pending");
+
+        let next_epoch = body.epoch + 1;
+        let next_key = kh::db_key(&next_mk, body.vault_id, next_epoch)?;
+        let db_path = self.dir.db_file();
+        let next_path = self.dir.file(vault_dir::DB_NEXT_FILE);
+        remove_if_present(&next_path)?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        db::copy_rekeyed(&self.conn, &next_path, &next_key)?;
+        fault::point("rotate.after_copy");
+
+        let old = std::mem::replace(&mut self.conn, Connection::open_in_memory()?);
+        old.close().map_err(|(_, e)| Error::from(e))?;
+        let wal = PathBuf::from(format!("{}-wal", db_path.display()));
+        if fs::metadata(&wal).map(|m| m.len() > 0).unwrap_or(false) {
+            // Pages still in the WAL would be lost by the swap; keep the old database.
+            self.conn =
+                db::open_existing(&db_path, &kh::db_key(&self.mk, body.vault_id, body.epoch)?)?;
+            db::configure(&self.conn)?;
+            return Err(Error::Busy(
+                "the database is still being written; try the rotation again".into(),
+            ));
+        }
+        remove_if_present(&wal)?;
+        remove_if_present(&PathBuf::from(format!("{}-shm", db_path.display())))?;
+        fs::rename(&next_path, &db_path)
+            .map_err(Error::io(format!("cannot replace {}", db_path.display())))?;
+        self.dir.sync_dir()?;
+        fault::point("rotate.after_swap");
+
+        kh::promote_pending(body)?;
+        KeyFile::write(&self.dir, body, &next_mk)?;
+        fault::point("rotate.after_promote");
+
+        self.conn = db::open_existing(&db_path, &next_key)?;
+        db::configure(&self.conn)?;
+        self.mk = next_mk;
+        self.body = body.clone();
+        Ok(())
+    }
+
+    /// The raw SQLCipher key in hex, for opening the database with standard SQLCipher tools —
+    /// the clinic's data-portability escape hatch. Administrator only, after re-entering the
+    /// passphrase.
+    pub fn export_db_key(&self, passphrase: &SecretString) -> Result<Zeroizing<String>> {
+        self.require_administrator("export the database key")?;
+        kh::unlock_slot(&self.body, &self.user.username, passphrase)?;
+        let key = kh::db_key(&self.mk, self.body.vault_id, self.body.epoch)?;
+        Ok(Zeroizing::new(hex::encode(key.expose())))
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("cannot remove {}", path.display()))(e)),
+    }
+}
+
+/// Records the new public keys in the database first, then writes the key file: a crash between
+/// the two leaves the old slot (or none, for a new user) and the vault opens as before.
+fn install_slot(
+    dir: &VaultDir,
+    conn: &Connection,
+    mk: &Secret32,
+    mut body: KeyFileBody,
+    user: &UserRecord,
+    passphrase: &SecretString,
+) -> Result<KeyFileBody> {
+    check_passphrase_basics(passphrase)?;
+    let keys = UserKeys::generate();
+    users::record_public_keys(
+        conn,
+        user.id,
+        &keys.ed25519_public(),
+        &keys.x25519_public()?,
+        &now(),
+    )?;
+    let slot = kh::make_slot(
+        body.vault_id,
+        body.epoch,
+        mk,
+        user.id,
+        &user.username,
+        passphrase,
+        body.kdf_cost.params(),
+        &keys,
+    )?;
+    body.slots.retain(|s| s.user_id != user.id);
+    body.slots.push(slot);
+    KeyFile::write(dir, &body, mk)?;
+    fault::point("slot.after_write");
+    Ok(body)
+}
+
+/// Sets a new passphrase for an administrator using the recovery key (new key pairs, new slot).
+pub fn recover(
+    dir: &VaultDir,
+    recovery: &RecoveryKey,
+    admin_username: &str,
+    new_passphrase: &SecretString,
+) -> Result<()> {
+    check_passphrase_basics(new_passphrase)?;
+    let username = users::normalise_username(admin_username)?;
+    let _db_lock = dir.lock_db_shared()?;
+    let kf = KeyFile::read(dir)?;
+    let mk = kh::open_mk_recovery(&kf.body, recovery).ok_or_else(|| {
+        Error::Authentication("that recovery key does not open this vault".into())
+    })?;
+    kf.verify(&mk)?;
+    let pending_mk = kh::open_pending_mk_recovery(&kf.body, recovery);
+    let mut body = kf.body;
+    let (mut conn, mk) = open_database(dir, &mut body, mk, pending_mk)?;
+    db::migrate(&mut conn)?;
+    let user = users::by_username(&conn, &username)?
+        .ok_or_else(|| Error::NotFound(format!("no user named {username:?}")))?;
+    if user.role != users::ROLE_ADMINISTRATOR || user.status != UserStatus::Active {
+        return Err(Error::PermissionDenied(format!(
+            "{username:?} is not an active administrator; the recovery key resets administrators only"
+        )));
+    }
+    let _key_lock = dir.lock_key_file()?;
+    let fresh = KeyFile::read(dir)?;
+    fresh.verify(&mk)?;
+    install_slot(dir, &conn, &mk, fresh.body, &user, new_passphrase)?;
+    Ok(())
+}
