@@ -69,6 +69,11 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         admin: String,
     },
+    /// Show who you are signed in as (unlocks the vault)
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
     /// Key management
     Key {
         #[command(subcommand)]
@@ -240,6 +245,16 @@ fn run(cli: Cli) -> Result<(), Error> {
                 admin.trim().to_ascii_lowercase()
             );
             Ok(())
+        }
+        Command::Whoami { json } => {
+            let vault = g.unlock()?;
+            let user = vault.user();
+            if json {
+                print_json(user)
+            } else {
+                println!("{} ({}, {})", user.username, user.display_name, user.role);
+                Ok(())
+            }
         }
         Command::Key {
             action: KeyAction::ExportDbKey { json },

@@ -22,6 +22,7 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// Keys the connection with raw key bytes in SQLCipher's `x'<hex>'` form, so SQLCipher uses the
 /// key directly (no PBKDF2) and the key never passes through SQL text or a Rust String.
 fn apply_key(conn: &Connection, key: &Secret32) -> Result<()> {
+    silence_sqlcipher_log(conn);
     let mut blob = Zeroizing::new(vec![0u8; 3 + 64]);
     blob[0] = b'x';
     blob[1] = b'\'';
@@ -43,6 +44,12 @@ fn apply_key(conn: &Connection, key: &Secret32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// SQLCipher logs decryption failures to stderr by default; a wrong key is an expected event
+/// that we report ourselves, in one line, so its own log is switched off.
+fn silence_sqlcipher_log(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(()));
 }
 
 /// Opens an existing database; Integrity error when the key does not decrypt it.
@@ -138,7 +145,8 @@ pub fn check_not_truncated(conn: &Connection, path: &Path) -> Result<()> {
             _ => PAGE_SIZE as i64,
         })?;
     let expected = (pages.max(0) as u64).saturating_mul(page_size.max(0) as u64);
-    if len % PAGE_SIZE != 0 || len < expected {
+    // An empty file would be taken by SQLite for a new, empty database.
+    if len == 0 || len % PAGE_SIZE != 0 || len < expected {
         return Err(Error::Integrity(format!(
             "the vault database is truncated ({len} bytes on disk, {expected} expected); \
              restore it from a backup"
@@ -188,5 +196,6 @@ pub fn copy_rekeyed(src: &Connection, dest_path: &Path, dest_key: &Secret32) -> 
 
 pub fn sqlcipher_version() -> Result<String> {
     let conn = Connection::open_in_memory()?;
+    silence_sqlcipher_log(&conn);
     Ok(conn.query_row("PRAGMA cipher_version", [], |r| r.get(0))?)
 }

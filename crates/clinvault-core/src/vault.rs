@@ -250,6 +250,11 @@ fn open_database(
     pending_mk: Option<Secret32>,
 ) -> Result<(Connection, Secret32)> {
     let path = dir.db_file();
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+        return Err(Error::Integrity(
+            "the vault database is empty (truncated); restore it from a backup".into(),
+        ));
+    }
     let current_key = kh::db_key(&mk, body.vault_id, body.epoch)?;
     let (conn, mk) = if db::key_opens(&path, &current_key) {
         (db::open_existing(&path, &current_key)?, mk)
@@ -277,11 +282,16 @@ fn open_database(
         // Crash after the database swap: make the key file say what the database already is.
         let _key_lock = dir.lock_key_file()?;
         let fresh = KeyFile::read(dir)?;
-        fresh.verify(&mk)?;
-        let mut promoted = fresh.body;
-        kh::promote_pending(&mut promoted)?;
-        KeyFile::write(dir, &promoted, &next_mk)?;
-        *body = promoted;
+        if fresh.body.pending.is_none() && fresh.verify(&next_mk).is_ok() {
+            // Another process finished it while we waited for the lock.
+            *body = fresh.body;
+        } else {
+            fresh.verify(&mk)?;
+            let mut promoted = fresh.body;
+            kh::promote_pending(&mut promoted)?;
+            KeyFile::write(dir, &promoted, &next_mk)?;
+            *body = promoted;
+        }
         (db::open_existing(&path, &key)?, next_mk)
     };
     db::check_not_truncated(&conn, &path)?;
@@ -305,6 +315,9 @@ pub struct Vault {
 impl Vault {
     pub fn unlock(dir: &VaultDir, username: &str, passphrase: &SecretString) -> Result<Vault> {
         let username = users::normalise_username(username).map_err(|_| Error::bad_credentials())?;
+        // Held before the key file is read: a rotation needs the exclusive lock for all its
+        // steps, so the key file read here and the database opened below belong together.
+        let db_lock = dir.lock_db_shared()?;
         let kf = KeyFile::read(dir)?;
         let (slot, keys) = kh::unlock_slot(&kf.body, &username, passphrase)?;
         let mk = kh::open_mk(&kf.body, &slot, &keys).ok_or_else(|| {
@@ -314,7 +327,6 @@ impl Vault {
         })?;
         kf.verify(&mk)?;
         let pending_mk = kh::open_pending_mk(&kf.body, &slot, &keys);
-        let db_lock = dir.lock_db_shared()?;
         let mut body = kf.body;
         let (mut conn, mk) = open_database(dir, &mut body, mk, pending_mk)?;
         db::migrate(&mut conn)?;
