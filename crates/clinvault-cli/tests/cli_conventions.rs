@@ -1,5 +1,7 @@
 //! The CLI contract: commands, environment variables, one-line errors and exit codes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failures
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! kill -9: no destructors, no cleanup) and at random instants, and the vault must then open with
 //! the old or the new credentials, with its data intact. Also: two processes at once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failures
+
 mod common;
 
 use common::*;

@@ -3,6 +3,8 @@
 //! the same code with the same connection settings (db::configure), plain meaning no key.
 //! BENCH_EXTRA_PRAGMAS adds pragmas to both connections for experiments.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failures
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

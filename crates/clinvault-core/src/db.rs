@@ -11,7 +11,11 @@ use crate::crypto::Secret32;
 use crate::error::{Error, Result};
 
 /// The schema history, applied in order; index + 1 is the `user_version` after each step.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/0001_foundation.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/0001_foundation.sql"),
+    include_str!("../../../migrations/0002_access.sql"),
+    include_str!("../../../migrations/0003_audit.sql"),
+];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 const PAGE_SIZE: u64 = 4096;
@@ -167,7 +171,7 @@ pub fn migrate(conn: &mut Connection) -> Result<u32> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = index as u32 + 1;
-        let tx = conn.transaction()?;
+        let tx = write_tx(conn)?;
         tx.execute_batch(sql)
             .map_err(|e| Error::Internal(format!("migration {version} failed: {e}")))?;
         tx.pragma_update(None, "user_version", version)?;
@@ -192,6 +196,13 @@ pub fn copy_rekeyed(src: &Connection, dest_path: &Path, dest_key: &Secret32) -> 
         .and_then(|f| f.sync_all())
         .map_err(Error::io(format!("cannot flush {}", dest_path.display())))?;
     Ok(())
+}
+
+/// A write transaction that takes the write lock up front (BEGIN IMMEDIATE), so it waits for
+/// another writer through the busy timeout instead of failing when a read would later need to
+/// become a write.
+pub fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
 }
 
 pub fn sqlcipher_version() -> Result<String> {

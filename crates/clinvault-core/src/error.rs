@@ -11,6 +11,8 @@ pub enum ErrorKind {
     InvalidInput,
     Authentication,
     PermissionDenied,
+    /// The session is locked (idle or by hand) or has expired: sign in or unlock again.
+    SessionLocked,
     Integrity,
     NotFound,
     AlreadyExists,
@@ -28,6 +30,8 @@ pub enum Error {
     Authentication(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    #[error("{0}")]
+    SessionLocked(String),
     #[error("{0}")]
     Integrity(String),
     #[error("{0}")]
@@ -56,6 +60,7 @@ impl Error {
             Error::InvalidInput(_) => ErrorKind::InvalidInput,
             Error::Authentication(_) => ErrorKind::Authentication,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Error::SessionLocked(_) => ErrorKind::SessionLocked,
             Error::Integrity(_) => ErrorKind::Integrity,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,

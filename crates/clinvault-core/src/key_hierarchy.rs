@@ -152,17 +152,23 @@ pub fn db_key(mk: &Secret32, vault_id: uuid::Uuid, epoch: u64) -> Result<Secret3
     )
 }
 
-/// Builds a key slot for a user: wraps their private keys under `passphrase` and seals `mk`.
+/// Who a new slot is for.
+pub struct SlotOwner<'a> {
+    pub user_id: uuid::Uuid,
+    pub username: &'a str,
+}
+
+/// Builds a key slot for a user: wraps their private keys under `passphrase` and seals `mk`
+/// (the master key of `epoch`).
 pub fn make_slot(
     vault_id: uuid::Uuid,
-    epoch: u64,
-    mk: &Secret32,
-    user_id: uuid::Uuid,
-    username: &str,
+    (epoch, mk): (u64, &Secret32),
+    owner: SlotOwner<'_>,
     passphrase: &SecretString,
     kdf: KdfParams,
     keys: &UserKeys,
 ) -> Result<Slot> {
+    let SlotOwner { user_id, username } = owner;
     let x_pub = keys.x25519_public()?;
     let slot_id = uuid::Uuid::new_v4();
     let mut slot = Slot {

@@ -1,19 +1,29 @@
 //! ClinVault core: everything that decides anything — keys, the vault, access, audit, records.
 //! The desktop shell and the CLI only translate calls into this crate and errors out of it.
 
+pub mod audit;
 pub mod clock;
 pub mod crypto;
 pub mod db;
+mod device_trust;
 pub mod encoding;
 pub mod error;
 pub mod fault;
 pub mod key_hierarchy;
 pub mod keyfile;
+pub mod passphrase_rules;
+pub mod permissions;
+pub mod policy;
+pub mod session;
+pub mod throttle;
+pub mod two_factor;
+pub mod user_admin;
 pub mod users;
 pub mod vault;
 pub mod vault_dir;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key_hierarchy::RecoveryKey;
+pub use session::{Need, Session, SessionConfig, SessionState, SignIn};
 pub use vault::{InitOptions, Vault, VaultStatus};
 pub use vault_dir::VaultDir;

@@ -68,6 +68,15 @@ pub(crate) fn check_passphrase_basics(passphrase: &SecretString) -> Result<()> {
 pub fn init(dir: &VaultDir, opts: InitOptions) -> Result<RecoveryKey> {
     let username = users::normalise_username(&opts.admin_username)?;
     check_passphrase_basics(&opts.passphrase)?;
+    crate::passphrase_rules::check(
+        &crate::policy::Policy::default(),
+        &opts.passphrase,
+        false,
+        &[
+            &username,
+            opts.admin_display_name.as_deref().unwrap_or_default(),
+        ],
+    )?;
     dir.create_root()?;
     let _key_lock = dir.lock_key_file()?;
     if dir.exists() {
@@ -105,7 +114,7 @@ pub fn init(dir: &VaultDir, opts: InitOptions) -> Result<RecoveryKey> {
         let mut conn = db::create_new(&dir.db_file(), &kh::db_key(&mk, vault_id, epoch)?)?;
         db::configure(&conn)?;
         db::migrate(&mut conn)?;
-        let tx = conn.transaction()?;
+        let tx = db::write_tx(&mut conn)?;
         tx.execute(
             "INSERT INTO vault_meta (key, value) VALUES ('vault_id', ?1), ('created_at', ?2)",
             [vault_id.to_string(), created_at.clone()],
@@ -138,10 +147,11 @@ pub fn init(dir: &VaultDir, opts: InitOptions) -> Result<RecoveryKey> {
 
     let slot = kh::make_slot(
         vault_id,
-        epoch,
-        &mk,
-        admin_id,
-        &username,
+        (epoch, &mk),
+        kh::SlotOwner {
+            user_id: admin_id,
+            username: &username,
+        },
         &opts.passphrase,
         opts.kdf_cost.params(),
         &admin_keys,
@@ -348,10 +358,12 @@ impl Vault {
             keys,
             db_lock: Some(db_lock),
         };
-        if vault.body.pending.is_some() {
-            // A rotation stopped before its database swap: finish it now, if nobody else has
-            // the vault open. Its intent (e.g. revoking someone) must not be left undone.
-            match vault.rotate_keys(None) {
+        // A disabled user who still holds a key slot means a revocation did not finish (crash,
+        // or the vault was open elsewhere): finish it, as an interrupted rotation, if nobody else
+        // has the vault open. Its intent must not be left undone.
+        let revoked = vault.slots_of_disabled_users()?;
+        if vault.body.pending.is_some() || !revoked.is_empty() {
+            match vault.rotate_keys(&revoked) {
                 Ok(()) | Err(Error::Busy(_)) => {}
                 Err(e) => return Err(e),
             }
@@ -383,16 +395,6 @@ impl Vault {
         &self.keys
     }
 
-    fn require_administrator(&self, what: &str) -> Result<()> {
-        if self.user.role == users::ROLE_ADMINISTRATOR {
-            Ok(())
-        } else {
-            Err(Error::PermissionDenied(format!(
-                "only an administrator may {what}"
-            )))
-        }
-    }
-
     /// Re-reads the key file under its lock and checks it is the one this session unlocked.
     fn fresh_key_file(&self) -> Result<KeyFileBody> {
         let kf = KeyFile::read(&self.dir)?;
@@ -405,7 +407,7 @@ impl Vault {
     }
 
     /// Re-wraps only this user's slot under a new passphrase (fresh salt, current KDF costs).
-    pub fn change_passphrase(&mut self, new_passphrase: &SecretString) -> Result<()> {
+    pub(crate) fn change_passphrase(&mut self, new_passphrase: &SecretString) -> Result<()> {
         check_passphrase_basics(new_passphrase)?;
         let _key_lock = self.dir.lock_key_file()?;
         let mut body = self.fresh_key_file()?;
@@ -437,25 +439,21 @@ impl Vault {
         Ok(())
     }
 
-    /// Removes `user_id`'s key slot and rotates the master key in the same step, so the removed
-    /// passphrase — and any copy of the old key file — no longer opens the database.
-    pub(crate) fn revoke_slot(&mut self, user_id: uuid::Uuid) -> Result<()> {
-        if user_id == self.user.id {
-            return Err(Error::InvalidInput(
-                "you cannot remove your own key slot".into(),
-            ));
+    fn slots_of_disabled_users(&self) -> Result<Vec<uuid::Uuid>> {
+        let mut out = Vec::new();
+        for slot in &self.body.slots {
+            let disabled = users::by_id(&self.conn, slot.user_id)?
+                .is_none_or(|u| u.status != UserStatus::Active);
+            if disabled && slot.user_id != self.user.id {
+                out.push(slot.user_id);
+            }
         }
-        self.rotate_keys(Some(user_id))
+        Ok(out)
     }
 
-    /// New master key and database key; every slot and the recovery key receive the new master
-    /// key through their public keys.
-    pub fn rotate(&mut self) -> Result<()> {
-        self.require_administrator("rotate the vault keys")?;
-        self.rotate_keys(None)
-    }
-
-    fn rotate_keys(&mut self, remove_user: Option<uuid::Uuid>) -> Result<()> {
+    /// New master key and database key (removing the slots of `remove_users`); every remaining
+    /// slot and the recovery key receive the new master key through their public keys.
+    pub(crate) fn rotate_keys(&mut self, remove_users: &[uuid::Uuid]) -> Result<()> {
         let _key_lock = self.dir.lock_key_file()?;
         let mut body = self.fresh_key_file()?;
         // Replacing the database file is safe only when no other process has it open.
@@ -468,7 +466,7 @@ impl Vault {
                     .into(),
             ));
         };
-        let result = self.rotate_exclusive(&mut body, remove_user);
+        let result = self.rotate_exclusive(&mut body, remove_users);
         drop(exclusive);
         self.db_lock = Some(self.dir.lock_db_shared()?);
         result
@@ -477,11 +475,9 @@ impl Vault {
     fn rotate_exclusive(
         &mut self,
         body: &mut KeyFileBody,
-        remove_user: Option<uuid::Uuid>,
+        remove_users: &[uuid::Uuid],
     ) -> Result<()> {
-        if let Some(user_id) = remove_user {
-            body.slots.retain(|s| s.user_id != user_id);
-        }
+        body.slots.retain(|s| !remove_users.contains(&s.user_id));
         let next_mk = Secret32::random();
         body.pending = Some(kh::seal_next_epoch(body, &next_mk)?);
         KeyFile::write(&self.dir, body, &self.mk)?;
@@ -527,12 +523,15 @@ impl Vault {
         Ok(())
     }
 
+    /// Re-authentication: true when `passphrase` unwraps this user's slot (full Argon2id cost).
+    pub(crate) fn verify_passphrase(&self, passphrase: &SecretString) -> Result<()> {
+        kh::unlock_slot(&self.body, &self.user.username, passphrase).map(|_| ())
+    }
+
     /// The raw SQLCipher key in hex, for opening the database with standard SQLCipher tools —
-    /// the clinic's data-portability escape hatch. Administrator only, after re-entering the
-    /// passphrase.
-    pub fn export_db_key(&self, passphrase: &SecretString) -> Result<Zeroizing<String>> {
-        self.require_administrator("export the database key")?;
-        kh::unlock_slot(&self.body, &self.user.username, passphrase)?;
+    /// the clinic's data-portability escape hatch. The session checks permission and
+    /// re-authentication before asking.
+    pub(crate) fn db_key_hex(&self) -> Result<Zeroizing<String>> {
         let key = kh::db_key(&self.mk, self.body.vault_id, self.body.epoch)?;
         Ok(Zeroizing::new(hex::encode(key.expose())))
     }
@@ -567,10 +566,11 @@ fn install_slot(
     )?;
     let slot = kh::make_slot(
         body.vault_id,
-        body.epoch,
-        mk,
-        user.id,
-        &user.username,
+        (body.epoch, mk),
+        kh::SlotOwner {
+            user_id: user.id,
+            username: &user.username,
+        },
         passphrase,
         body.kdf_cost.params(),
         &keys,

@@ -13,6 +13,10 @@ pub const DB_FILE: &str = "vault.db";
 pub const INIT_MARKER: &str = "vault.init";
 /// The re-keyed copy of the database during key rotation, before it replaces vault.db.
 pub const DB_NEXT_FILE: &str = "vault.db.next";
+/// Sign-in throttling state and failed attempts waiting to be carried into the audit trail:
+/// written before anyone has unlocked, so it cannot live in the database.
+pub const SIGNIN_STATE: &str = "signin.state";
+const SIGNIN_LOCK: &str = "signin.lock";
 const KEYFILE_LOCK: &str = "vault.keys.lock";
 const DB_LOCK: &str = "vault.db.lock";
 
@@ -60,6 +64,10 @@ impl VaultDir {
     /// Serialises every change of the key file between processes (the app and the CLI).
     pub fn lock_key_file(&self) -> Result<FileLock> {
         FileLock::exclusive(&self.file(KEYFILE_LOCK))
+    }
+
+    pub fn lock_signin_state(&self) -> Result<FileLock> {
+        FileLock::exclusive(&self.file(SIGNIN_LOCK))
     }
 
     /// Held (shared) by every process while it has the database open, so that rotation, which

@@ -1,11 +1,16 @@
 //! The vault's life cycle against real SQLCipher files in temporary directories.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failures
+
 use std::fs;
 use std::path::Path;
 
+use clinvault_core::clock::SystemClock;
 use clinvault_core::crypto::KdfCost;
 use clinvault_core::keyfile::KeyFile;
-use clinvault_core::{vault, ErrorKind, InitOptions, RecoveryKey, Vault, VaultDir};
+use clinvault_core::{
+    vault, ErrorKind, InitOptions, RecoveryKey, Session, SessionConfig, Vault, VaultDir,
+};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -41,6 +46,20 @@ fn new_vault_with(cost: KdfCost) -> (TempDir, VaultDir, RecoveryKey) {
 
 fn new_vault() -> (TempDir, VaultDir, RecoveryKey) {
     new_vault_with(FAST)
+}
+
+fn session(dir: &VaultDir, pass: &str) -> Session {
+    Session::sign_in_with(
+        dir,
+        "admin",
+        &secret(pass),
+        None,
+        SessionConfig {
+            device: "test".into(),
+            clock: std::sync::Arc::new(SystemClock),
+        },
+    )
+    .unwrap()
 }
 
 fn kind<T>(r: Result<T, clinvault_core::Error>) -> ErrorKind {
@@ -94,10 +113,10 @@ fn right_passphrase_opens_and_wrong_one_is_refused_alike_for_unknown_users() {
 #[test]
 fn no_file_in_the_vault_directory_contains_plaintext() {
     let (_t, dir, _) = new_vault();
-    let mut v = Vault::unlock(&dir, "admin", &secret(PASS)).unwrap();
+    let mut v = session(&dir, PASS);
     // The marker is readable through the vault, so finding it nowhere on disk means something.
     assert_eq!(v.user().display_name, MARKER);
-    v.rotate().unwrap();
+    v.rotate_keys().unwrap();
     let scan = |when: &str| {
         for entry in fs::read_dir(dir.root()).unwrap() {
             let path = entry.unwrap().path();
@@ -117,11 +136,11 @@ fn no_file_in_the_vault_directory_contains_plaintext() {
 #[test]
 fn the_database_is_refused_without_the_key_and_opens_with_the_exported_one() {
     let (_t, dir, _) = new_vault();
-    let v = Vault::unlock(&dir, "admin", &secret(PASS)).unwrap();
-    let key = v.export_db_key(&secret(PASS)).unwrap();
+    let mut v = session(&dir, PASS);
+    let key = v.export_db_key(&secret(PASS), None).unwrap();
     assert_eq!(key.len(), 64);
     let wrong = v
-        .export_db_key(&secret("not the passphrase at all"))
+        .export_db_key(&secret("not the passphrase at all"), None)
         .err()
         .unwrap();
     assert_eq!(wrong.kind(), ErrorKind::Authentication);
@@ -257,8 +276,8 @@ fn argon2_parameters_are_stored_per_slot_and_honoured() {
     );
     fs::write(dir.key_file(), &original).unwrap();
     // ...while a passphrase change re-wraps with a fresh salt at the vault's cost.
-    let mut v = Vault::unlock(&dir, "admin", &secret(PASS)).unwrap();
-    v.change_passphrase(&secret("a different long passphrase"))
+    let mut v = session(&dir, PASS);
+    v.change_passphrase(&secret(PASS), &secret("plum harbour velvet tractor"))
         .unwrap();
     let after = KeyFile::read(&dir).unwrap();
     assert_eq!(after.body.slots[0].kdf.cost(), cost);
@@ -269,11 +288,22 @@ fn argon2_parameters_are_stored_per_slot_and_honoured() {
 fn passphrase_change_rewraps_the_slot_only() {
     let (_t, dir, recovery) = new_vault();
     let before = KeyFile::read(&dir).unwrap();
-    let mut v = Vault::unlock(&dir, "admin", &secret(PASS)).unwrap();
-    let short = v.change_passphrase(&secret("too short")).err().unwrap();
+    let mut v = session(&dir, PASS);
+    let short = v
+        .change_passphrase(&secret(PASS), &secret("too short"))
+        .err()
+        .unwrap();
     assert_eq!(short.kind(), ErrorKind::InvalidInput);
     assert!(short.to_string().contains("at least 15"), "{short}");
-    v.change_passphrase(&secret("another correct horse battery"))
+    let wrong_current = v
+        .change_passphrase(
+            &secret("not my passphrase at all"),
+            &secret("plum harbour velvet tractor"),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(wrong_current.kind(), ErrorKind::Authentication);
+    v.change_passphrase(&secret(PASS), &secret("plum harbour velvet tractor"))
         .unwrap();
     drop(v);
     let after = KeyFile::read(&dir).unwrap();
@@ -290,7 +320,7 @@ fn passphrase_change_rewraps_the_slot_only() {
         kind(Vault::unlock(&dir, "admin", &secret(PASS))),
         ErrorKind::Authentication
     );
-    assert!(Vault::unlock(&dir, "admin", &secret("another correct horse battery")).is_ok());
+    assert!(Vault::unlock(&dir, "admin", &secret("plum harbour velvet tractor")).is_ok());
     // The recovery key was not touched by the change.
     vault::recover(
         &dir,
@@ -333,11 +363,10 @@ fn recovery_key_resets_an_administrator_passphrase() {
 fn rotation_rekeys_the_database_so_an_old_key_file_no_longer_opens_it() {
     let (_t, dir, recovery) = new_vault();
     let old_key_file = fs::read(dir.key_file()).unwrap();
-    let mut v = Vault::unlock(&dir, "admin", &secret(PASS)).unwrap();
-    let old_db_key = v.export_db_key(&secret(PASS)).unwrap();
-    v.rotate().unwrap();
-    assert_eq!(v.key_epoch(), 2);
-    let new_db_key = v.export_db_key(&secret(PASS)).unwrap();
+    let mut v = session(&dir, PASS);
+    let old_db_key = v.export_db_key(&secret(PASS), None).unwrap();
+    assert_eq!(v.rotate_keys().unwrap(), 2);
+    let new_db_key = v.export_db_key(&secret(PASS), None).unwrap();
     assert_ne!(old_db_key.as_str(), new_db_key.as_str());
     drop(v);
 
@@ -373,20 +402,19 @@ fn rotation_rekeys_the_database_so_an_old_key_file_no_longer_opens_it() {
 #[test]
 fn rotation_is_refused_while_another_handle_has_the_vault_open() {
     let (_t, dir, _) = new_vault();
-    let mut a = Vault::unlock(&dir, "admin", &secret(PASS)).unwrap();
+    let mut a = session(&dir, PASS);
     let b = Vault::unlock(&dir, "admin", &secret(PASS)).unwrap();
-    let err = a.rotate().err().unwrap();
+    let err = a.rotate_keys().err().unwrap();
     assert_eq!(err.kind(), ErrorKind::Busy);
     drop(b);
-    a.rotate().unwrap();
-    assert_eq!(a.key_epoch(), 2);
+    assert_eq!(a.rotate_keys().unwrap(), 2);
 }
 
 #[test]
 fn a_vault_from_a_newer_build_is_refused_with_a_clear_message() {
     let (_t, dir, _) = new_vault();
-    let v = Vault::unlock(&dir, "admin", &secret(PASS)).unwrap();
-    let key = v.export_db_key(&secret(PASS)).unwrap();
+    let mut v = session(&dir, PASS);
+    let key = v.export_db_key(&secret(PASS), None).unwrap();
     drop(v);
     let conn = rusqlite::Connection::open(dir.db_file()).unwrap();
     conn.execute_batch(&format!(

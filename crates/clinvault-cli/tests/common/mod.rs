@@ -1,5 +1,6 @@
 //! Runs the real `clinvault` binary against vaults in temporary directories.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches may panic on setup failures
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,193 @@
+//! The command line, as clap definitions. Names, options and environment variables here are a
+//! contract other tools rely on.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "clinvault",
+    version,
+    about = "ClinVault: an encrypted practice vault for clinics"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct Global {
+    /// Vault directory (default: the platform data directory)
+    #[arg(long, global = true, env = "CLINVAULT_VAULT", value_name = "DIR")]
+    pub vault: Option<PathBuf>,
+    /// Username to act as
+    #[arg(long, global = true, env = "CLINVAULT_USER", value_name = "NAME")]
+    pub user: Option<String>,
+    /// Read the passphrase from this file (else env CLINVAULT_PASSPHRASE, else a prompt)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Authenticator or recovery code, when your account has two-factor sign-in
+    #[arg(
+        long,
+        global = true,
+        env = "CLINVAULT_TOTP",
+        value_name = "CODE",
+        hide_env_values = true
+    )]
+    pub totp: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a new vault with its first administrator
+    Init {
+        #[arg(long, value_name = "NAME")]
+        admin: String,
+        #[arg(long, value_name = "TEXT")]
+        display_name: Option<String>,
+        /// Also write the recovery key to this new file
+        #[arg(long, value_name = "PATH")]
+        recovery_key_file: Option<PathBuf>,
+    },
+    /// Show the vault without unlocking it
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show who you are signed in as
+    Whoami {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change your passphrase (new one from CLINVAULT_NEW_PASSPHRASE or a prompt)
+    Passphrase {
+        #[command(subcommand)]
+        action: PassphraseAction,
+    },
+    /// Set a new administrator passphrase using the recovery key
+    Recover {
+        #[arg(long, value_name = "PATH")]
+        recovery_key_file: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        admin: String,
+    },
+    /// Users, their roles and two-factor sign-in
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Roles and their permissions
+    Role {
+        #[command(subcommand)]
+        action: RoleAction,
+    },
+    /// The clinic's security policy
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+    /// Key management
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PassphraseAction {
+    /// Change the passphrase of the signed-in user
+    Change,
+}
+
+#[derive(Subcommand)]
+pub enum UserAction {
+    /// Add a user (initial passphrase from CLINVAULT_NEW_PASSPHRASE or a prompt)
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, value_name = "TEXT")]
+        display_name: Option<String>,
+    },
+    /// List users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a user's role
+    SetRole { name: String, role: String },
+    /// Disable a user: their key slot is removed and the vault keys rotated
+    Disable { name: String },
+    /// Enable a user again with a new initial passphrase (CLINVAULT_NEW_PASSPHRASE or a prompt)
+    Enable { name: String },
+    /// Sign-in history (all users, or one)
+    History {
+        name: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Two-factor sign-in (TOTP)
+    #[command(name = "2fa")]
+    TwoFactor {
+        #[command(subcommand)]
+        action: TwoFactorAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TwoFactorAction {
+    /// Start enrolment: prints the otpauth:// URI for your authenticator app
+    Enroll {
+        /// Also write the QR code as a PNG to this new file
+        #[arg(long, value_name = "PATH")]
+        qr: Option<PathBuf>,
+    },
+    /// Finish enrolment with a code from the app; prints your recovery codes
+    Confirm { code: String },
+    /// Replace your recovery codes
+    RecoveryCodes,
+    /// Turn a user's two-factor sign-in off so they can enrol again (administrators)
+    Reset { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum RoleAction {
+    /// List roles and their permissions
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a custom role from permissions (comma-separated)
+    Create {
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyAction {
+    /// Show every policy setting
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change one setting, e.g. `policy set require-2fa.practitioner on`
+    Set { key: String, value: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeyAction {
+    /// Print the raw SQLCipher key in hex (administrators; re-authentication required)
+    ExportDbKey {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the master key and re-key the database
+    Rotate,
+}

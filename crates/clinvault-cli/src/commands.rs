@@ -1,0 +1,374 @@
+//! One function per command: gather input, call the core, print the result.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use clinvault_core::clock::SystemClock;
+use clinvault_core::crypto::KdfCost;
+use clinvault_core::permissions::Permission;
+use clinvault_core::session::device_name;
+use clinvault_core::{Error, InitOptions, Session, SessionConfig, SignIn, VaultDir};
+use secrecy::SecretString;
+
+use crate::args::*;
+use crate::prompt;
+
+type Result<T> = std::result::Result<T, Error>;
+
+impl Global {
+    fn dir(&self) -> Result<VaultDir> {
+        match &self.vault {
+            Some(path) => Ok(VaultDir::new(path)),
+            None => VaultDir::platform_default(),
+        }
+    }
+
+    fn passphrase(&self, label: &str) -> Result<SecretString> {
+        if let Some(path) = &self.passphrase_file {
+            return prompt::from_file(path);
+        }
+        if let Some(p) = prompt::from_env("CLINVAULT_PASSPHRASE") {
+            return Ok(p);
+        }
+        prompt::ask(label, "CLINVAULT_PASSPHRASE or --passphrase-file")
+    }
+
+    fn username(&self) -> Result<String> {
+        match &self.user {
+            Some(u) => Ok(u.clone()),
+            None => prompt::ask_line("Username", "--user or CLINVAULT_USER"),
+        }
+    }
+
+    fn code(&self) -> Result<String> {
+        match &self.totp {
+            Some(c) => Ok(c.clone()),
+            None => prompt::ask_line("Authenticator or recovery code", "--totp or CLINVAULT_TOTP"),
+        }
+    }
+
+    fn sign_in(&self) -> Result<Session> {
+        let dir = self.dir()?;
+        // Fail fast (exit 6) on a missing vault before asking anyone for secrets.
+        clinvault_core::vault::status(&dir)?;
+        let user = self.username()?;
+        let passphrase = self.passphrase("Passphrase")?;
+        let cfg = SessionConfig {
+            device: device_name("cli"),
+            clock: Arc::new(SystemClock),
+        };
+        match Session::sign_in(&dir, &user, &passphrase, cfg)? {
+            SignIn::Complete(s) => Ok(*s),
+            SignIn::NeedsSecondFactor(pending) => pending.complete(&self.code()?, false),
+        }
+    }
+}
+
+fn new_passphrase() -> Result<SecretString> {
+    match prompt::from_env("CLINVAULT_NEW_PASSPHRASE") {
+        Some(p) => Ok(p),
+        None => prompt::ask_new("New passphrase", "CLINVAULT_NEW_PASSPHRASE"),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Internal(format!("cannot format output: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init {
+            admin,
+            display_name,
+            recovery_key_file,
+        } => init(g, admin, display_name, recovery_key_file),
+        Command::Status { json } => status(g, json),
+        Command::Whoami { json } => {
+            let session = g.sign_in()?;
+            let me = session.whoami()?;
+            if json {
+                print_json(&me)
+            } else {
+                println!("{} ({}, {})", me.username, me.display_name, me.role);
+                if session.must_enrol_2fa() {
+                    println!(
+                        "Your role requires two-factor sign-in: run `clinvault user 2fa enroll`."
+                    );
+                }
+                Ok(())
+            }
+        }
+        Command::Passphrase {
+            action: PassphraseAction::Change,
+        } => {
+            let mut session = g.sign_in()?;
+            let current = g.passphrase("Current passphrase (again, to confirm)")?;
+            let new = new_passphrase()?;
+            session.change_passphrase(&current, &new)?;
+            println!("Passphrase changed for {}.", session.user().username);
+            Ok(())
+        }
+        Command::Recover {
+            recovery_key_file,
+            admin,
+        } => {
+            let dir = g.dir()?;
+            clinvault_core::vault::status(&dir)?;
+            let key = clinvault_core::vault::read_recovery_file(&recovery_key_file)?;
+            let new = new_passphrase()?;
+            clinvault_core::vault::recover(&dir, &key, &admin, &new)?;
+            println!(
+                "New passphrase set for administrator {}.",
+                admin.trim().to_ascii_lowercase()
+            );
+            Ok(())
+        }
+        Command::User { action } => user(g, action),
+        Command::Role { action } => role(g, action),
+        Command::Policy { action } => policy(g, action),
+        Command::Key { action } => key(g, action),
+    }
+}
+
+fn init(
+    g: &Global,
+    admin: String,
+    display_name: Option<String>,
+    recovery_key_file: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let dir = g.dir()?;
+    let passphrase = match (&g.passphrase_file, prompt::from_env("CLINVAULT_PASSPHRASE")) {
+        (Some(path), _) => prompt::from_file(path)?,
+        (None, Some(p)) => p,
+        (None, None) => prompt::ask_new(
+            "Administrator passphrase",
+            "CLINVAULT_PASSPHRASE or --passphrase-file",
+        )?,
+    };
+    let recovery = clinvault_core::vault::init(
+        &dir,
+        InitOptions {
+            admin_username: admin.clone(),
+            admin_display_name: display_name,
+            passphrase,
+            kdf_cost: KdfCost::for_new_vaults(),
+            recovery_key_file: recovery_key_file.clone(),
+        },
+    )?;
+    println!("Vault created at {}", dir.root().display());
+    println!("Administrator: {}", admin.trim().to_ascii_lowercase());
+    println!();
+    println!("RECOVERY KEY (shown only this once; write it down and keep it offline):");
+    println!();
+    println!("    {}", recovery.display().as_str());
+    println!();
+    if let Some(path) = recovery_key_file {
+        println!("It was also written to {}.", path.display());
+    }
+    println!("Anyone holding it can open the vault and reset an administrator's passphrase.");
+    Ok(())
+}
+
+fn status(g: &Global, json: bool) -> Result<()> {
+    let status = clinvault_core::vault::status(&g.dir()?)?;
+    if json {
+        return print_json(&status);
+    }
+    println!("vault:           {}", status.path);
+    println!("vault id:        {}", status.vault_id);
+    println!("format version:  {}", status.format_version);
+    println!("SQLCipher:       {}", status.sqlcipher_version);
+    println!("created:         {}", status.created_at);
+    println!("key slots:       {}", status.key_slots);
+    println!("key epoch:       {}", status.key_epoch);
+    if status.rotation_pending {
+        println!(
+            "note:            a key rotation was interrupted; it completes at the next sign-in"
+        );
+    }
+    Ok(())
+}
+
+fn user(g: &Global, action: UserAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        UserAction::Add {
+            name,
+            role,
+            display_name,
+        } => {
+            let pass = new_passphrase()?;
+            let user = s.add_user(&name, display_name.as_deref(), &role, &pass)?;
+            println!("{}", user.id);
+            eprintln!("Added {} as {}.", user.username, user.role);
+        }
+        UserAction::List { json } => {
+            let users = s.list_users()?;
+            if json {
+                return print_json(&users);
+            }
+            for u in users {
+                println!(
+                    "{:<20} {:<14} {:<9} 2fa:{:<4} {}",
+                    u.user.username,
+                    u.user.role,
+                    u.user.status.as_str(),
+                    if u.two_factor { "on" } else { "off" },
+                    u.user.display_name
+                );
+            }
+        }
+        UserAction::SetRole { name, role } => {
+            s.set_user_role(&name, &role)?;
+            println!("{} is now {}.", name.trim().to_ascii_lowercase(), role);
+        }
+        UserAction::Disable { name } => {
+            let user = s.disable_user(&name)?;
+            println!(
+                "{} is disabled; their key slot was removed and the vault keys rotated.",
+                user.username
+            );
+        }
+        UserAction::Enable { name } => {
+            let pass = new_passphrase()?;
+            s.enable_user(&name, &pass)?;
+            println!(
+                "{} is enabled with a new initial passphrase.",
+                name.trim().to_ascii_lowercase()
+            );
+        }
+        UserAction::History { name, limit, json } => {
+            let rows = s.signin_history(name.as_deref(), limit)?;
+            if json {
+                return print_json(&rows);
+            }
+            for r in rows {
+                println!(
+                    "{}  {:<16} {:<10} {:<24} {}",
+                    r.at, r.username, r.outcome, r.device, r.detail
+                );
+            }
+        }
+        UserAction::TwoFactor { action } => two_factor(&mut s, action)?,
+    }
+    Ok(())
+}
+
+fn two_factor(s: &mut Session, action: TwoFactorAction) -> Result<()> {
+    match action {
+        TwoFactorAction::Enroll { qr } => {
+            let e = s.enroll_2fa()?;
+            if let Some(path) = qr {
+                let mut f = clinvault_core::vault_dir::create_private(&path)?;
+                f.write_all(&e.qr_png).map_err(|err| Error::Io {
+                    context: format!("cannot write {}", path.display()),
+                    source: err,
+                })?;
+                eprintln!("QR code written to {}.", path.display());
+            }
+            println!("{}", e.otpauth_uri);
+            eprintln!(
+                "Add this to your authenticator app (or type the key {}), then run \
+                 `clinvault user 2fa confirm CODE` with the code it shows.",
+                e.secret_base32
+            );
+        }
+        TwoFactorAction::Confirm { code } => {
+            let codes = s.confirm_2fa(&code)?;
+            eprintln!(
+                "Two-factor sign-in is on. Recovery codes (each works once; keep them safe):"
+            );
+            for c in codes {
+                println!("{}", c.as_str());
+            }
+        }
+        TwoFactorAction::RecoveryCodes => {
+            let codes = s.regenerate_recovery_codes()?;
+            eprintln!("New recovery codes (the old ones no longer work):");
+            for c in codes {
+                println!("{}", c.as_str());
+            }
+        }
+        TwoFactorAction::Reset { name } => {
+            s.reset_2fa(&name)?;
+            println!(
+                "Two-factor sign-in reset for {}.",
+                name.trim().to_ascii_lowercase()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn role(g: &Global, action: RoleAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        RoleAction::List { json } => {
+            let roles = s.list_roles()?;
+            if json {
+                return print_json(&roles);
+            }
+            for r in roles {
+                let perms: Vec<&str> = r.permissions.iter().map(|p| p.name()).collect();
+                println!("{:<14} {}", r.name, perms.join(" "));
+            }
+        }
+        RoleAction::Create { name, permissions } => {
+            let perms = permissions
+                .iter()
+                .map(|p| p.trim().parse::<Permission>())
+                .collect::<Result<Vec<_>>>()?;
+            let role = s.create_role(&name, &perms)?;
+            println!("Role {} created.", role.name);
+        }
+    }
+    Ok(())
+}
+
+fn policy(g: &Global, action: PolicyAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        PolicyAction::Show { json } => {
+            let p = s.show_policy()?;
+            if json {
+                return print_json(&p);
+            }
+            for (k, v) in p.entries() {
+                println!("{k:<32} {v}");
+            }
+        }
+        PolicyAction::Set { key, value } => {
+            let (old, new) = s.set_policy(&key, &value)?;
+            println!("{key}: {old} -> {new}");
+        }
+    }
+    Ok(())
+}
+
+fn key(g: &Global, action: KeyAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        KeyAction::ExportDbKey { json } => {
+            let again = g.passphrase("Passphrase (again, to confirm)")?;
+            let key = s.export_db_key(&again, g.totp.as_deref())?;
+            if json {
+                print_json(&serde_json::json!({ "db_key_hex": key.as_str() }))?;
+            } else {
+                println!("{}", key.as_str());
+                eprintln!(
+                    "Open the database with any SQLCipher 4 tool: PRAGMA key = \"x'<key>'\"; \
+                     anyone with this key can read every record."
+                );
+            }
+        }
+        KeyAction::Rotate => {
+            let epoch = s.rotate_keys()?;
+            println!("Vault keys rotated (key epoch {epoch}).");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Writing the audit trail. Each entry is chained to the previous one by SHA-256 and signed with
+//! the signer's Ed25519 key, so entries cannot be edited, removed, inserted or reordered without
+//! detection, and nobody can produce valid entries signed as somebody else.
+//! Entry hash = SHA-256(tuple("clinvault/v1/audit-entry", seq, at, actor_id, actor_name, device,
+//! action, target_type, target_id, outcome, details, signer_id, signer_key, prev_hash)); the
+//! first entry's prev_hash is SHA-256(tuple("clinvault/v1/audit-genesis", vault_id)).
+
+use ed25519_dalek::{Signer, SigningKey};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::encoding::tuple;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// What happened, without clinical content: field names, never values; ids, never names.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: Outcome,
+    pub details: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(action: &str) -> Self {
+        Event {
+            action: action.to_owned(),
+            target_type: None,
+            target_id: None,
+            outcome: Outcome::Ok,
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn target(mut self, kind: &str, id: impl ToString) -> Self {
+        self.target_type = Some(kind.to_owned());
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        if let serde_json::Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}
+
+/// Who the entry is about (the actor) and who signs it.
+pub struct Author<'a> {
+    pub actor_id: Option<String>,
+    pub actor_name: &'a str,
+    pub device: &'a str,
+    pub signer_id: String,
+    pub signer: &'a SigningKey,
+}
+
+pub struct EntryFields<'a> {
+    pub seq: i64,
+    pub at: &'a str,
+    pub actor_id: Option<&'a str>,
+    pub actor_name: &'a str,
+    pub device: &'a str,
+    pub action: &'a str,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<&'a str>,
+    pub outcome: &'a str,
+    pub details: &'a str,
+    pub signer_id: &'a str,
+    pub signer_key: &'a [u8],
+    pub prev_hash: &'a [u8],
+}
+
+fn opt(v: Option<&str>) -> Vec<u8> {
+    // Distinguishes absent from empty: absent is a lone 0x00, present is 0x01 + bytes.
+    match v {
+        None => vec![0],
+        Some(s) => {
+            let mut out = vec![1];
+            out.extend_from_slice(s.as_bytes());
+            out
+        }
+    }
+}
+
+pub fn entry_hash(f: &EntryFields<'_>) -> [u8; 32] {
+    let actor_id = opt(f.actor_id);
+    let target_type = opt(f.target_type);
+    let target_id = opt(f.target_id);
+    let bytes = tuple(&[
+        b"clinvault/v1/audit-entry",
+        &f.seq.to_be_bytes(),
+        f.at.as_bytes(),
+        &actor_id,
+        f.actor_name.as_bytes(),
+        f.device.as_bytes(),
+        f.action.as_bytes(),
+        &target_type,
+        &target_id,
+        f.outcome.as_bytes(),
+        f.details.as_bytes(),
+        f.signer_id.as_bytes(),
+        f.signer_key,
+        f.prev_hash,
+    ]);
+    Sha256::digest(bytes).into()
+}
+
+pub fn genesis_hash(vault_id: &str) -> [u8; 32] {
+    Sha256::digest(tuple(&[b"clinvault/v1/audit-genesis", vault_id.as_bytes()])).into()
+}
+
+pub(crate) fn vault_id(conn: &Connection) -> Result<String> {
+    conn.query_row(
+        "SELECT value FROM vault_meta WHERE key = 'vault_id'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| Error::Integrity("the vault has no id".into()))
+}
+
+/// Appends one entry in the caller's transaction and returns its sequence number.
+pub(crate) fn append(
+    conn: &Connection,
+    at: &str,
+    author: &Author<'_>,
+    event: &Event,
+) -> Result<i64> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => {
+            // After pruning the trail is non-empty by construction, so only a fresh vault lands here.
+            (1, genesis_hash(&vault_id(conn)?).to_vec())
+        }
+    };
+    let details = serde_json::to_string(&event.details)
+        .map_err(|e| Error::Internal(format!("cannot encode audit details: {e}")))?;
+    let signer_key = author.signer.verifying_key().to_bytes();
+    let fields = EntryFields {
+        seq,
+        at,
+        actor_id: author.actor_id.as_deref(),
+        actor_name: author.actor_name,
+        device: author.device,
+        action: &event.action,
+        target_type: event.target_type.as_deref(),
+        target_id: event.target_id.as_deref(),
+        outcome: event.outcome.as_str(),
+        details: &details,
+        signer_id: &author.signer_id,
+        signer_key: &signer_key,
+        prev_hash: &prev_hash,
+    };
+    let hash = entry_hash(&fields);
+    let signature = author.signer.sign(&hash).to_bytes();
+    conn.execute(
+        "INSERT INTO audit_log (seq, at, actor_id, actor_name, device, action, target_type,
+             target_id, outcome, details, signer_id, signer_key, prev_hash, hash, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            seq,
+            at,
+            author.actor_id,
+            author.actor_name,
+            author.device,
+            event.action,
+            event.target_type,
+            event.target_id,
+            event.outcome.as_str(),
+            details,
+            author.signer_id,
+            signer_key.as_slice(),
+            prev_hash,
+            hash.as_slice(),
+            signature.as_slice()
+        ],
+    )?;
+    Ok(seq)
+}

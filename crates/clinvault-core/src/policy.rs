@@ -1,0 +1,226 @@
+//! The clinic's security policy: typed settings with defaults and bounds, stored in the
+//! `settings` table (inside the encrypted database) and changed only by administrators.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::permissions::BuiltinRole;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Policy {
+    /// Roles (built-in or custom) whose users must use two-factor sign-in.
+    pub require_2fa: BTreeMap<String, bool>,
+    pub idle_lock_minutes: u32,
+    pub session_hours: u32,
+    pub remember_device_days: u32,
+    /// Minimum passphrase length where the passphrase is the only factor (NIST: ≥ 15).
+    pub min_passphrase_length: u32,
+    /// Minimum where the user also has two-factor sign-in (NIST: ≥ 8).
+    pub min_passphrase_length_2fa: u32,
+    pub notes_restricted_to_treating: bool,
+    /// 0 turns scheduled rotation off.
+    pub key_rotation_days: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            require_2fa: BuiltinRole::ALL
+                .iter()
+                .map(|r| (r.name().to_owned(), false))
+                .collect(),
+            idle_lock_minutes: 15,
+            session_hours: 12,
+            remember_device_days: 30,
+            min_passphrase_length: 15,
+            min_passphrase_length_2fa: 8,
+            notes_restricted_to_treating: false,
+            key_rotation_days: 90,
+        }
+    }
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(Error::InvalidInput(format!("{key}: use on or off"))),
+    }
+}
+
+fn parse_range(key: &str, v: &str, min: u32, max: u32) -> Result<u32> {
+    let n: u32 = v
+        .trim()
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("{key}: expected a whole number")))?;
+    if n < min || n > max {
+        return Err(Error::InvalidInput(format!(
+            "{key}: must be between {min} and {max} (got {n})"
+        )));
+    }
+    Ok(n)
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.to_owned()
+}
+
+impl Policy {
+    /// Applies one `KEY VALUE` pair, validating both; returns the canonical stored value.
+    fn apply(&mut self, key: &str, value: &str) -> Result<String> {
+        if let Some(role) = key.strip_prefix("require-2fa.") {
+            let b = parse_bool(key, value)?;
+            self.require_2fa.insert(role.to_owned(), b);
+            return Ok(on_off(b));
+        }
+        let canonical = match key {
+            "idle-lock-minutes" => {
+                self.idle_lock_minutes = parse_range(key, value, 1, 240)?;
+                self.idle_lock_minutes.to_string()
+            }
+            "session-hours" => {
+                self.session_hours = parse_range(key, value, 1, 24 * 7)?;
+                self.session_hours.to_string()
+            }
+            "remember-device-days" => {
+                self.remember_device_days = parse_range(key, value, 0, 365)?;
+                self.remember_device_days.to_string()
+            }
+            // Raisable only: NIST's floors are the minimum a clinic may choose.
+            "min-passphrase-length" => {
+                self.min_passphrase_length = parse_range(key, value, 15, 128)?;
+                self.min_passphrase_length.to_string()
+            }
+            "min-passphrase-length-2fa" => {
+                self.min_passphrase_length_2fa = parse_range(key, value, 8, 128)?;
+                self.min_passphrase_length_2fa.to_string()
+            }
+            "notes-restricted-to-treating" => {
+                self.notes_restricted_to_treating = parse_bool(key, value)?;
+                on_off(self.notes_restricted_to_treating)
+            }
+            "key-rotation-days" => {
+                self.key_rotation_days = parse_range(key, value, 0, 3650)?;
+                self.key_rotation_days.to_string()
+            }
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "unknown policy setting {other:?}; see `clinvault policy show`"
+                )))
+            }
+        };
+        Ok(canonical)
+    }
+
+    pub fn load(conn: &Connection) -> Result<Policy> {
+        let mut policy = Policy::default();
+        let mut st =
+            conn.prepare("SELECT key, value FROM settings WHERE key NOT LIKE 'clinic.%'")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (k, v) in rows {
+            policy.apply(&k, &v).map_err(|e| {
+                Error::Integrity(format!("stored policy setting {k:?} is invalid: {e}"))
+            })?;
+        }
+        Ok(policy)
+    }
+
+    pub fn requires_2fa(&self, role: &str) -> bool {
+        self.require_2fa.get(role).copied().unwrap_or(false)
+    }
+
+    /// Every setting as `KEY VALUE` text, in the form `policy set` accepts.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .require_2fa
+            .iter()
+            .map(|(r, b)| (format!("require-2fa.{r}"), on_off(*b)))
+            .collect();
+        out.extend([
+            (
+                "idle-lock-minutes".into(),
+                self.idle_lock_minutes.to_string(),
+            ),
+            ("session-hours".into(), self.session_hours.to_string()),
+            (
+                "remember-device-days".into(),
+                self.remember_device_days.to_string(),
+            ),
+            (
+                "min-passphrase-length".into(),
+                self.min_passphrase_length.to_string(),
+            ),
+            (
+                "min-passphrase-length-2fa".into(),
+                self.min_passphrase_length_2fa.to_string(),
+            ),
+            (
+                "notes-restricted-to-treating".into(),
+                on_off(self.notes_restricted_to_treating),
+            ),
+            (
+                "key-rotation-days".into(),
+                self.key_rotation_days.to_string(),
+            ),
+        ]);
+        out
+    }
+}
+
+/// Validates and stores one setting; returns (old, new) canonical values for the audit entry.
+pub(crate) fn set(
+    conn: &Connection,
+    key: &str,
+    value: &str,
+    known_roles: &[String],
+    now: &str,
+) -> Result<(String, String)> {
+    let mut policy = Policy::load(conn)?;
+    if let Some(role) = key.strip_prefix("require-2fa.") {
+        if !known_roles.iter().any(|r| r == role) {
+            return Err(Error::NotFound(format!("no role named {role:?}")));
+        }
+    }
+    let old = policy
+        .entries()
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let new = policy.apply(key, value)?;
+    conn.execute(
+        "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        params![key, new, now],
+    )?;
+    Ok((old, new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_validated_with_clear_reasons() {
+        let mut p = Policy::default();
+        assert_eq!(p.apply("idle-lock-minutes", "5").unwrap(), "5");
+        assert_eq!(p.idle_lock_minutes, 5);
+        let e = p.apply("session-hours", "500").unwrap_err().to_string();
+        assert!(e.contains("between 1 and 168"), "{e}");
+        let e = p
+            .apply("min-passphrase-length", "10")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("between 15 and 128"), "{e}");
+        assert_eq!(p.apply("require-2fa.biller", "ON").unwrap(), "on");
+        assert!(p.requires_2fa("biller"));
+        assert!(p.apply("notes-restricted-to-treating", "maybe").is_err());
+        assert!(p.apply("colour", "blue").is_err());
+        assert!(p.apply("idle-lock-minutes", "-3").is_err());
+    }
+}

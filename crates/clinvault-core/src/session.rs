@@ -1,0 +1,603 @@
+//! Sessions and the one gate. A session is an authenticated user with the vault unlocked; every
+//! operation goes through `Session::gate`, which checks that the session is still active (idle
+//! lock, absolute timeout), that the user's role allows the operation, and writes the audit entry
+//! in the same transaction as the operation — so an operation without its entry cannot commit.
+//! Denied attempts and failures are recorded too.
+
+use std::sync::Arc;
+
+use rusqlite::{params, Transaction};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::audit::{self, Author, Event, Outcome};
+use crate::clock::{rfc3339, Clock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::permissions::{self, Permission};
+use crate::policy::Policy;
+use crate::throttle;
+use crate::two_factor;
+use crate::users::{self, UserRecord};
+use crate::vault::Vault;
+use crate::vault_dir::VaultDir;
+
+/// What an operation needs beyond a signed-in, active session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Any signed-in user acting on their own account.
+    SignedIn,
+    Permission(Permission),
+}
+
+/// Operations a user who must enrol in two-factor sign-in may still do.
+const ENROLMENT_ACTIONS: &[&str] = &["2fa.enroll", "2fa.confirm", "session.lock"];
+
+pub struct SessionConfig {
+    /// Where the session runs, e.g. "cli@reception-pc"; recorded in the audit trail.
+    pub device: String,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A name for this computer and front end, for the audit trail and sign-in history.
+pub fn device_name(front_end: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{front_end}@{host}")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Active,
+    Locked,
+    Expired,
+}
+
+pub enum SignIn {
+    Complete(Box<Session>),
+    /// The passphrase was right; an authenticator or recovery code is still needed.
+    NeedsSecondFactor(Box<PendingSignIn>),
+}
+
+/// Passphrase verified, second factor outstanding. Holds the unlocked vault but offers nothing
+/// but `complete`; dropping it locks the vault again.
+pub struct PendingSignIn {
+    vault: Vault,
+    cfg: SessionConfig,
+}
+
+pub struct Session {
+    dir: VaultDir,
+    vault: Option<Vault>,
+    user: UserRecord,
+    device: String,
+    clock: Arc<dyn Clock>,
+    signed_in_at: jiff::Timestamp,
+    last_activity: jiff::Timestamp,
+    policy: Policy,
+    must_enrol_2fa: bool,
+    expired: bool,
+    /// When this session last proved the second factor (sign-in or re-authentication).
+    second_factor_at: Option<jiff::Timestamp>,
+}
+
+fn unix(ts: jiff::Timestamp) -> i64 {
+    ts.as_second()
+}
+
+/// Counts a failed attempt and adds the lock-out notice to the message when it starts one.
+fn fail(dir: &VaultDir, username: &str, device: &str, reason: &str, now: i64, err: Error) -> Error {
+    match throttle::record_failure(dir, username, device, reason, now) {
+        Ok(true) => Error::Authentication(format!(
+            "{err}; too many failed sign-ins: this username is now locked for {} minutes",
+            throttle::LOCKOUT_SECONDS / 60
+        )),
+        Ok(false) => err,
+        Err(e) => e,
+    }
+}
+
+impl Session {
+    pub fn sign_in(
+        dir: &VaultDir,
+        username: &str,
+        passphrase: &SecretString,
+        cfg: SessionConfig,
+    ) -> Result<SignIn> {
+        // The vault must exist before anything is counted against a username.
+        crate::keyfile::KeyFile::read(dir)?;
+        let throttle_name = username.trim().to_ascii_lowercase();
+        let now = unix(cfg.clock.now());
+        throttle::check(dir, &throttle_name, now)?;
+        let vault = match Vault::unlock(dir, username, passphrase) {
+            Ok(v) => v,
+            Err(e) if e.kind() == ErrorKind::Authentication => {
+                return Err(fail(
+                    dir,
+                    &throttle_name,
+                    &cfg.device,
+                    "wrong passphrase or disabled account",
+                    now,
+                    e,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if two_factor::is_enabled(vault.conn(), vault.user().id)?
+            && !two_factor::device_is_trusted(&vault, unix(cfg.clock.now()))
+        {
+            return Ok(SignIn::NeedsSecondFactor(Box::new(PendingSignIn {
+                vault,
+                cfg,
+            })));
+        }
+        Ok(SignIn::Complete(Box::new(Session::start(
+            dir,
+            vault,
+            cfg,
+            "passphrase",
+        )?)))
+    }
+
+    /// Signs in where a second factor, if required, is already at hand (CLI and tests).
+    pub fn sign_in_with(
+        dir: &VaultDir,
+        username: &str,
+        passphrase: &SecretString,
+        code: Option<&str>,
+        cfg: SessionConfig,
+    ) -> Result<Session> {
+        match Session::sign_in(dir, username, passphrase, cfg)? {
+            SignIn::Complete(s) => Ok(*s),
+            SignIn::NeedsSecondFactor(p) => match code {
+                Some(code) => p.complete(code, false),
+                None => Err(Error::Authentication(
+                    "an authenticator code is required for this account".into(),
+                )),
+            },
+        }
+    }
+
+    fn start(
+        dir: &VaultDir,
+        mut vault: Vault,
+        cfg: SessionConfig,
+        method: &str,
+    ) -> Result<Session> {
+        let now = cfg.clock.now();
+        let username = vault.user().username.clone();
+        throttle::record_success(dir, &username)?;
+        let policy = Policy::load(vault.conn())?;
+        let has_2fa = two_factor::is_enabled(vault.conn(), vault.user().id)?;
+        let must_enrol_2fa = policy.requires_2fa(&vault.user().role) && !has_2fa;
+        carry_in_pending_events(dir, &mut vault, &cfg.device)?;
+        let user = vault.user().clone();
+        let mut session = Session {
+            dir: dir.clone(),
+            vault: Some(vault),
+            user,
+            device: cfg.device,
+            clock: cfg.clock,
+            signed_in_at: now,
+            last_activity: now,
+            policy,
+            must_enrol_2fa,
+            expired: false,
+            second_factor_at: (method != "passphrase").then_some(now),
+        };
+        let event = Event::new("signin")
+            .target("user", session.user.id)
+            .detail("method", method)
+            .detail("must_enrol_2fa", must_enrol_2fa);
+        session.write_unchecked(event, |tx, s| {
+            tx.execute(
+                "INSERT INTO signin_history (user_id, username, at, device, outcome, detail)
+                 VALUES (?1, ?2, ?3, ?4, 'ok', ?5)",
+                params![s.0, s.1, s.2, s.3, method],
+            )?;
+            Ok(())
+        })?;
+        Ok(session)
+    }
+
+    pub fn user(&self) -> &UserRecord {
+        &self.user
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn must_enrol_2fa(&self) -> bool {
+        self.must_enrol_2fa
+    }
+
+    pub fn dir(&self) -> &VaultDir {
+        &self.dir
+    }
+
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    pub fn state(&self) -> SessionState {
+        if self.expired {
+            SessionState::Expired
+        } else if self.vault.is_none() {
+            SessionState::Locked
+        } else {
+            SessionState::Active
+        }
+    }
+
+    fn idle_limit(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_mins(i64::from(self.policy.idle_lock_minutes))
+    }
+
+    fn absolute_limit(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::from_hours(i64::from(self.policy.session_hours))
+    }
+
+    /// Applies the idle lock and the absolute timeout by the wall clock (time asleep counts).
+    fn enforce_time_limits(&mut self) -> Result<()> {
+        let now = self.clock.now();
+        if now.duration_since(self.signed_in_at) >= self.absolute_limit() {
+            self.close("session.expired", "absolute session length reached");
+            self.expired = true;
+        } else if self.vault.is_some()
+            && now.duration_since(self.last_activity) >= self.idle_limit()
+        {
+            self.close("session.lock", "idle");
+        }
+        match self.state() {
+            SessionState::Active => Ok(()),
+            SessionState::Locked => Err(Error::SessionLocked(
+                "the session is locked; unlock with your passphrase".into(),
+            )),
+            SessionState::Expired => Err(Error::SessionLocked(
+                "the session has expired; sign in again".into(),
+            )),
+        }
+    }
+
+    /// Real user activity (keyboard, mouse) reported by the front end. Enforces the limits
+    /// first, so activity after the idle limit cannot revive a session that should have locked.
+    pub fn record_activity(&mut self) -> Result<()> {
+        self.enforce_time_limits()?;
+        self.last_activity = self.clock.now();
+        Ok(())
+    }
+
+    /// Checks the limits without counting as activity (e.g. a timer in the app).
+    pub fn check(&mut self) -> SessionState {
+        let _ = self.enforce_time_limits();
+        self.state()
+    }
+
+    /// Locks now (by hand, or because the OS screen locked or the machine is going to sleep).
+    pub fn lock(&mut self, reason: &str) {
+        self.close("session.lock", reason);
+    }
+
+    /// Records the lock, then drops the vault: the database closes and every key is wiped.
+    fn close(&mut self, action: &str, reason: &str) {
+        if self.vault.is_some() {
+            let _ =
+                self.write_unchecked(Event::new(action).detail("reason", reason), |_, _| Ok(()));
+        }
+        self.vault = None;
+    }
+
+    /// Unlocks a locked session as the same user. After the absolute timeout a full sign-in
+    /// (with the second factor) is required instead.
+    pub fn unlock(&mut self, passphrase: &SecretString) -> Result<()> {
+        if self.expired
+            || self.clock.now().duration_since(self.signed_in_at) >= self.absolute_limit()
+        {
+            self.expired = true;
+            return Err(Error::SessionLocked(
+                "the session has expired; sign in again".into(),
+            ));
+        }
+        if self.vault.is_some() {
+            return Ok(());
+        }
+        let now = unix(self.clock.now());
+        throttle::check(&self.dir, &self.user.username, now)?;
+        let vault = match Vault::unlock(&self.dir, &self.user.username, passphrase) {
+            Ok(v) => v,
+            Err(e) if e.kind() == ErrorKind::Authentication => {
+                return Err(fail(
+                    &self.dir,
+                    &self.user.username,
+                    &self.device,
+                    "wrong passphrase at unlock",
+                    now,
+                    e,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        throttle::record_success(&self.dir, &self.user.username)?;
+        self.vault = Some(vault);
+        self.last_activity = self.clock.now();
+        self.write_unchecked(Event::new("session.unlock"), |_, _| Ok(()))
+    }
+
+    pub(crate) fn vault(&self) -> Result<&Vault> {
+        self.vault
+            .as_ref()
+            .ok_or_else(|| Error::SessionLocked("the session is locked".into()))
+    }
+
+    pub(crate) fn vault_mut(&mut self) -> Result<&mut Vault> {
+        self.vault
+            .as_mut()
+            .ok_or_else(|| Error::SessionLocked("the session is locked".into()))
+    }
+
+    pub(crate) fn reload_policy(&mut self) -> Result<()> {
+        self.policy = Policy::load(self.vault()?.conn())?;
+        Ok(())
+    }
+
+    pub(crate) fn set_enrolled(&mut self) {
+        self.must_enrol_2fa = false;
+    }
+
+    /// Full re-authentication for sensitive operations: the passphrase again and, for users
+    /// with two-factor sign-in, a fresh code — or the one proved at sign-in within the last two
+    /// minutes (a one-shot CLI command signs in and acts in the same breath).
+    pub(crate) fn reauthenticate(
+        &mut self,
+        passphrase: &SecretString,
+        code: Option<&str>,
+    ) -> Result<()> {
+        self.vault()?.verify_passphrase(passphrase)?;
+        let now = self.clock.now();
+        let recent = self
+            .second_factor_at
+            .is_some_and(|t| now.duration_since(t) < jiff::SignedDuration::from_secs(120));
+        let Session { vault, .. } = self;
+        let vault = vault
+            .as_mut()
+            .ok_or_else(|| Error::SessionLocked("the session is locked".into()))?;
+        if !two_factor::is_enabled(vault.conn(), vault.user().id)? {
+            return Ok(());
+        }
+        match code {
+            Some(code) => {
+                two_factor::verify_code(vault, code, now.as_second())?;
+                self.second_factor_at = Some(now);
+                Ok(())
+            }
+            None if recent => Ok(()),
+            None => Err(Error::Authentication(
+                "an authenticator or recovery code is required for this".into(),
+            )),
+        }
+    }
+
+    /// Writes `event` with `f`'s changes in one transaction, with no permission check. Only for
+    /// the session's own bookkeeping (sign-in, lock, unlock); everything else uses `gate`.
+    fn write_unchecked(
+        &mut self,
+        event: Event,
+        f: impl FnOnce(&Transaction<'_>, (&str, &str, &str, &str)) -> Result<()>,
+    ) -> Result<()> {
+        let now = rfc3339(self.clock.now());
+        let Session {
+            vault,
+            user,
+            device,
+            ..
+        } = self;
+        let vault = vault
+            .as_mut()
+            .ok_or_else(|| Error::SessionLocked("the session is locked".into()))?;
+        let signer = vault.user_keys().signing_key();
+        let id = user.id.to_string();
+        let author = Author {
+            actor_id: Some(id.clone()),
+            actor_name: &user.username,
+            device,
+            signer_id: id.clone(),
+            signer: &signer,
+        };
+        let tx = crate::db::write_tx(vault.conn_mut())?;
+        f(&tx, (&id, &user.username, &now, device))?;
+        audit::append(&tx, &now, &author, &event)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The one gate. `f` runs inside the transaction and may refine the event (details such as
+    /// changed field names or record counts); the entry is appended before commit.
+    pub fn gate<T>(
+        &mut self,
+        need: Need,
+        event: Event,
+        f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
+    ) -> Result<T> {
+        self.authorize(need, event.clone())?;
+        let now = rfc3339(self.clock.now());
+        let Session {
+            vault,
+            user,
+            device,
+            ..
+        } = self;
+        let vault = vault
+            .as_mut()
+            .ok_or_else(|| Error::SessionLocked("the session is locked".into()))?;
+        let signer = vault.user_keys().signing_key();
+        let id = user.id.to_string();
+        let author = Author {
+            actor_id: Some(id.clone()),
+            actor_name: &user.username,
+            device,
+            signer_id: id,
+            signer: &signer,
+        };
+        let mut event = event;
+        let tx = crate::db::write_tx(vault.conn_mut())?;
+        match f(&tx, &mut event) {
+            Ok(value) => {
+                audit::append(&tx, &now, &author, &event)?;
+                tx.commit()?;
+                self.last_activity = self.clock.now();
+                Ok(value)
+            }
+            Err(e) => {
+                drop(tx);
+                let failed = event
+                    .outcome(Outcome::Failed)
+                    .detail("error", serde_json::to_value(e.kind()).unwrap_or_default());
+                // The failure itself is the answer; a failure to record it must not hide it.
+                let _ = crate::db::write_tx(vault.conn_mut()).and_then(|tx| {
+                    audit::append(&tx, &now, &author, &failed)?;
+                    tx.commit().map_err(Error::from)
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// The gate's checks alone, for operations that cannot run inside one database transaction
+    /// (key rotation replaces the database file): a refusal is recorded as denied.
+    pub(crate) fn authorize(&mut self, need: Need, event: Event) -> Result<()> {
+        self.enforce_time_limits()?;
+        if let Some(reason) = self.denial(need, &event)? {
+            let denied = event.outcome(Outcome::Denied).detail(
+                "needs",
+                match need {
+                    Need::Permission(p) => p.name(),
+                    Need::SignedIn => "2fa.enrolment",
+                },
+            );
+            self.write_unchecked(denied, |_, _| Ok(()))?;
+            return Err(Error::PermissionDenied(reason));
+        }
+        Ok(())
+    }
+
+    /// Records the outcome of an operation authorised with `authorize`.
+    pub(crate) fn record(&mut self, event: Event) -> Result<()> {
+        self.write_unchecked(event, |_, _| Ok(()))
+    }
+
+    /// Why the operation is refused, if it is.
+    fn denial(&self, need: Need, event: &Event) -> Result<Option<String>> {
+        if self.must_enrol_2fa && !ENROLMENT_ACTIONS.contains(&event.action.as_str()) {
+            return Ok(Some(
+                "your role requires two-factor sign-in: set it up first (user 2fa enroll)".into(),
+            ));
+        }
+        let Need::Permission(p) = need else {
+            return Ok(None);
+        };
+        let role = permissions::load(self.vault()?.conn(), &self.user.role)?
+            .ok_or_else(|| Error::Integrity(format!("role {:?} does not exist", self.user.role)))?;
+        if role.allows(p) {
+            Ok(None)
+        } else {
+            Ok(Some(format!(
+                "your role ({}) may not {}",
+                role.name,
+                p.describe()
+            )))
+        }
+    }
+
+    /// The session's own identity, fresh from the database (not audited: no record is viewed).
+    pub fn whoami(&self) -> Result<UserRecord> {
+        users::by_id(self.vault()?.conn(), self.user.id)?
+            .ok_or_else(|| Error::NotFound("your user record is gone".into()))
+    }
+}
+
+impl PendingSignIn {
+    pub fn username(&self) -> &str {
+        &self.vault.user().username
+    }
+
+    /// Checks the authenticator or recovery code. A wrong code counts as a failed sign-in and
+    /// ends the attempt (the passphrase must be entered again).
+    pub fn complete(mut self, code: &str, remember_device: bool) -> Result<Session> {
+        let dir = self.vault.dir().clone();
+        let now = self.cfg.clock.now();
+        let username = self.vault.user().username.clone();
+        let method = match two_factor::verify_for_sign_in(&mut self.vault, code, unix(now)) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::Authentication => {
+                return Err(fail(
+                    &dir,
+                    &username,
+                    &self.cfg.device,
+                    "wrong second factor",
+                    unix(now),
+                    e,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if remember_device {
+            two_factor::remember_device(&mut self.vault, unix(now))?;
+        }
+        Session::start(&dir, self.vault, self.cfg, method)
+    }
+}
+
+/// Failed sign-ins happened while nobody could sign the trail; the first successful sign-in
+/// carries them in, signed by that user and marked as carried.
+fn carry_in_pending_events(dir: &VaultDir, vault: &mut Vault, device: &str) -> Result<()> {
+    let events = throttle::pending(dir)?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let signer = vault.user_keys().signing_key();
+    let signer_id = vault.user().id.to_string();
+    let signer_name = vault.user().username.clone();
+    let tx = crate::db::write_tx(vault.conn_mut())?;
+    for e in &events {
+        let actor = users::by_username(&tx, &e.username)?;
+        let at = jiff::Timestamp::from_second(e.at_unix)
+            .map(rfc3339)
+            .unwrap_or_default();
+        let event = Event::new(if e.outcome == "locked_out" {
+            "signin.locked_out"
+        } else {
+            "signin"
+        })
+        .outcome(Outcome::Failed)
+        .detail("reason", e.reason.as_str())
+        .detail("carried_in_by", signer_name.as_str())
+        .detail("carried_in_on", device);
+        let author = Author {
+            actor_id: actor.as_ref().map(|u| u.id.to_string()),
+            actor_name: &e.username,
+            device: &e.device,
+            signer_id: signer_id.clone(),
+            signer: &signer,
+        };
+        audit::append(&tx, &at, &author, &event)?;
+        tx.execute(
+            "INSERT INTO signin_history (user_id, username, at, device, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                actor.as_ref().map(|u| u.id.to_string()),
+                e.username,
+                at,
+                e.device,
+                e.outcome,
+                e.reason
+            ],
+        )?;
+    }
+    tx.commit()?;
+    throttle::drop_pending(dir, events.len())
+}
