@@ -2,6 +2,7 @@
 //! The desktop shell and the CLI only translate calls into this crate and errors out of it.
 
 pub mod audit;
+pub mod audit_review;
 pub mod clock;
 pub mod crypto;
 pub mod db;
@@ -27,3 +28,6 @@ pub use key_hierarchy::RecoveryKey;
 pub use session::{Need, Session, SessionConfig, SessionState, SignIn};
 pub use vault::{InitOptions, Vault, VaultStatus};
 pub use vault_dir::VaultDir;
+
+#[cfg(test)]
+mod tests;

@@ -37,6 +37,11 @@ fn totp(secret: &[u8], account: &str) -> Result<totp_rs::Totp> {
         .map_err(|_| Error::Internal("cannot set up the authenticator".into()))
 }
 
+/// The 6-digit code for `secret` at `unix` time (what an authenticator app would show).
+pub fn code_at(secret: &[u8], unix: u64) -> Result<String> {
+    Ok(totp(secret, "code")?.generate(unix).to_string())
+}
+
 /// Authenticator apps show "123 456" and people type "123-456": keep the digits only.
 fn normalise_code(code: &str) -> String {
     code.chars()

@@ -1,0 +1,235 @@
+//! Every gated operation under every built-in role, against the permission table: allowed ones
+//! succeed and leave their audit entries; refused ones fail with "permission denied", change
+//! nothing but a single "denied" audit entry.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+
+use crate::clock::ManualClock;
+use crate::crypto::KdfCost;
+use crate::error::ErrorKind;
+use crate::permissions::{BuiltinRole, Permission};
+use crate::session::{Session, SessionConfig};
+use crate::vault::{self, InitOptions};
+use crate::vault_dir::VaultDir;
+
+const ADMIN_PASS: &str = "plum harbour velvet tractor";
+const USER_PASS: &str = "quiet lantern orbit meadow";
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn sign_in(dir: &VaultDir, clock: &ManualClock, user: &str, pass: &str) -> Session {
+    Session::sign_in_with(
+        dir,
+        user,
+        &secret(pass),
+        None,
+        SessionConfig {
+            device: "matrix-test".into(),
+            clock: Arc::new(clock.clone()),
+        },
+    )
+    .unwrap()
+}
+
+type Op = fn(&mut Session, &str) -> crate::error::Result<()>;
+
+/// (name, permission needed or None for any signed-in user, audit entries written on success,
+/// the operation given a per-role suffix for fresh targets).
+fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
+    vec![
+        ("user.list", Some(Permission::UsersManage), 1, |s, _| {
+            s.list_users().map(|_| ())
+        }),
+        ("user.add", Some(Permission::UsersManage), 1, |s, r| {
+            s.add_user(
+                &format!("new-{r}"),
+                None,
+                "receptionist",
+                &secret(USER_PASS),
+            )
+            .map(|_| ())
+        }),
+        ("user.set_role", Some(Permission::UsersManage), 1, |s, r| {
+            s.set_user_role(&format!("victim-{r}"), "biller")
+        }),
+        ("2fa.reset", Some(Permission::UsersManage), 1, |s, r| {
+            s.reset_2fa(&format!("victim-{r}"))
+        }),
+        (
+            "user.signin_history",
+            Some(Permission::UsersManage),
+            1,
+            |s, _| s.signin_history(None, 10).map(|_| ()),
+        ),
+        ("role.create", Some(Permission::UsersManage), 1, |s, r| {
+            s.create_role(&format!("scheduler-{r}"), &[Permission::AppointmentsManage])
+                .map(|_| ())
+        }),
+        ("user.disable", Some(Permission::UsersManage), 2, |s, r| {
+            s.disable_user(&format!("victim-{r}")).map(|_| ())
+        }),
+        ("user.enable", Some(Permission::UsersManage), 1, |s, r| {
+            s.enable_user(&format!("victim-{r}"), &secret(USER_PASS))
+        }),
+        ("policy.set", Some(Permission::SettingsManage), 1, |s, _| {
+            s.set_policy("idle-lock-minutes", "20").map(|_| ())
+        }),
+        ("key.rotate", Some(Permission::KeysManage), 1, |s, _| {
+            s.rotate_keys().map(|_| ())
+        }),
+        (
+            "key.export_db_key",
+            Some(Permission::KeysManage),
+            1,
+            |s, _| {
+                let pass = if s.user().username == "admin" {
+                    ADMIN_PASS
+                } else {
+                    USER_PASS
+                };
+                s.export_db_key(&secret(pass), None).map(|_| ())
+            },
+        ),
+        ("role.list", None, 1, |s, _| s.list_roles().map(|_| ())),
+        ("policy.show", None, 1, |s, _| s.show_policy().map(|_| ())),
+    ]
+}
+
+/// Everything but the audit trail and the sign-in history, plus the key file.
+fn snapshot(s: &Session) -> Vec<u8> {
+    let conn = s.vault().unwrap().conn();
+    let mut h = Sha256::new();
+    for table in [
+        "users",
+        "user_keys",
+        "custom_roles",
+        "settings",
+        "user_totp",
+        "user_recovery_codes",
+        "trusted_devices",
+    ] {
+        let mut st = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .unwrap();
+        let cols = st.column_count();
+        let mut rows = st.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..cols {
+                let v: rusqlite::types::Value = row.get(i).unwrap();
+                h.update(format!("{v:?}|").as_bytes());
+            }
+        }
+    }
+    h.update(std::fs::read(s.dir().key_file()).unwrap());
+    h.finalize().to_vec()
+}
+
+fn audit_rows(s: &Session) -> Vec<(String, String)> {
+    let conn = s.vault().unwrap().conn();
+    let mut st = conn
+        .prepare("SELECT action, outcome FROM audit_log ORDER BY seq")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+}
+
+#[test]
+fn every_operation_under_every_builtin_role_matches_the_permission_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    vault::init(
+        &dir,
+        InitOptions {
+            admin_username: "admin".into(),
+            admin_display_name: None,
+            passphrase: secret(ADMIN_PASS),
+            kdf_cost: KdfCost {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            recovery_key_file: None,
+        },
+    )
+    .unwrap();
+    let clock = ManualClock::at(1_800_000_000);
+    {
+        let mut admin = sign_in(&dir, &clock, "admin", ADMIN_PASS);
+        for role in BuiltinRole::ALL {
+            let r = role.name();
+            if *role != BuiltinRole::Administrator {
+                admin
+                    .add_user(&format!("as-{r}"), None, r, &secret(USER_PASS))
+                    .unwrap();
+            }
+            admin
+                .add_user(
+                    &format!("victim-{r}"),
+                    None,
+                    "receptionist",
+                    &secret(USER_PASS),
+                )
+                .unwrap();
+        }
+    }
+    let mut checked = 0;
+    for role in BuiltinRole::ALL {
+        let r = role.name();
+        let (user, pass) = if *role == BuiltinRole::Administrator {
+            ("admin".to_owned(), ADMIN_PASS)
+        } else {
+            (format!("as-{r}"), USER_PASS)
+        };
+        let allowed_set = role.permissions();
+        for (name, need, entries, op) in operations() {
+            // One session at a time: rotation needs the vault to itself.
+            let mut s = sign_in(&dir, &clock, &user, pass);
+            let before = snapshot(&s);
+            let audit_before = audit_rows(&s);
+            let result = op(&mut s, r);
+            let audit_after = audit_rows(&s);
+            let new_entries = &audit_after[audit_before.len()..];
+            let allowed = need.is_none_or(|p| allowed_set.contains(&p));
+            if allowed {
+                assert!(
+                    result.is_ok(),
+                    "{r} {name}: {:?}",
+                    result.err().map(|e| e.to_string())
+                );
+                assert_eq!(
+                    new_entries.len() as i64,
+                    entries,
+                    "{r} {name}: {new_entries:?}"
+                );
+                assert!(
+                    new_entries.iter().all(|(_, o)| o == "ok"),
+                    "{r} {name}: {new_entries:?}"
+                );
+            } else {
+                let err = result
+                    .err()
+                    .unwrap_or_else(|| panic!("{r} {name} should be denied"));
+                assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{r} {name}: {err}");
+                assert_eq!(
+                    snapshot(&s),
+                    before,
+                    "{r} {name}: a denied operation changed data"
+                );
+                assert_eq!(
+                    new_entries,
+                    [(name.to_owned(), "denied".to_owned())],
+                    "{r} {name}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, BuiltinRole::ALL.len() * operations().len());
+}
