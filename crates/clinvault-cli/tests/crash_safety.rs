@@ -271,3 +271,69 @@ fn two_processes_at_once_are_serialised_and_corrupt_nothing() {
     assert_eq!(s["key_epoch"], 1 + rotations);
     assert_eq!(s["rotation_pending"], false);
 }
+
+#[test]
+fn crash_while_adding_a_user_leaves_the_vault_open_to_everyone_else() {
+    for point in SLOT_POINTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let vault = tmp.path().join("v");
+        init(&vault);
+        let mut c = cv(&vault);
+        c.env("CLINVAULT_NEW_PASSPHRASE", "quiet lantern orbit meadow")
+            .args(["user", "add", "jo", "--role", "receptionist"]);
+        crash(c, point);
+        assert_eq!(
+            whoami_with(&vault, PASS).as_deref(),
+            Some("Practice Admin"),
+            "{point}"
+        );
+        let mut c = cv(&vault);
+        c.env("CLINVAULT_USER", "jo")
+            .env("CLINVAULT_PASSPHRASE", "quiet lantern orbit meadow")
+            .arg("whoami");
+        let out = run(c);
+        // Before the key file is replaced Jo has no slot; after, she can sign in.
+        let expect_ok = *point == "slot.after_write";
+        assert_eq!(out.status.success(), expect_ok, "{point}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn crash_during_revocation_still_revokes_at_the_next_sign_in() {
+    for point in ROTATE_POINTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let vault = tmp.path().join("v");
+        init(&vault);
+        let mut c = cv(&vault);
+        c.env("CLINVAULT_NEW_PASSPHRASE", "quiet lantern orbit meadow")
+            .args(["user", "add", "jo", "--role", "receptionist"]);
+        ok(run(c));
+        let old_key_file = std::fs::read(vault.join("vault.keys")).unwrap();
+        let mut c = cv(&vault);
+        c.args(["user", "disable", "jo"]);
+        crash(c, point);
+        // The administrator's next sign-in opens the vault and finishes the revocation.
+        assert_eq!(
+            whoami_with(&vault, PASS).as_deref(),
+            Some("Practice Admin"),
+            "{point}"
+        );
+        let s = status(&vault);
+        assert_eq!(s["rotation_pending"], false, "{point}");
+        assert_eq!(s["key_slots"], 1, "{point}");
+        let jo = |vault: &Path| {
+            let mut c = cv(vault);
+            c.env("CLINVAULT_USER", "jo")
+                .env("CLINVAULT_PASSPHRASE", "quiet lantern orbit meadow")
+                .arg("whoami");
+            run(c)
+        };
+        assert!(!jo(&vault).status.success(), "{point}: jo still signs in");
+        // Not even with the key file she could have copied before.
+        let current = std::fs::read(vault.join("vault.keys")).unwrap();
+        std::fs::write(vault.join("vault.keys"), &old_key_file).unwrap();
+        let out = jo(&vault);
+        assert_eq!(code(&out), 5, "{point}: {}", stderr(&out));
+        std::fs::write(vault.join("vault.keys"), &current).unwrap();
+    }
+}
