@@ -38,3 +38,19 @@ WHEN OLD.seq > (SELECT coalesce(max(upto_seq), 0) FROM audit_prune_marks)
 BEGIN
     SELECT RAISE(ABORT, 'the audit trail is append-only');
 END;
+
+-- Each registered signing key carries an HMAC under a key derived from the master key, so that
+-- someone who has only the database key cannot add a key and forge entries in another's name.
+ALTER TABLE user_keys ADD COLUMN mac BLOB;
+
+CREATE TABLE audit_alerts (
+    id              INTEGER PRIMARY KEY,
+    rule            TEXT NOT NULL,
+    raised_at       TEXT NOT NULL,
+    actor_name      TEXT,
+    summary         TEXT NOT NULL,      -- non-clinical, no patient names
+    details         TEXT NOT NULL,      -- JSON
+    acknowledged_by TEXT,
+    acknowledged_at TEXT
+) STRICT;
+CREATE INDEX audit_alerts_open ON audit_alerts(acknowledged_at, rule, actor_name);

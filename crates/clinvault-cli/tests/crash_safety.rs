@@ -71,12 +71,12 @@ const INIT_POINTS: &[&str] = &[
     "init.after_marker",
     "init.after_db",
     "init.after_recovery_file",
-    "write_atomic.before_rename",
+    "keyfile.before_rename",
     "init.after_keyfile",
 ];
-const SLOT_POINTS: &[&str] = &["write_atomic.before_rename", "slot.after_write"];
+const SLOT_POINTS: &[&str] = &["keyfile.before_rename", "slot.after_write"];
 const ROTATE_POINTS: &[&str] = &[
-    "write_atomic.before_rename",
+    "keyfile.before_rename",
     "rotate.after_pending",
     "rotate.after_copy",
     "rotate.after_swap",
@@ -188,7 +188,7 @@ fn crash_during_rotation_loses_nothing_and_the_rotation_completes() {
         );
         let s = status(&vault);
         assert_eq!(s["rotation_pending"], false, "{point}");
-        let expected_epoch = if *point == "write_atomic.before_rename" {
+        let expected_epoch = if *point == "keyfile.before_rename" {
             1
         } else {
             2

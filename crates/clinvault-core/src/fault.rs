@@ -9,7 +9,7 @@ pub const POINTS: &[&str] = &[
     "init.after_db",
     "init.after_recovery_file",
     "init.after_keyfile",
-    "write_atomic.before_rename",
+    "keyfile.before_rename",
     "rotate.after_pending",
     "rotate.after_copy",
     "rotate.after_swap",

@@ -158,6 +158,16 @@ pub struct SlotOwner<'a> {
     pub username: &'a str,
 }
 
+/// The integrity key: authenticates data the database-key holder must not be able to forge
+/// (registered signing keys, the audit checkpoint). Derived from MK, so it changes on rotation.
+pub fn integrity_key(mk: &Secret32, vault_id: uuid::Uuid) -> Result<Secret32> {
+    crypto::hkdf_sha256(
+        mk,
+        vault_id.as_bytes(),
+        &tuple(&[b"clinvault/v1/integrity"]),
+    )
+}
+
 /// Builds a key slot for a user: wraps their private keys under `passphrase` and seals `mk`
 /// (the master key of `epoch`).
 pub fn make_slot(

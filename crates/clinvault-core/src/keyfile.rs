@@ -202,6 +202,6 @@ impl KeyFile {
 
     pub fn write(dir: &VaultDir, body: &KeyFileBody, mk: &Secret32) -> Result<()> {
         let bytes = Self::encode(body, mk)?;
-        dir.write_atomic(KEY_FILE, &bytes)
+        dir.write_atomic_at(KEY_FILE, &bytes, Some("keyfile.before_rename"))
     }
 }

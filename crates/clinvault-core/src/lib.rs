@@ -1,8 +1,12 @@
 //! ClinVault core: everything that decides anything — keys, the vault, access, audit, records.
 //! The desktop shell and the CLI only translate calls into this crate and errors out of it.
 
+pub mod alerts;
 pub mod audit;
 pub mod audit_review;
+pub mod audit_verify;
+pub mod checkpoint;
+pub mod clinic_hours;
 pub mod clock;
 pub mod crypto;
 pub mod db;

@@ -23,6 +23,17 @@ pub struct Policy {
     pub notes_restricted_to_treating: bool,
     /// 0 turns scheduled rotation off.
     pub key_rotation_days: u32,
+    /// Alert when one user views or exports this many distinct patient records...
+    pub alert_bulk_view_count: u32,
+    /// ...within this many minutes.
+    pub alert_bulk_view_minutes: u32,
+    /// Alert after this many failed sign-ins for one username.
+    pub alert_failed_signins: u32,
+    /// When the clinic is open, e.g. "Mon-Fri 08:00-18:00; Sat 09:00-12:00", or "always".
+    pub clinic_hours: String,
+    /// IANA time zone the clinic hours are in.
+    pub clinic_timezone: String,
+    pub audit_retention_years: u32,
 }
 
 impl Default for Policy {
@@ -39,6 +50,12 @@ impl Default for Policy {
             min_passphrase_length_2fa: 8,
             notes_restricted_to_treating: false,
             key_rotation_days: 90,
+            alert_bulk_view_count: 50,
+            alert_bulk_view_minutes: 10,
+            alert_failed_signins: 5,
+            clinic_hours: "Mon-Fri 08:00-18:00".into(),
+            clinic_timezone: "UTC".into(),
+            audit_retention_years: 6,
         }
     }
 }
@@ -105,6 +122,37 @@ impl Policy {
             "key-rotation-days" => {
                 self.key_rotation_days = parse_range(key, value, 0, 3650)?;
                 self.key_rotation_days.to_string()
+            }
+            "alert.bulk-view-count" => {
+                self.alert_bulk_view_count = parse_range(key, value, 2, 100_000)?;
+                self.alert_bulk_view_count.to_string()
+            }
+            "alert.bulk-view-minutes" => {
+                self.alert_bulk_view_minutes = parse_range(key, value, 1, 24 * 60)?;
+                self.alert_bulk_view_minutes.to_string()
+            }
+            "alert.failed-signins" => {
+                self.alert_failed_signins = parse_range(key, value, 1, 1000)?;
+                self.alert_failed_signins.to_string()
+            }
+            "clinic-hours" => {
+                crate::clinic_hours::ClinicHours::parse(value)?;
+                self.clinic_hours = value.trim().to_owned();
+                self.clinic_hours.clone()
+            }
+            "clinic-timezone" => {
+                jiff::tz::TimeZone::get(value.trim()).map_err(|_| {
+                    Error::InvalidInput(format!(
+                        "{key}: {:?} is not an IANA time zone (e.g. Australia/Sydney)",
+                        value.trim()
+                    ))
+                })?;
+                self.clinic_timezone = value.trim().to_owned();
+                self.clinic_timezone.clone()
+            }
+            "audit-retention-years" => {
+                self.audit_retention_years = parse_range(key, value, 1, 100)?;
+                self.audit_retention_years.to_string()
             }
             other => {
                 return Err(Error::InvalidInput(format!(

@@ -174,7 +174,7 @@ impl Session {
         let policy = Policy::load(vault.conn())?;
         let has_2fa = two_factor::is_enabled(vault.conn(), vault.user().id)?;
         let must_enrol_2fa = policy.requires_2fa(&vault.user().role) && !has_2fa;
-        carry_in_pending_events(dir, &mut vault, &cfg.device)?;
+        carry_in_pending_events(dir, &mut vault, &cfg.device, &policy)?;
         let user = vault.user().clone();
         let mut session = Session {
             dir: dir.clone(),
@@ -193,19 +193,47 @@ impl Session {
             .target("user", session.user.id)
             .detail("method", method)
             .detail("must_enrol_2fa", must_enrol_2fa);
+        let hours_policy = session.policy.clone();
         session.write_unchecked(event, |tx, s| {
             tx.execute(
                 "INSERT INTO signin_history (user_id, username, at, device, outcome, detail)
                  VALUES (?1, ?2, ?3, ?4, 'ok', ?5)",
                 params![s.0, s.1, s.2, s.3, method],
             )?;
-            Ok(())
+            crate::alerts::check_hours(tx, &hours_policy, s.1, now)
         })?;
+        session.write_checkpoint()?;
         Ok(session)
     }
 
     pub fn user(&self) -> &UserRecord {
         &self.user
+    }
+
+    /// Anchors the current end of the trail outside the database (see `checkpoint`).
+    pub(crate) fn write_checkpoint(&self) -> Result<()> {
+        let vault = self.vault()?;
+        let last: Option<(i64, Vec<u8>)> =
+            rusqlite::OptionalExtension::optional(vault.conn().query_row(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ))?;
+        let Some((seq, hash)) = last else {
+            return Ok(());
+        };
+        let head: [u8; 32] = hash
+            .try_into()
+            .map_err(|_| Error::Integrity("an audit entry has a malformed hash".into()))?;
+        let cp = crate::checkpoint::Checkpoint::sign(
+            crate::checkpoint::origin(&vault.vault_id().to_string()),
+            seq,
+            head,
+            &self.user.id.to_string(),
+            &vault.user_keys().signing_key(),
+            Some(&vault.integrity_key()?),
+        )?;
+        crate::checkpoint::write_file(&self.dir, &cp)
     }
 
     pub fn policy(&self) -> &Policy {
@@ -424,11 +452,13 @@ impl Session {
         f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
     ) -> Result<T> {
         self.authorize(need, event.clone())?;
-        let now = rfc3339(self.clock.now());
+        let now_ts = self.clock.now();
+        let now = rfc3339(now_ts);
         let Session {
             vault,
             user,
             device,
+            policy,
             ..
         } = self;
         let vault = vault
@@ -448,6 +478,14 @@ impl Session {
         match f(&tx, &mut event) {
             Ok(value) => {
                 audit::append(&tx, &now, &author, &event)?;
+                crate::alerts::after_event(
+                    &tx,
+                    policy,
+                    &author.signer_id,
+                    &user.username,
+                    &event,
+                    now_ts,
+                )?;
                 tx.commit()?;
                 self.last_activity = self.clock.now();
                 Ok(value)
@@ -520,6 +558,12 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close("session.end", "signed out");
+    }
+}
+
 impl PendingSignIn {
     pub fn username(&self) -> &str {
         &self.vault.user().username
@@ -554,7 +598,12 @@ impl PendingSignIn {
 
 /// Failed sign-ins happened while nobody could sign the trail; the first successful sign-in
 /// carries them in, signed by that user and marked as carried.
-fn carry_in_pending_events(dir: &VaultDir, vault: &mut Vault, device: &str) -> Result<()> {
+fn carry_in_pending_events(
+    dir: &VaultDir,
+    vault: &mut Vault,
+    device: &str,
+    policy: &Policy,
+) -> Result<()> {
     let events = throttle::pending(dir)?;
     if events.is_empty() {
         return Ok(());
@@ -597,6 +646,14 @@ fn carry_in_pending_events(dir: &VaultDir, vault: &mut Vault, device: &str) -> R
                 e.reason
             ],
         )?;
+    }
+    let mut per_user: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
+    for e in events.iter().filter(|e| e.outcome == "failed") {
+        *per_user.entry(e.username.as_str()).or_default() += 1;
+    }
+    let at = rfc3339(jiff::Timestamp::now());
+    for (username, failures) in per_user {
+        crate::alerts::check_failed_signins(&tx, policy, username, failures, &at)?;
     }
     tx.commit()?;
     throttle::drop_pending(dir, events.len())

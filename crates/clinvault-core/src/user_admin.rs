@@ -338,6 +338,8 @@ impl Session {
             Ok(()) => {
                 let epoch = self.vault()?.key_epoch();
                 self.record(event.detail("epoch", epoch))?;
+                // The checkpoint's integrity MAC follows the new master key.
+                self.write_checkpoint()?;
             }
             Err(e) => {
                 let kind = serde_json::to_value(e.kind()).unwrap_or_default();

@@ -4,6 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::crypto::Secret32;
+use crate::encoding::tuple;
 use crate::error::{Error, Result};
 
 pub const ROLE_ADMINISTRATOR: &str = "administrator";
@@ -84,22 +86,85 @@ pub(crate) fn insert(
     Ok(())
 }
 
+fn key_registration_input(user_id: &str, ed: &[u8], x: &[u8], valid_from: &str) -> Vec<u8> {
+    tuple(&[
+        b"clinvault/v1/user-key",
+        user_id.as_bytes(),
+        ed,
+        x,
+        valid_from.as_bytes(),
+    ])
+}
+
+pub(crate) fn key_registration_mac(
+    integrity_key: &Secret32,
+    user_id: &str,
+    ed25519_public: &[u8],
+    x25519_public: &[u8],
+    valid_from: &str,
+) -> Result<[u8; 32]> {
+    crate::crypto::hmac_sha256(
+        integrity_key,
+        &key_registration_input(user_id, ed25519_public, x25519_public, valid_from),
+    )
+}
+
+/// True when a key registration row carries a valid MAC (constant-time comparison).
+pub(crate) fn key_registration_is_genuine(
+    integrity_key: &Secret32,
+    user_id: &str,
+    ed25519_public: &[u8],
+    x25519_public: &[u8],
+    valid_from: &str,
+    mac: &[u8],
+) -> bool {
+    crate::crypto::hmac_sha256_verify(
+        integrity_key,
+        &key_registration_input(user_id, ed25519_public, x25519_public, valid_from),
+        mac,
+    )
+    .unwrap_or(false)
+}
+
 pub(crate) fn record_public_keys(
     conn: &Connection,
+    integrity_key: &Secret32,
     user_id: uuid::Uuid,
     ed25519_public: &[u8],
     x25519_public: &[u8],
     now: &str,
 ) -> Result<()> {
+    let id = user_id.to_string();
+    let mac = key_registration_mac(integrity_key, &id, ed25519_public, x25519_public, now)?;
     conn.execute(
         "UPDATE user_keys SET valid_until = ?2 WHERE user_id = ?1 AND valid_until IS NULL",
-        params![user_id.to_string(), now],
+        params![id, now],
     )?;
     conn.execute(
-        "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from)
-         VALUES (?1, ?2, ?3, ?4)",
-        params![user_id.to_string(), ed25519_public, x25519_public, now],
+        "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, ed25519_public, x25519_public, now, mac.as_slice()],
     )?;
+    Ok(())
+}
+
+/// Re-authenticates every key registration under a new integrity key (after rotation).
+pub(crate) fn remac_public_keys(conn: &Connection, integrity_key: &Secret32) -> Result<()> {
+    let rows: Vec<(String, Vec<u8>, Vec<u8>, String)> = {
+        let mut st = conn
+            .prepare("SELECT user_id, ed25519_public, x25519_public, valid_from FROM user_keys")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows
+    };
+    for (id, ed, x, from) in rows {
+        let mac = key_registration_mac(integrity_key, &id, &ed, &x, &from)?;
+        conn.execute(
+            "UPDATE user_keys SET mac = ?1 WHERE user_id = ?2 AND ed25519_public = ?3",
+            params![mac.as_slice(), id, ed],
+        )?;
+    }
     Ok(())
 }
 

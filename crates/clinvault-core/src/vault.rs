@@ -129,6 +129,7 @@ pub fn init(dir: &VaultDir, opts: InitOptions) -> Result<RecoveryKey> {
         )?;
         users::record_public_keys(
             &tx,
+            &kh::integrity_key(&mk, vault_id)?,
             admin_id,
             &admin_keys.ed25519_public(),
             &admin_keys.x25519_public()?,
@@ -395,6 +396,14 @@ impl Vault {
         &self.keys
     }
 
+    pub(crate) fn integrity_key(&self) -> Result<Secret32> {
+        kh::integrity_key(&self.mk, self.body.vault_id)
+    }
+
+    pub(crate) fn vault_id(&self) -> uuid::Uuid {
+        self.body.vault_id
+    }
+
     /// Re-reads the key file under its lock and checks it is the one this session unlocked.
     fn fresh_key_file(&self) -> Result<KeyFileBody> {
         let kf = KeyFile::read(&self.dir)?;
@@ -491,6 +500,12 @@ impl Vault {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         db::copy_rekeyed(&self.conn, &next_path, &next_key)?;
+        {
+            // The copy's key registrations must verify under the next master key.
+            let copy = db::open_existing(&next_path, &next_key)?;
+            users::remac_public_keys(&copy, &kh::integrity_key(&next_mk, body.vault_id)?)?;
+            copy.close().map_err(|(_, e)| Error::from(e))?;
+        }
         fault::point("rotate.after_copy");
 
         let old = std::mem::replace(&mut self.conn, Connection::open_in_memory()?);
@@ -559,6 +574,7 @@ fn install_slot(
     let keys = UserKeys::generate();
     users::record_public_keys(
         conn,
+        &kh::integrity_key(mk, body.vault_id)?,
         user.id,
         &keys.ed25519_public(),
         &keys.x25519_public()?,

@@ -82,6 +82,16 @@ impl VaultDir {
 
     /// Replaces `name` atomically: a reader (or a crash) sees the old or the new content, never a mix.
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.write_atomic_at(name, bytes, None)
+    }
+
+    /// As `write_atomic`, with a named crash point just before the rename (for tests).
+    pub fn write_atomic_at(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        crash_point: Option<&str>,
+    ) -> Result<()> {
         let target = self.file(name);
         let tmp = self.file(&format!(
             "{name}.tmp-{}",
@@ -94,7 +104,9 @@ impl VaultDir {
             f.sync_all()
                 .map_err(Error::io(format!("cannot flush {}", tmp.display())))?;
             drop(f);
-            crate::fault::point("write_atomic.before_rename");
+            if let Some(p) = crash_point {
+                crate::fault::point(p);
+            }
             fs::rename(&tmp, &target)
                 .map_err(Error::io(format!("cannot replace {}", target.display())))?;
             self.sync_dir()

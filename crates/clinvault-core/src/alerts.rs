@@ -1,0 +1,222 @@
+//! Alert rules over the audit trail, raised in the same transaction as the entry that trips
+//! them and listed for administrators until acknowledged (acknowledging is itself recorded):
+//! many distinct patient records viewed or exported by one user in a short window, access
+//! outside clinic hours, repeated failed sign-ins, any role or permission change, and any audit
+//! verification failure. Alerts carry ids and counts, never patient names.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::audit::{Event, Outcome};
+use crate::clinic_hours::ClinicHours;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::permissions::Permission;
+use crate::policy::Policy;
+use crate::session::{Need, Session};
+
+pub const BULK_VIEW: &str = "bulk_record_access";
+pub const OUTSIDE_HOURS: &str = "access_outside_hours";
+pub const FAILED_SIGNINS: &str = "repeated_failed_signins";
+pub const ROLE_CHANGE: &str = "role_or_permission_change";
+pub const VERIFY_FAILED: &str = "audit_verification_failed";
+
+const ROLE_CHANGING: &[&str] = &["user.add", "user.set_role", "user.enable", "role.create"];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Alert {
+    pub id: i64,
+    pub rule: String,
+    pub raised_at: String,
+    pub actor_name: Option<String>,
+    pub summary: String,
+    pub details: serde_json::Value,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<String>,
+}
+
+pub(crate) fn raise(
+    conn: &Connection,
+    rule: &str,
+    at: &str,
+    actor: Option<&str>,
+    summary: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit_alerts (rule, raised_at, actor_name, summary, details)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![rule, at, actor, summary, details.to_string()],
+    )?;
+    Ok(())
+}
+
+fn open_alert_since(conn: &Connection, rule: &str, actor: &str, since_unix: i64) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM audit_alerts WHERE rule = ?1 AND actor_name = ?2
+               AND unixepoch(raised_at) >= ?3 LIMIT 1",
+            params![rule, actor, since_unix],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn is_record_access(action: &str) -> bool {
+    action.ends_with(".view") || action.ends_with(".export")
+}
+
+/// Runs the rules an appended entry can trip; called by the gate inside its transaction.
+pub(crate) fn after_event(
+    conn: &Connection,
+    policy: &Policy,
+    actor_id: &str,
+    actor_name: &str,
+    event: &Event,
+    now: jiff::Timestamp,
+) -> Result<()> {
+    let at = rfc3339(now);
+    if event.outcome == Outcome::Ok && ROLE_CHANGING.contains(&event.action.as_str()) {
+        raise(
+            conn,
+            ROLE_CHANGE,
+            &at,
+            Some(actor_name),
+            &format!(
+                "{actor_name} made a role or permission change ({})",
+                event.action
+            ),
+            serde_json::json!({ "action": event.action, "target": event.target_id }),
+        )?;
+    }
+    if event.target_type.as_deref() == Some("patient") && is_record_access(&event.action) {
+        let window = i64::from(policy.alert_bulk_view_minutes) * 60;
+        let since = now.as_second() - window;
+        let distinct: i64 = conn.query_row(
+            "SELECT count(DISTINCT target_id) FROM audit_log
+             WHERE actor_id = ?1 AND target_type = 'patient'
+               AND (action LIKE '%.view' OR action LIKE '%.export')
+               AND unixepoch(at) >= ?2",
+            params![actor_id, since],
+            |r| r.get(0),
+        )?;
+        if distinct >= i64::from(policy.alert_bulk_view_count)
+            && !open_alert_since(conn, BULK_VIEW, actor_name, since)?
+        {
+            raise(
+                conn,
+                BULK_VIEW,
+                &at,
+                Some(actor_name),
+                &format!(
+                    "{actor_name} opened {distinct} different patient records within {} minutes",
+                    policy.alert_bulk_view_minutes
+                ),
+                serde_json::json!({ "distinct_records": distinct, "minutes": policy.alert_bulk_view_minutes }),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Flags a sign-in outside the clinic's hours (in the clinic's time zone).
+pub(crate) fn check_hours(
+    conn: &Connection,
+    policy: &Policy,
+    actor_name: &str,
+    now: jiff::Timestamp,
+) -> Result<()> {
+    let Ok(hours) = ClinicHours::parse(&policy.clinic_hours) else {
+        return Ok(());
+    };
+    let tz = jiff::tz::TimeZone::get(&policy.clinic_timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let local = now.to_zoned(tz);
+    if !hours.is_open(&local.datetime()) {
+        raise(
+            conn,
+            OUTSIDE_HOURS,
+            &rfc3339(now),
+            Some(actor_name),
+            &format!(
+                "{actor_name} signed in outside clinic hours ({})",
+                local.strftime("%a %H:%M %Z")
+            ),
+            serde_json::json!({ "local_time": local.strftime("%Y-%m-%d %H:%M").to_string() }),
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn check_failed_signins(
+    conn: &Connection,
+    policy: &Policy,
+    username: &str,
+    failures: u32,
+    at: &str,
+) -> Result<()> {
+    if failures >= policy.alert_failed_signins {
+        raise(
+            conn,
+            FAILED_SIGNINS,
+            at,
+            Some(username),
+            &format!("{failures} failed sign-ins for username {username}"),
+            serde_json::json!({ "failures": failures }),
+        )?;
+    }
+    Ok(())
+}
+
+impl Session {
+    pub fn audit_alerts(&mut self, include_acknowledged: bool) -> Result<Vec<Alert>> {
+        self.gate(Need::Permission(Permission::AuditRead), Event::new("audit.alerts"), |tx, ev| {
+            let mut st = tx.prepare(
+                "SELECT id, rule, raised_at, actor_name, summary, details, acknowledged_by, acknowledged_at
+                 FROM audit_alerts WHERE ?1 OR acknowledged_at IS NULL ORDER BY id DESC",
+            )?;
+            let rows = st
+                .query_map([include_acknowledged], |r| {
+                    let details: String = r.get(5)?;
+                    Ok(Alert {
+                        id: r.get(0)?,
+                        rule: r.get(1)?,
+                        raised_at: r.get(2)?,
+                        actor_name: r.get(3)?,
+                        summary: r.get(4)?,
+                        details: serde_json::from_str(&details).unwrap_or_default(),
+                        acknowledged_by: r.get(6)?,
+                        acknowledged_at: r.get(7)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            *ev = ev.clone().detail("count", rows.len());
+            Ok(rows)
+        })
+    }
+
+    pub fn acknowledge_alert(&mut self, id: i64) -> Result<()> {
+        let me = self.user().username.clone();
+        let now = rfc3339(self.clock().now());
+        let event = Event::new("audit.alert_ack").target("alert", id);
+        self.gate(Need::Permission(Permission::AuditRead), event, |tx, _| {
+            let changed = tx.execute(
+                "UPDATE audit_alerts SET acknowledged_by = ?1, acknowledged_at = ?2
+                 WHERE id = ?3 AND acknowledged_at IS NULL",
+                params![me, now, id],
+            )?;
+            if changed == 0 {
+                let exists: bool = tx
+                    .query_row("SELECT 1 FROM audit_alerts WHERE id = ?1", [id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                return Err(if exists {
+                    Error::InvalidInput(format!("alert {id} is already acknowledged"))
+                } else {
+                    Error::NotFound(format!("no alert {id}"))
+                });
+            }
+            Ok(())
+        })
+    }
+}
