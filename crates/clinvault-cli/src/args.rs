@@ -89,6 +89,11 @@ pub enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// The audit trail: verify, review, export, alerts, retention
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Key management
     Key {
         #[command(subcommand)]
@@ -190,4 +195,58 @@ pub enum KeyAction {
     },
     /// Replace the master key and re-key the database
     Rotate,
+}
+
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Check every entry; exit 5 and the first bad entry when the trail was tampered with
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Entries, newest first, filtered
+    List {
+        /// Acting username
+        #[arg(long)]
+        user: Option<String>,
+        /// An action, or a prefix ending in '.' (e.g. "user.")
+        #[arg(long)]
+        action: Option<String>,
+        /// Entries about one patient record (by id)
+        #[arg(long, value_name = "ID")]
+        patient: Option<String>,
+        /// ok, denied or failed
+        #[arg(long)]
+        outcome: Option<String>,
+        /// From this date (YYYY-MM-DD) or time (RFC 3339), inclusive
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Up to this date or time, exclusive
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Only entries older than this sequence number (next page)
+        #[arg(long, value_name = "SEQ")]
+        before_seq: Option<i64>,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Alerts waiting for acknowledgement
+    Alerts {
+        #[arg(long)]
+        json: bool,
+        /// Include acknowledged alerts
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge an alert
+    Ack { id: i64 },
+    /// Remove entries older than DATE (never younger than the retention period)
+    Prune {
+        #[arg(long, value_name = "DATE")]
+        before: String,
+    },
 }

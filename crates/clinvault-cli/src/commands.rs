@@ -131,6 +131,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Role { action } => role(g, action),
         Command::Policy { action } => policy(g, action),
         Command::Key { action } => key(g, action),
+        Command::Audit { action } => audit(g, action),
     }
 }
 
@@ -370,6 +371,110 @@ fn key(g: &Global, action: KeyAction) -> Result<()> {
         KeyAction::Rotate => {
             let epoch = s.rotate_keys()?;
             println!("Vault keys rotated (key epoch {epoch}).");
+        }
+    }
+    Ok(())
+}
+
+fn audit(g: &Global, action: AuditAction) -> Result<()> {
+    use clinvault_core::audit_review::{parse_when, AuditFilter, ExportFormat};
+    let mut s = g.sign_in()?;
+    match action {
+        AuditAction::Verify { json } => {
+            let report = s.verify_audit()?;
+            if json {
+                print_json(&report)?;
+            } else if report.intact {
+                println!(
+                    "audit trail intact: {} entries checked; {}",
+                    report.entries_checked, report.checkpoint
+                );
+            }
+            if let Some(p) = report.problem {
+                return Err(Error::Integrity(format!(
+                    "audit trail verification failed at entry {}: {} ({})",
+                    p.seq,
+                    serde_json::to_value(p.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    p.detail
+                )));
+            }
+        }
+        AuditAction::List {
+            user,
+            action,
+            patient,
+            outcome,
+            since,
+            until,
+            limit,
+            before_seq,
+            json,
+            csv,
+        } => {
+            let filter = AuditFilter {
+                user,
+                action,
+                target_type: patient.as_ref().map(|_| "patient".to_owned()),
+                target_id: patient,
+                outcome,
+                since: since.map(|d| parse_when("since", &d)).transpose()?,
+                until: until.map(|d| parse_when("until", &d)).transpose()?,
+                before_seq,
+                limit,
+            };
+            if json || csv {
+                let format = if csv {
+                    ExportFormat::Csv
+                } else {
+                    ExportFormat::Json
+                };
+                print!("{}", s.audit_export(&filter, format)?);
+                if json {
+                    println!();
+                }
+            } else {
+                for e in s.audit_list(&filter)? {
+                    println!(
+                        "{:>6} {} {:<14} {:<22} {:<7} {}{}",
+                        e.seq,
+                        e.at,
+                        e.actor_name,
+                        e.action,
+                        e.outcome,
+                        e.target_type.map(|t| format!("{t}:")).unwrap_or_default(),
+                        e.target_id.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        AuditAction::Alerts { json, all } => {
+            let alerts = s.audit_alerts(all)?;
+            if json {
+                return print_json(&alerts);
+            }
+            for a in alerts {
+                println!(
+                    "{:>4} {} {:<26} {}{}",
+                    a.id,
+                    a.raised_at,
+                    a.rule,
+                    a.summary,
+                    a.acknowledged_by
+                        .map(|b| format!(" (acknowledged by {b})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        AuditAction::Ack { id } => {
+            s.acknowledge_alert(id)?;
+            println!("Alert {id} acknowledged.");
+        }
+        AuditAction::Prune { before } => {
+            let r = s.audit_prune(parse_when("before", &before)?)?;
+            println!("{} entries removed.", r.removed);
         }
     }
     Ok(())

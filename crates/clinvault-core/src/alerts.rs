@@ -20,6 +20,7 @@ pub const OUTSIDE_HOURS: &str = "access_outside_hours";
 pub const FAILED_SIGNINS: &str = "repeated_failed_signins";
 pub const ROLE_CHANGE: &str = "role_or_permission_change";
 pub const VERIFY_FAILED: &str = "audit_verification_failed";
+pub const CHECKPOINT: &str = "audit_checkpoint_mismatch";
 
 const ROLE_CHANGING: &[&str] = &["user.add", "user.set_role", "user.enable", "role.create"];
 
@@ -49,6 +50,21 @@ pub(crate) fn raise(
         params![rule, at, actor, summary, details.to_string()],
     )?;
     Ok(())
+}
+
+/// Raises an alert unless the same rule already fired for the same person in the last hour.
+pub(crate) fn raise_once_per_hour(
+    conn: &Connection,
+    rule: &str,
+    at: &str,
+    actor: &str,
+    summary: &str,
+    now: jiff::Timestamp,
+) -> Result<()> {
+    if open_alert_since(conn, rule, actor, now.as_second() - 3600)? {
+        return Ok(());
+    }
+    raise(conn, rule, at, Some(actor), summary, serde_json::json!({}))
 }
 
 fn open_alert_since(conn: &Connection, rule: &str, actor: &str, since_unix: i64) -> Result<bool> {
@@ -132,7 +148,10 @@ pub(crate) fn check_hours(
     };
     let tz = jiff::tz::TimeZone::get(&policy.clinic_timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     let local = now.to_zoned(tz);
-    if !hours.is_open(&local.datetime()) {
+    // One alert per person per hour is enough to draw attention.
+    if !hours.is_open(&local.datetime())
+        && !open_alert_since(conn, OUTSIDE_HOURS, actor_name, now.as_second() - 3600)?
+    {
         raise(
             conn,
             OUTSIDE_HOURS,

@@ -153,3 +153,192 @@ impl Session {
         })
     }
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PruneResult {
+    pub removed: u64,
+    pub upto_seq: Option<i64>,
+}
+
+fn to_csv(rows: &[AuditEntry]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "seq",
+        "at",
+        "actor_id",
+        "actor_name",
+        "device",
+        "action",
+        "target_type",
+        "target_id",
+        "outcome",
+        "details",
+        "signer_id",
+    ])
+    .map_err(|e| Error::Internal(format!("cannot write CSV: {e}")))?;
+    for r in rows {
+        w.write_record([
+            r.seq.to_string(),
+            r.at.clone(),
+            r.actor_id.clone().unwrap_or_default(),
+            r.actor_name.clone(),
+            r.device.clone(),
+            r.action.clone(),
+            r.target_type.clone().unwrap_or_default(),
+            r.target_id.clone().unwrap_or_default(),
+            r.outcome.clone(),
+            r.details.to_string(),
+            r.signer_id.clone(),
+        ])
+        .map_err(|e| Error::Internal(format!("cannot write CSV: {e}")))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::Internal(format!("cannot write CSV: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| Error::Internal("CSV is not UTF-8".into()))
+}
+
+impl Session {
+    /// The filtered trail as CSV or JSON; the export is itself recorded with its row count.
+    pub fn audit_export(&mut self, filter: &AuditFilter, format: ExportFormat) -> Result<String> {
+        let event = Event::new("audit.export").detail(
+            "format",
+            match format {
+                ExportFormat::Csv => "csv",
+                ExportFormat::Json => "json",
+            },
+        );
+        self.gate(Need::Permission(Permission::AuditRead), event, |tx, ev| {
+            let rows = query(tx, filter)?;
+            *ev = ev.clone().detail("count", rows.len());
+            match format {
+                ExportFormat::Csv => to_csv(&rows),
+                ExportFormat::Json => serde_json::to_string_pretty(&rows)
+                    .map_err(|e| Error::Internal(format!("cannot write JSON: {e}"))),
+            }
+        })
+    }
+
+    /// Verifies the whole trail against the checkpoint kept outside the database. A failure is
+    /// recorded, raises an alert, and leaves the checkpoint as it was.
+    pub fn verify_audit(&mut self) -> Result<crate::audit_verify::VerifyReport> {
+        self.authorize(
+            Need::Permission(Permission::AuditRead),
+            Event::new("audit.verify"),
+        )?;
+        let outside = crate::checkpoint::read_file(self.dir());
+        let report = {
+            let vault = self.vault()?;
+            let ik = vault.integrity_key()?;
+            match &outside {
+                Ok(cp) => crate::audit_verify::verify(
+                    vault.conn(),
+                    &vault.vault_id().to_string(),
+                    &ik,
+                    cp.as_ref(),
+                )?,
+                Err(_) => {
+                    let mut r = crate::audit_verify::verify(
+                        vault.conn(),
+                        &vault.vault_id().to_string(),
+                        &ik,
+                        None,
+                    )?;
+                    if r.problem.is_none() {
+                        r.intact = false;
+                        r.problem = Some(crate::audit_verify::Problem {
+                            seq: r.last_seq.unwrap_or(0),
+                            kind: crate::audit_verify::ProblemKind::BadSignature,
+                            detail: "the checkpoint kept outside the database is damaged".into(),
+                        });
+                    }
+                    r
+                }
+            }
+        };
+        let mut event = Event::new("audit.verify").detail("entries", report.entries_checked);
+        if let Some(p) = &report.problem {
+            event = event
+                .outcome(crate::audit::Outcome::Failed)
+                .detail("first_bad_seq", p.seq)
+                .detail("kind", serde_json::to_value(p.kind).unwrap_or_default());
+        }
+        let at = crate::clock::rfc3339(self.clock().now());
+        let me = self.user().username.clone();
+        let problem = report.problem.clone();
+        self.record_with(event, |tx| {
+            if let Some(p) = &problem {
+                crate::alerts::raise(
+                    tx,
+                    crate::alerts::VERIFY_FAILED,
+                    &at,
+                    Some(&me),
+                    &format!(
+                        "audit trail verification failed at entry {}: {}",
+                        p.seq, p.detail
+                    ),
+                    serde_json::json!({ "seq": p.seq, "kind": p.kind }),
+                )?;
+            }
+            Ok(())
+        })?;
+        if report.intact {
+            self.write_checkpoint()?;
+        }
+        Ok(report)
+    }
+
+    /// Removes entries older than `before`, never younger than the retention period. The chain
+    /// stays verifiable: a checkpoint of the last removed entry, signed by the administrator, is
+    /// kept and the remaining trail is verified from it.
+    pub fn audit_prune(&mut self, before: jiff::Timestamp) -> Result<PruneResult> {
+        let years = self.policy().audit_retention_years;
+        let now = self.clock().now();
+        let limit = now
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_sub(jiff::Span::new().years(i64::from(years)))
+            .map(|z| z.timestamp())
+            .map_err(|_| Error::Internal("cannot compute the retention limit".into()))?;
+        let signer = self.vault()?.user_keys().signing_key();
+        let signer_id = self.user().id.to_string();
+        let origin = crate::checkpoint::origin(&self.vault()?.vault_id().to_string());
+        let at = crate::clock::rfc3339(now);
+        let event = Event::new("audit.prune").detail("before", before.to_string());
+        let result = self.gate(Need::Permission(Permission::AuditRead), event, |tx, ev| {
+            if before > limit {
+                return Err(Error::InvalidInput(format!(
+                    "before: entries younger than the retention period ({years} years, i.e. after {}) cannot be pruned",
+                    limit.strftime("%Y-%m-%d")
+                )));
+            }
+            let cut: Option<(i64, Vec<u8>)> = rusqlite::OptionalExtension::optional(tx.query_row(
+                "SELECT seq, hash FROM audit_log WHERE unixepoch(at, 'subsec') < ?1
+                 ORDER BY seq DESC LIMIT 1",
+                [before.as_millisecond() as f64 / 1000.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ))?;
+            let Some((upto, hash)) = cut else {
+                return Ok(PruneResult { removed: 0, upto_seq: None });
+            };
+            let head: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| Error::Integrity("an audit entry has a malformed hash".into()))?;
+            let cp = crate::checkpoint::Checkpoint::sign(origin.clone(), upto, head, &signer_id, &signer, None)?;
+            tx.execute(
+                "INSERT INTO audit_prune_marks (upto_seq, at, checkpoint) VALUES (?1, ?2, ?3)",
+                rusqlite::params![upto, at, cp.encode()],
+            )?;
+            let removed = tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [upto])? as u64;
+            *ev = ev.clone().detail("removed", removed).detail("upto_seq", upto);
+            Ok(PruneResult { removed, upto_seq: Some(upto) })
+        })?;
+        self.write_checkpoint()?;
+        Ok(result)
+    }
+}

@@ -215,6 +215,26 @@ pub fn verify(
             ));
             break;
         }
+        if row.prev_hash != expected_prev {
+            let elsewhere: Option<i64> = rusqlite::OptionalExtension::optional(conn.query_row(
+                "SELECT seq FROM audit_log WHERE hash = ?1",
+                [&row.prev_hash],
+                |r| r.get(0),
+            ))?;
+            found = Some(match elsewhere {
+                Some(other) => problem(
+                    row.seq,
+                    ProblemKind::Reordered,
+                    format!("it follows entry {other}, not entry {}", row.seq - 1),
+                ),
+                None => problem(
+                    row.seq,
+                    ProblemKind::Inserted,
+                    "it does not link to the entry before it",
+                ),
+            });
+            break;
+        }
         let computed = entry_hash(&EntryFields {
             seq: row.seq,
             at: &row.at,
@@ -236,26 +256,6 @@ pub fn verify(
                 ProblemKind::Modified,
                 "the entry's content does not match its hash",
             ));
-            break;
-        }
-        if row.prev_hash != expected_prev {
-            let elsewhere: Option<i64> = rusqlite::OptionalExtension::optional(conn.query_row(
-                "SELECT seq FROM audit_log WHERE hash = ?1",
-                [&row.prev_hash],
-                |r| r.get(0),
-            ))?;
-            found = Some(match elsewhere {
-                Some(other) => problem(
-                    row.seq,
-                    ProblemKind::Reordered,
-                    format!("it follows entry {other}, not entry {}", row.seq - 1),
-                ),
-                None => problem(
-                    row.seq,
-                    ProblemKind::Inserted,
-                    "it does not link to the entry before it",
-                ),
-            });
             break;
         }
         let registered = keys

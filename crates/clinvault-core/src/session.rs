@@ -210,30 +210,75 @@ impl Session {
         &self.user
     }
 
-    /// Anchors the current end of the trail outside the database (see `checkpoint`).
-    pub(crate) fn write_checkpoint(&self) -> Result<()> {
+    /// Anchors the current end of the trail outside the database (see `checkpoint`). The
+    /// existing checkpoint is checked first: when the trail no longer contains what it vouched
+    /// for, it is kept as evidence (not overwritten) and an alert is raised. `previous_ik` is the
+    /// integrity key the existing checkpoint was made with, when a rotation just replaced it.
+    pub(crate) fn write_checkpoint_after(
+        &self,
+        previous_ik: Option<&crate::crypto::Secret32>,
+    ) -> Result<()> {
+        use crate::checkpoint::{self, Checkpoint};
         let vault = self.vault()?;
-        let last: Option<(i64, Vec<u8>)> =
-            rusqlite::OptionalExtension::optional(vault.conn().query_row(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            ))?;
+        let conn = vault.conn();
+        let ik = vault.integrity_key()?;
+        let now = rfc3339(self.clock.now());
+        let last: Option<(i64, Vec<u8>)> = rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        ))?;
         let Some((seq, hash)) = last else {
             return Ok(());
         };
+        let alert = |summary: &str| -> Result<()> {
+            crate::alerts::raise_once_per_hour(
+                conn,
+                crate::alerts::CHECKPOINT,
+                &now,
+                &self.user.username,
+                summary,
+                self.clock.now(),
+            )
+        };
+        match checkpoint::read_file(&self.dir) {
+            Ok(Some(cp)) if cp.verify_mac(&ik) || previous_ik.is_some_and(|k| cp.verify_mac(k)) => {
+                let at_size: Option<Vec<u8>> = rusqlite::OptionalExtension::optional(conn.query_row(
+                    "SELECT hash FROM audit_log WHERE seq = ?1",
+                    [cp.size],
+                    |r| r.get(0),
+                ))?;
+                if cp.size > seq || at_size.as_deref().is_some_and(|h| h != cp.head_hash) {
+                    return alert(
+                        "the audit trail no longer matches its checkpoint: entries were removed or rewritten; the checkpoint is kept as evidence",
+                    );
+                }
+            }
+            Ok(Some(_)) | Err(_) => alert("the audit checkpoint outside the database was not authentic; a new one was written")?,
+            Ok(None) => {
+                let closed_before: bool = conn
+                    .query_row("SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'session.end')", [], |r| r.get(0))?;
+                if closed_before {
+                    alert("the audit checkpoint outside the database was missing; a new one was written")?;
+                }
+            }
+        }
         let head: [u8; 32] = hash
             .try_into()
             .map_err(|_| Error::Integrity("an audit entry has a malformed hash".into()))?;
-        let cp = crate::checkpoint::Checkpoint::sign(
-            crate::checkpoint::origin(&vault.vault_id().to_string()),
+        let cp = Checkpoint::sign(
+            checkpoint::origin(&vault.vault_id().to_string()),
             seq,
             head,
             &self.user.id.to_string(),
             &vault.user_keys().signing_key(),
-            Some(&vault.integrity_key()?),
+            Some(&ik),
         )?;
-        crate::checkpoint::write_file(&self.dir, &cp)
+        checkpoint::write_file(&self.dir, &cp)
+    }
+
+    pub(crate) fn write_checkpoint(&self) -> Result<()> {
+        self.write_checkpoint_after(None)
     }
 
     pub fn policy(&self) -> &Policy {
@@ -526,6 +571,15 @@ impl Session {
     /// Records the outcome of an operation authorised with `authorize`.
     pub(crate) fn record(&mut self, event: Event) -> Result<()> {
         self.write_unchecked(event, |_, _| Ok(()))
+    }
+
+    /// As `record`, with further writes in the same transaction.
+    pub(crate) fn record_with(
+        &mut self,
+        event: Event,
+        f: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.write_unchecked(event, |tx, _| f(tx))
     }
 
     /// Why the operation is refused, if it is.

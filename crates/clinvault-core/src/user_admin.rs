@@ -329,6 +329,7 @@ impl Session {
     }
 
     fn rotate_with_audit(&mut self, remove: &[uuid::Uuid], reason: &str) -> Result<()> {
+        let previous_ik = self.vault()?.integrity_key()?;
         let result = self.vault_mut()?.rotate_keys(remove);
         let mut event = Event::new("key.rotate").detail("reason", reason);
         for id in remove {
@@ -339,7 +340,7 @@ impl Session {
                 let epoch = self.vault()?.key_epoch();
                 self.record(event.detail("epoch", epoch))?;
                 // The checkpoint's integrity MAC follows the new master key.
-                self.write_checkpoint()?;
+                self.write_checkpoint_after(Some(&previous_ik))?;
             }
             Err(e) => {
                 let kind = serde_json::to_value(e.kind()).unwrap_or_default();
