@@ -1,0 +1,93 @@
+//! `clinvault audit` end to end, including an insider who edits the trail with a standard
+//! SQLCipher client (Python's sqlcipher3) using the exported database key.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn sqlcipher(db: &std::path::Path, key: &str, sql: &str) {
+    let script = r#"
+import sys, sqlcipher3
+con = sqlcipher3.connect(sys.argv[1])
+con.execute("PRAGMA key = \"x'%s'\"" % sys.argv[2])
+con.executescript(sys.argv[3])
+con.commit()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(db)
+        .arg(key)
+        .arg(sql)
+        .output()
+        .expect("python3 with sqlcipher3 (scripts/test.sh installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn verify_list_export_and_an_insider_edit_through_a_standard_sqlcipher_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    for minutes in ["20", "25", "30"] {
+        let mut c = cv(&vault);
+        c.args(["policy", "set", "idle-lock-minutes", minutes]);
+        ok(run(c));
+    }
+    let mut c = cv(&vault);
+    c.args(["audit", "verify"]);
+    let out = ok(run(c));
+    assert!(stdout(&out).contains("audit trail intact"), "{}", stdout(&out));
+
+    let mut c = cv(&vault);
+    c.args(["audit", "list", "--action", "policy.set", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&ok(run(c)).stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    assert_eq!(rows[0]["details"]["new"], "30");
+
+    let mut c = cv(&vault);
+    c.args(["audit", "list", "--csv", "--outcome", "ok", "--since", "2000-01-01"]);
+    let csv = stdout(&ok(run(c)));
+    assert!(csv.starts_with("seq,at,"));
+    let mut c = cv(&vault);
+    c.args(["audit", "list", "--since", "yesterday-ish"]);
+    let out = run(c);
+    assert_eq!(code(&out), 2);
+    assert_one_error_line(&out);
+
+    // The insider: exports the key, then edits one entry with a standard SQLCipher client.
+    let mut c = cv(&vault);
+    c.args(["key", "export-db-key"]);
+    let key = stdout(&ok(run(c))).trim().to_owned();
+    sqlcipher(
+        &vault.join("vault.db"),
+        &key,
+        "DROP TRIGGER audit_log_no_update;
+         UPDATE audit_log SET details = '{\"key\":\"idle-lock-minutes\",\"new\":\"99\",\"old\":\"15\"}'
+         WHERE action = 'policy.set' AND details LIKE '%\"new\":\"20\"%';",
+    );
+    let mut c = cv(&vault);
+    c.args(["audit", "verify"]);
+    let out = run(c);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_one_error_line(&out);
+    assert!(stderr(&out).contains("modified"), "{}", stderr(&out));
+
+    let mut c = cv(&vault);
+    c.args(["audit", "alerts", "--json"]);
+    let alerts: serde_json::Value = serde_json::from_slice(&ok(run(c)).stdout).unwrap();
+    let failed = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["rule"] == "audit_verification_failed")
+        .expect("verification failure raises an alert");
+    let mut c = cv(&vault);
+    c.args(["audit", "ack", &failed["id"].to_string()]);
+    ok(run(c));
+    let mut c = cv(&vault);
+    c.args(["audit", "ack", "99999"]);
+    assert_eq!(code(&run(c)), 6);
+}

@@ -1,0 +1,425 @@
+//! The audit trail against an insider who opens the database with the exported key and edits
+//! rows directly, as with any SQLCipher client: every kind of tampering is found and named;
+//! alerts fire at their thresholds and stay quiet below; retention pruning keeps the chain
+//! verifiable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::sync::Arc;
+
+use clinvault_core::alerts::Alert;
+use clinvault_core::audit::Event;
+use clinvault_core::audit_review::{AuditFilter, ExportFormat};
+use clinvault_core::audit_verify::ProblemKind;
+use clinvault_core::clock::ManualClock;
+use clinvault_core::crypto::KdfCost;
+use clinvault_core::{vault, InitOptions, Need, Session, SessionConfig, VaultDir};
+use rusqlite::Connection;
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+const ADMIN_PASS: &str = "plum harbour velvet tractor";
+const USER_PASS: &str = "quiet lantern orbit meadow";
+// A Monday, 10:00 UTC: inside default clinic hours (UTC).
+const T0: i64 = 1_795_000_000 - (1_795_000_000 % 86_400) + 10 * 3600 + 5 * 86_400;
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+struct Clinic {
+    _tmp: TempDir,
+    dir: VaultDir,
+    clock: ManualClock,
+}
+
+impl Clinic {
+    fn new() -> Clinic {
+        let tmp = TempDir::new().unwrap();
+        let dir = VaultDir::new(tmp.path().join("v"));
+        vault::init(
+            &dir,
+            InitOptions {
+                admin_username: "admin".into(),
+                admin_display_name: None,
+                passphrase: secret(ADMIN_PASS),
+                kdf_cost: KdfCost {
+                    memory_kib: 1024,
+                    iterations: 1,
+                    parallelism: 1,
+                },
+                recovery_key_file: None,
+            },
+        )
+        .unwrap();
+        Clinic {
+            _tmp: tmp,
+            dir,
+            clock: ManualClock::at(T0),
+        }
+    }
+
+    fn sign_in(&self, user: &str, pass: &str) -> Session {
+        Session::sign_in_with(
+            &self.dir,
+            user,
+            &secret(pass),
+            None,
+            SessionConfig {
+                device: "front-desk".into(),
+                clock: Arc::new(self.clock.clone()),
+            },
+        )
+        .unwrap()
+    }
+
+    fn admin(&self) -> Session {
+        self.sign_in("admin", ADMIN_PASS)
+    }
+
+    /// A vault with some history, and the database key an insider exported.
+    fn with_history() -> (Clinic, String) {
+        let c = Clinic::new();
+        let mut a = c.admin();
+        a.add_user("jo", None, "receptionist", &secret(USER_PASS)).unwrap();
+        for i in 0..6 {
+            a.set_policy("idle-lock-minutes", &(10 + i).to_string()).unwrap();
+        }
+        let key = a.export_db_key(&secret(ADMIN_PASS), None).unwrap().to_string();
+        drop(a);
+        let mut jo = c.sign_in("jo", USER_PASS);
+        jo.list_roles().unwrap();
+        drop(jo);
+        (c, key)
+    }
+
+    /// The insider's own connection, keyed by hand, triggers dropped as they would.
+    fn insider(&self, key: &str) -> Connection {
+        let conn = Connection::open(self.dir.db_file()).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA key = \"x'{key}'\";
+             DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;"
+        ))
+        .unwrap();
+        conn
+    }
+
+    fn verify(&self) -> clinvault_core::audit_verify::VerifyReport {
+        self.admin().verify_audit().unwrap()
+    }
+}
+
+fn max_seq(conn: &Connection) -> i64 {
+    conn.query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0)).unwrap()
+}
+
+fn alerts(s: &mut Session) -> Vec<Alert> {
+    s.audit_alerts(true).unwrap()
+}
+
+#[test]
+fn an_untouched_trail_verifies_and_triggers_refuse_edits() {
+    let (c, key) = Clinic::with_history();
+    let r = c.verify();
+    assert!(r.intact, "{:?}", r.problem);
+    assert!(r.entries_checked > 10, "{}", r.entries_checked);
+    assert!(r.checkpoint.contains("matches"), "{}", r.checkpoint);
+    // Through the app's own rules, the table is append-only even for the key holder.
+    let conn = Connection::open(c.dir.db_file()).unwrap();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";")).unwrap();
+    let e = conn.execute("UPDATE audit_log SET details = '{}' WHERE seq = 2", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let e = conn.execute("DELETE FROM audit_log WHERE seq = 2", []).unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+}
+
+#[test]
+fn a_modified_entry_is_found() {
+    let (c, key) = Clinic::with_history();
+    c.insider(&key)
+        .execute("UPDATE audit_log SET details = '{\"old\":\"99\"}' WHERE seq = 5", [])
+        .unwrap();
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (5, ProblemKind::Modified), "{p:?}");
+}
+
+#[test]
+fn a_deleted_entry_is_found() {
+    let (c, key) = Clinic::with_history();
+    c.insider(&key).execute("DELETE FROM audit_log WHERE seq = 6", []).unwrap();
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (6, ProblemKind::Deleted), "{p:?}");
+}
+
+#[test]
+fn reordered_entries_are_found() {
+    let (c, key) = Clinic::with_history();
+    c.insider(&key)
+        .execute_batch(
+            "UPDATE audit_log SET seq = -1 WHERE seq = 4;
+             UPDATE audit_log SET seq = 4 WHERE seq = 5;
+             UPDATE audit_log SET seq = 5 WHERE seq = -1;",
+        )
+        .unwrap();
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (4, ProblemKind::Reordered), "{p:?}");
+}
+
+#[test]
+fn an_inserted_entry_is_found() {
+    let (c, key) = Clinic::with_history();
+    let conn = c.insider(&key);
+    // Shift entries from 7 on and slip a copy of entry 3 in at 7.
+    let last = max_seq(&conn);
+    for seq in (7..=last).rev() {
+        conn.execute("UPDATE audit_log SET seq = seq + 1 WHERE seq = ?1", [seq]).unwrap();
+    }
+    conn.execute(
+        "INSERT INTO audit_log SELECT 7, at, actor_id, actor_name, device, action, target_type,
+             target_id, outcome, details, signer_id, signer_key, prev_hash, hash, signature
+         FROM audit_log WHERE seq = 3",
+        [],
+    )
+    .unwrap();
+    let p = c.verify().problem.unwrap();
+    assert_eq!(p.seq, 7, "{p:?}");
+    assert!(matches!(p.kind, ProblemKind::Inserted | ProblemKind::Reordered), "{p:?}");
+    // A forged entry that links nowhere is "inserted".
+    let (c, key) = Clinic::with_history();
+    let conn = c.insider(&key);
+    let last = max_seq(&conn);
+    conn.execute(
+        "INSERT INTO audit_log SELECT ?1, at, actor_id, actor_name, device, action, target_type,
+             target_id, outcome, details, signer_id, signer_key, randomblob(32), hash, signature
+         FROM audit_log WHERE seq = 3",
+        [last + 1],
+    )
+    .unwrap();
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (last + 1, ProblemKind::Inserted), "{p:?}");
+}
+
+#[test]
+fn a_truncated_trail_is_found_through_the_checkpoint_outside_the_database() {
+    let (c, key) = Clinic::with_history();
+    let conn = c.insider(&key);
+    let last = max_seq(&conn);
+    conn.execute("DELETE FROM audit_log WHERE seq > ?1", [last - 4]).unwrap();
+    drop(conn);
+    let mut a = c.admin();
+    let r = a.verify_audit().unwrap();
+    let p = r.problem.unwrap();
+    assert!(matches!(p.kind, ProblemKind::Truncated | ProblemKind::Modified), "{p:?}");
+    assert!(p.seq <= last, "{p:?}");
+    // The sign-in did not re-anchor over the evidence, and both problems raised alerts.
+    let rules: Vec<String> = alerts(&mut a).into_iter().map(|a| a.rule).collect();
+    assert!(rules.iter().any(|r| r == "audit_checkpoint_mismatch"), "{rules:?}");
+    assert!(rules.iter().any(|r| r == "audit_verification_failed"), "{rules:?}");
+}
+
+#[test]
+fn a_bad_signature_is_found() {
+    let (c, key) = Clinic::with_history();
+    c.insider(&key)
+        .execute("UPDATE audit_log SET signature = randomblob(64) WHERE seq = 8", [])
+        .unwrap();
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (8, ProblemKind::BadSignature), "{p:?}");
+}
+
+#[test]
+fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
+    let (c, key) = Clinic::with_history();
+    let conn = c.insider(&key);
+    // The insider plants their own signing key as one of Jo's keys and appends an entry in her
+    // name, hashed and signed correctly with that key.
+    use ed25519_dalek::Signer;
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let (jo_id,): (String,) = conn
+        .query_row("SELECT id FROM users WHERE username = 'jo'", [], |r| Ok((r.get(0)?,)))
+        .unwrap();
+    conn.execute(
+        "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
+         VALUES (?1, ?2, zeroblob(32), '2020-01-01T00:00:00Z', randomblob(32))",
+        rusqlite::params![jo_id, forger.verifying_key().to_bytes().as_slice()],
+    )
+    .unwrap();
+    let (seq, prev): (i64, Vec<u8>) = conn
+        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    let fields = clinvault_core::audit::EntryFields {
+        seq: seq + 1,
+        at: "2030-01-01T00:00:00Z",
+        actor_id: Some(&jo_id),
+        actor_name: "jo",
+        device: "x",
+        action: "user.list",
+        target_type: None,
+        target_id: None,
+        outcome: "ok",
+        details: "{}",
+        signer_id: &jo_id,
+        signer_key: &forger.verifying_key().to_bytes(),
+        prev_hash: &prev,
+    };
+    let hash = clinvault_core::audit::entry_hash(&fields);
+    conn.execute(
+        "INSERT INTO audit_log VALUES (?1, ?2, ?3, 'jo', 'x', 'user.list', NULL, NULL, 'ok', '{}',
+             ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params![
+            seq + 1,
+            fields.at,
+            jo_id,
+            forger.verifying_key().to_bytes().as_slice(),
+            prev,
+            hash.as_slice(),
+            forger.sign(&hash).to_bytes().as_slice()
+        ],
+    )
+    .unwrap();
+    drop(conn);
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (seq + 1, ProblemKind::BadSignature), "{p:?}");
+    assert!(p.detail.contains("not registered"), "{p:?}");
+}
+
+#[test]
+fn review_filters_and_export_are_recorded() {
+    let (c, _) = Clinic::with_history();
+    let mut a = c.admin();
+    let page = a
+        .audit_list(&AuditFilter {
+            action: Some("policy.".into()),
+            limit: 4,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.len(), 4);
+    assert!(page.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    let next = a
+        .audit_list(&AuditFilter {
+            action: Some("policy.".into()),
+            before_seq: Some(page[3].seq),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(next.len(), 2);
+    let jo = a
+        .audit_list(&AuditFilter {
+            user: Some("jo".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!jo.is_empty() && jo.iter().all(|e| e.actor_name == "jo"));
+    let none = a
+        .audit_list(&AuditFilter {
+            until: Some(jiff::Timestamp::from_second(T0 - 1).unwrap()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(none.is_empty());
+    let csv = a.audit_export(&AuditFilter { limit: 1000, ..Default::default() }, ExportFormat::Csv).unwrap();
+    assert!(csv.starts_with("seq,at,actor_id"));
+    let json = a.audit_export(&AuditFilter { limit: 1000, ..Default::default() }, ExportFormat::Json).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(parsed.as_array().unwrap().len() > 10);
+    let exports = a
+        .audit_list(&AuditFilter { action: Some("audit.export".into()), limit: 10, ..Default::default() })
+        .unwrap();
+    assert_eq!(exports.len(), 2);
+    assert!(exports.iter().all(|e| e.details["count"].as_u64().unwrap() > 10));
+}
+
+#[test]
+fn bulk_record_access_alert_fires_at_its_threshold_only() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    a.set_policy("alert.bulk-view-count", "5").unwrap();
+    a.set_policy("alert.bulk-view-minutes", "10").unwrap();
+    let view = |s: &mut Session, id: &str| {
+        s.gate(Need::SignedIn, Event::new("patient.view").target("patient", id), |_, _| Ok(()))
+            .unwrap();
+    };
+    for i in 0..4 {
+        view(&mut a, &format!("p{i}"));
+        view(&mut a, &format!("p{i}"));
+    }
+    assert!(!alerts(&mut a).iter().any(|x| x.rule == "bulk_record_access"));
+    // Views spread out beyond the window do not add up.
+    c.clock.advance(11 * 60);
+    view(&mut a, "p4");
+    assert!(!alerts(&mut a).iter().any(|x| x.rule == "bulk_record_access"));
+    for i in 5..9 {
+        view(&mut a, &format!("p{i}"));
+    }
+    let fired: Vec<Alert> = alerts(&mut a).into_iter().filter(|x| x.rule == "bulk_record_access").collect();
+    assert_eq!(fired.len(), 1);
+    assert!(!fired[0].summary.contains("p5"), "no record ids or names in the summary");
+    a.acknowledge_alert(fired[0].id).unwrap();
+    assert!(a.audit_alerts(false).unwrap().iter().all(|x| x.id != fired[0].id));
+    let acks = a.audit_list(&AuditFilter { action: Some("audit.alert_ack".into()), limit: 5, ..Default::default() }).unwrap();
+    assert_eq!(acks.len(), 1);
+}
+
+#[test]
+fn outside_hours_failed_sign_in_and_role_change_alerts() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    a.set_policy("clinic-timezone", "Australia/Sydney").unwrap();
+    assert!(a.set_policy("clinic-timezone", "Mars/Olympus").is_err());
+    a.set_policy("clinic-hours", "Mon-Fri 08:00-18:00").unwrap();
+    a.add_user("jo", None, "receptionist", &secret(USER_PASS)).unwrap();
+    let count = |a: &mut Session, rule: &str| alerts(a).iter().filter(|x| x.rule == rule).count();
+    let jo_count = |a: &mut Session, rule: &str| {
+        alerts(a)
+            .iter()
+            .filter(|x| x.rule == rule && x.actor_name.as_deref() == Some("jo"))
+            .count()
+    };
+    assert_eq!(count(&mut a, "role_or_permission_change"), 1);
+    a.set_user_role("jo", "biller").unwrap();
+    assert_eq!(count(&mut a, "role_or_permission_change"), 2);
+    drop(a);
+    // T0 is Monday 10:00 UTC = 21:00 in Sydney: outside hours.
+    c.sign_in("jo", USER_PASS);
+    let mut a = c.admin();
+    assert_eq!(jo_count(&mut a, "access_outside_hours"), 1);
+    a.set_policy("clinic-timezone", "UTC").unwrap();
+    drop(a);
+    c.clock.advance(2 * 3600);
+    c.sign_in("jo", USER_PASS);
+    let mut a = c.admin();
+    assert_eq!(jo_count(&mut a, "access_outside_hours"), 1, "inside hours: quiet");
+    a.set_policy("alert.failed-signins", "3").unwrap();
+    drop(a);
+    for _ in 0..2 {
+        let _ = Session::sign_in_with(&c.dir, "jo", &secret("wrong wrong wrong wrong"), None, SessionConfig { device: "x".into(), clock: Arc::new(c.clock.clone()) });
+    }
+    let mut a = c.admin();
+    assert_eq!(count(&mut a, "repeated_failed_signins"), 0, "below threshold: quiet");
+    drop(a);
+    for _ in 0..3 {
+        let _ = Session::sign_in_with(&c.dir, "jo", &secret("wrong wrong wrong wrong"), None, SessionConfig { device: "x".into(), clock: Arc::new(c.clock.clone()) });
+    }
+    let mut a = c.admin();
+    assert_eq!(count(&mut a, "repeated_failed_signins"), 1);
+}
+
+#[test]
+fn pruning_keeps_the_chain_verifiable_and_respects_retention() {
+    let (c, _) = Clinic::with_history();
+    let mut a = c.admin();
+    let e = a.audit_prune(jiff::Timestamp::from_second(T0 + 60).unwrap()).err().unwrap();
+    assert!(e.to_string().contains("retention period"), "{e}");
+    drop(a);
+    c.clock.advance(7 * 366 * 86_400);
+    let mut a = c.admin();
+    let r = a.audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap()).unwrap();
+    assert!(r.removed > 10, "{r:?}");
+    let report = a.verify_audit().unwrap();
+    assert!(report.intact, "{:?}", report.problem);
+    assert_eq!(report.first_seq, Some(r.upto_seq.unwrap() + 1));
+}
