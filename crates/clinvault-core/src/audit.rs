@@ -153,11 +153,8 @@ pub(crate) fn append(
     event: &Event,
 ) -> Result<i64> {
     let last: Option<(i64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (seq + 1, hash),
@@ -186,11 +183,12 @@ pub(crate) fn append(
     };
     let hash = entry_hash(&fields);
     let signature = author.signer.sign(&hash).to_bytes();
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit_log (seq, at, actor_id, actor_name, device, action, target_type,
              target_id, outcome, details, signer_id, signer_key, prev_hash, hash, signature)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        params![
+    )?
+    .execute(params![
             seq,
             at,
             author.actor_id,
@@ -206,7 +204,6 @@ pub(crate) fn append(
             prev_hash,
             hash.as_slice(),
             signature.as_slice()
-        ],
-    )?;
+        ])?;
     Ok(seq)
 }

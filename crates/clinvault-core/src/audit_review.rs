@@ -305,7 +305,7 @@ impl Session {
             .checked_sub(jiff::Span::new().years(i64::from(years)))
             .map(|z| z.timestamp())
             .map_err(|_| Error::Internal("cannot compute the retention limit".into()))?;
-        let signer = self.vault()?.user_keys().signing_key();
+        let signer = self.vault()?.user_keys().signing_key().clone();
         let signer_id = self.user().id.to_string();
         let origin = crate::checkpoint::origin(&self.vault()?.vault_id().to_string());
         let at = crate::clock::rfc3339(now);

@@ -17,26 +17,35 @@ use crate::keyfile::{self, KeyFileBody, PendingEpoch, PendingSeal, RecoverySlot,
 pub struct UserKeys {
     pub(crate) x25519: Secret32,
     pub(crate) ed25519_seed: Secret32,
+    /// Expanded once: deriving it from the seed costs a scalar multiplication, and every audit
+    /// entry is signed with it. Wiped on drop (ed25519-dalek's zeroize feature).
+    signing: SigningKey,
 }
 
 impl UserKeys {
-    pub fn generate() -> Self {
+    fn from_parts(x25519: Secret32, ed25519_seed: Secret32) -> Self {
+        let signing = SigningKey::from_bytes(ed25519_seed.expose());
         UserKeys {
-            x25519: Secret32::random(),
-            ed25519_seed: Secret32::random(),
+            x25519,
+            ed25519_seed,
+            signing,
         }
+    }
+
+    pub fn generate() -> Self {
+        Self::from_parts(Secret32::random(), Secret32::random())
     }
 
     pub fn x25519_public(&self) -> Result<[u8; 32]> {
         crypto::x25519_public(&self.x25519)
     }
 
-    pub fn signing_key(&self) -> SigningKey {
-        SigningKey::from_bytes(self.ed25519_seed.expose())
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
     }
 
     pub fn ed25519_public(&self) -> [u8; 32] {
-        self.signing_key().verifying_key().to_bytes()
+        self.signing.verifying_key().to_bytes()
     }
 
     fn to_plaintext(&self) -> Zeroizing<Vec<u8>> {
@@ -51,10 +60,10 @@ impl UserKeys {
             return None;
         }
         let (a, b) = pt.split_at_mut(32);
-        Some(UserKeys {
-            x25519: Secret32::from_slice_wiping(a)?,
-            ed25519_seed: Secret32::from_slice_wiping(b)?,
-        })
+        Some(Self::from_parts(
+            Secret32::from_slice_wiping(a)?,
+            Secret32::from_slice_wiping(b)?,
+        ))
     }
 }
 

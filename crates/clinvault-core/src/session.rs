@@ -203,6 +203,7 @@ impl Session {
             crate::alerts::check_hours(tx, &hours_policy, s.1, now)
         })?;
         session.write_checkpoint()?;
+        session.rotate_if_due()?;
         Ok(session)
     }
 
@@ -271,7 +272,7 @@ impl Session {
             seq,
             head,
             &self.user.id.to_string(),
-            &vault.user_keys().signing_key(),
+            vault.user_keys().signing_key(),
             Some(&ik),
         )?;
         checkpoint::write_file(&self.dir, &cp)
@@ -472,7 +473,7 @@ impl Session {
         let vault = vault
             .as_mut()
             .ok_or_else(|| Error::SessionLocked("the session is locked".into()))?;
-        let signer = vault.user_keys().signing_key();
+        let signer = vault.user_keys().signing_key().clone();
         let id = user.id.to_string();
         let author = Author {
             actor_id: Some(id.clone()),
@@ -509,7 +510,7 @@ impl Session {
         let vault = vault
             .as_mut()
             .ok_or_else(|| Error::SessionLocked("the session is locked".into()))?;
-        let signer = vault.user_keys().signing_key();
+        let signer = vault.user_keys().signing_key().clone();
         let id = user.id.to_string();
         let author = Author {
             actor_id: Some(id.clone()),
@@ -580,6 +581,12 @@ impl Session {
         f: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<()> {
         self.write_unchecked(event, |tx, _| f(tx))
+    }
+
+    /// True when the signed-in role lacks `p` (no audit entry: used for background decisions).
+    pub(crate) fn denial_for(&self, p: Permission) -> Result<bool> {
+        let role = permissions::load(self.vault()?.conn(), &self.user.role)?;
+        Ok(!role.is_some_and(|r| r.allows(p)))
     }
 
     /// Why the operation is refused, if it is.
@@ -662,7 +669,7 @@ fn carry_in_pending_events(
     if events.is_empty() {
         return Ok(());
     }
-    let signer = vault.user_keys().signing_key();
+    let signer = vault.user_keys().signing_key().clone();
     let signer_id = vault.user().id.to_string();
     let signer_name = vault.user().username.clone();
     let tx = crate::db::write_tx(vault.conn_mut())?;

@@ -318,6 +318,33 @@ impl Session {
         self.record(event)
     }
 
+    /// Rotates on the clinic's schedule (`key-rotation-days`) when an administrator signs in and
+    /// has the vault to themselves; otherwise it waits for a later sign-in.
+    pub(crate) fn rotate_if_due(&mut self) -> Result<()> {
+        let days = self.policy().key_rotation_days;
+        if days == 0 || self.denial_for(Permission::KeysManage)? {
+            return Ok(());
+        }
+        let last: String = self.vault()?.conn().query_row(
+            "SELECT value FROM vault_meta WHERE key IN ('last_key_rotation', 'created_at')
+             ORDER BY key = 'last_key_rotation' DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let last: jiff::Timestamp = last
+            .parse()
+            .map_err(|_| Error::Integrity("the vault's last rotation time is malformed".into()))?;
+        let due = self.clock().now().duration_since(last)
+            >= jiff::SignedDuration::from_hours(24 * i64::from(days));
+        if !due {
+            return Ok(());
+        }
+        match self.rotate_with_audit(&[], "schedule") {
+            Ok(()) | Err(Error::Busy(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Rotates the master key and re-keys the database, recording the outcome.
     pub fn rotate_keys(&mut self) -> Result<u64> {
         self.authorize(
@@ -328,7 +355,7 @@ impl Session {
         Ok(self.vault()?.key_epoch())
     }
 
-    fn rotate_with_audit(&mut self, remove: &[uuid::Uuid], reason: &str) -> Result<()> {
+    pub(crate) fn rotate_with_audit(&mut self, remove: &[uuid::Uuid], reason: &str) -> Result<()> {
         let previous_ik = self.vault()?.integrity_key()?;
         let result = self.vault_mut()?.rotate_keys(remove);
         let mut event = Event::new("key.rotate").detail("reason", reason);
@@ -338,7 +365,15 @@ impl Session {
         match &result {
             Ok(()) => {
                 let epoch = self.vault()?.key_epoch();
-                self.record(event.detail("epoch", epoch))?;
+                let now = rfc3339(self.clock().now());
+                self.record_with(event.detail("epoch", epoch), |tx| {
+                    tx.execute(
+                        "INSERT INTO vault_meta (key, value) VALUES ('last_key_rotation', ?1)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [&now],
+                    )?;
+                    Ok(())
+                })?;
                 // The checkpoint's integrity MAC follows the new master key.
                 self.write_checkpoint_after(Some(&previous_ik))?;
             }

@@ -380,3 +380,36 @@ fn passphrase_policy_applies_to_new_users_and_custom_roles_stay_non_administrati
         ErrorKind::PermissionDenied
     );
 }
+
+#[test]
+fn keys_rotate_on_the_clinics_schedule_when_an_administrator_signs_in() {
+    let c = clinic();
+    let mut admin = c.admin();
+    admin.set_policy("key-rotation-days", "30").unwrap();
+    admin.add_user("jo", None, "receptionist", &secret(USER_PASS)).unwrap();
+    drop(admin);
+    let epoch = |c: &Clinic| clinvault_core::vault::status(&c.dir).unwrap().key_epoch;
+    assert_eq!(epoch(&c), 1);
+    c.clock.advance(29 * 86_400);
+    drop(c.admin());
+    assert_eq!(epoch(&c), 1, "not yet due");
+    c.clock.advance(2 * 86_400);
+    drop(c.sign_in("jo", USER_PASS).unwrap());
+    assert_eq!(epoch(&c), 1, "a receptionist's sign-in does not rotate");
+    let mut admin = c.admin();
+    assert_eq!(epoch(&c), 2, "due: rotated at the administrator's sign-in");
+    let rotations = admin
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some("key.rotate".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rotations.len(), 1);
+    assert_eq!(rotations[0].details["reason"], "schedule");
+    drop(admin);
+    drop(c.admin());
+    assert_eq!(epoch(&c), 2, "the clock restarts from the rotation");
+    // Jo still signs in with her passphrase after the rotation.
+    c.sign_in("jo", USER_PASS).unwrap();
+}
