@@ -17,8 +17,9 @@ fi
 # Build: a C compiler and OpenSSL headers for the bundled SQLCipher.
 apt_pkgs=(build-essential pkg-config libssl-dev ca-certificates curl)
 # Tests: python3 with venv for the independent SQLCipher/SQLite clients; oathtool, an
-# independent TOTP implementation.
-[ "$want_test" = 1 ] && apt_pkgs+=(python3 python3-venv python3-pip sqlite3 oathtool)
+# independent TOTP implementation; gnome-keyring, keyutils and dbus-daemon, real OS keyring
+# services the keyring tests start privately.
+[ "$want_test" = 1 ] && apt_pkgs+=(python3 python3-venv python3-pip sqlite3 oathtool gnome-keyring keyutils dbus-daemon)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do

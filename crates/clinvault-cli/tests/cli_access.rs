@@ -41,7 +41,7 @@ fn users_roles_policy_and_permission_denied_exit_4() {
         "Jo Smith",
     ]);
     let id = stdout(&ok(run(c))).trim().to_owned();
-    assert_eq!(uuid_like(&id), true, "prints the new id: {id}");
+    assert!(uuid_like(&id), "prints the new id: {id}");
 
     let mut c = cv(&vault);
     c.args(["user", "list", "--json"]);

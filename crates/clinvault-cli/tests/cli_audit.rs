@@ -23,7 +23,11 @@ con.commit()
         .arg(sql)
         .output()
         .expect("python3 with sqlcipher3 (scripts/test.sh installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -39,7 +43,11 @@ fn verify_list_export_and_an_insider_edit_through_a_standard_sqlcipher_client() 
     let mut c = cv(&vault);
     c.args(["audit", "verify"]);
     let out = ok(run(c));
-    assert!(stdout(&out).contains("audit trail intact"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("audit trail intact"),
+        "{}",
+        stdout(&out)
+    );
 
     let mut c = cv(&vault);
     c.args(["audit", "list", "--action", "policy.set", "--json"]);
@@ -48,7 +56,15 @@ fn verify_list_export_and_an_insider_edit_through_a_standard_sqlcipher_client() 
     assert_eq!(rows[0]["details"]["new"], "30");
 
     let mut c = cv(&vault);
-    c.args(["audit", "list", "--csv", "--outcome", "ok", "--since", "2000-01-01"]);
+    c.args([
+        "audit",
+        "list",
+        "--csv",
+        "--outcome",
+        "ok",
+        "--since",
+        "2000-01-01",
+    ]);
     let csv = stdout(&ok(run(c)));
     assert!(csv.starts_with("seq,at,"));
     let mut c = cv(&vault);

@@ -29,7 +29,11 @@ fn main() {
             admin_username: "admin".into(),
             admin_display_name: None,
             passphrase: pass.clone(),
-            kdf_cost: KdfCost { memory_kib: 1024, iterations: 1, parallelism: 1 },
+            kdf_cost: KdfCost {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
             recovery_key_file: None,
         },
     )
@@ -39,7 +43,10 @@ fn main() {
         "admin",
         &pass,
         None,
-        SessionConfig { device: "bench".into(), clock: Arc::new(SystemClock) },
+        SessionConfig {
+            device: "bench".into(),
+            clock: Arc::new(SystemClock),
+        },
     )
     .unwrap();
     s.gate(Need::SignedIn, Event::new("bench.setup"), |tx, _| {
@@ -61,13 +68,16 @@ fn main() {
         let t = Instant::now();
         for i in 0..WRITES {
             let tx = db::write_tx(&mut plain).unwrap();
-            tx.execute(INSERT, params![i, format!("+61 4{i:08}")]).unwrap();
+            tx.execute(INSERT, params![i, format!("+61 4{i:08}")])
+                .unwrap();
             tx.commit().unwrap();
         }
         unaudited = unaudited.min(t.elapsed());
         let t = Instant::now();
         for i in 0..WRITES {
-            let event = Event::new("patient.update").target("patient", i).detail("fields", "phone");
+            let event = Event::new("patient.update")
+                .target("patient", i)
+                .detail("fields", "phone");
             s.gate(Need::SignedIn, event, |tx, _| {
                 tx.execute(INSERT, params![i + round * WRITES, format!("+61 4{i:08}")])?;
                 Ok(())
@@ -79,7 +89,10 @@ fn main() {
     let per = |d: Duration| d.as_secs_f64() * 1e6 / WRITES as f64;
     let overhead = audited.as_secs_f64() / unaudited.as_secs_f64() - 1.0;
     println!("write transactions: {WRITES} each, best of 2 rounds, synchronous=FULL");
-    println!("  unaudited                 {:>8.1} µs/write", per(unaudited));
+    println!(
+        "  unaudited                 {:>8.1} µs/write",
+        per(unaudited)
+    );
     println!(
         "  audited (gate + entry)    {:>8.1} µs/write   overhead {:+.1}% (target <= 15%: {})",
         per(audited),
@@ -89,12 +102,19 @@ fn main() {
 
     // Grow the trail, then verify it.
     let have = s
-        .audit_list(&clinvault_core::audit_review::AuditFilter { limit: 1, ..Default::default() })
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            limit: 1,
+            ..Default::default()
+        })
         .unwrap()[0]
         .seq;
     for i in have..VERIFY_ENTRIES {
-        s.gate(Need::SignedIn, Event::new("bench.fill").target("patient", i), |_, _| Ok(()))
-            .unwrap();
+        s.gate(
+            Need::SignedIn,
+            Event::new("bench.fill").target("patient", i),
+            |_, _| Ok(()),
+        )
+        .unwrap();
     }
     let t = Instant::now();
     let report = s.verify_audit().unwrap();

@@ -189,21 +189,21 @@ pub(crate) fn append(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
-            seq,
-            at,
-            author.actor_id,
-            author.actor_name,
-            author.device,
-            event.action,
-            event.target_type,
-            event.target_id,
-            event.outcome.as_str(),
-            details,
-            author.signer_id,
-            signer_key.as_slice(),
-            prev_hash,
-            hash.as_slice(),
-            signature.as_slice()
-        ])?;
+        seq,
+        at,
+        author.actor_id,
+        author.actor_name,
+        author.device,
+        event.action,
+        event.target_type,
+        event.target_id,
+        event.outcome.as_str(),
+        details,
+        author.signer_id,
+        signer_key.as_slice(),
+        prev_hash,
+        hash.as_slice(),
+        signature.as_slice()
+    ])?;
     Ok(seq)
 }

@@ -184,6 +184,25 @@ pub fn read_file(dir: &VaultDir) -> Result<Option<Checkpoint>> {
     }
 }
 
+fn keyring_account(origin: &str) -> String {
+    format!("{origin}/checkpoint")
+}
+
+/// Keeps a copy in the OS keyring where one is available (best effort: the file and the
+/// backups remain the anchors elsewhere).
+pub fn write_keyring(cp: &Checkpoint) {
+    let store = crate::os_keyring::SecretStore::new(crate::device_trust::KEYRING_SERVICE);
+    let _ = store.set(&keyring_account(&cp.origin), cp.encode().as_bytes());
+}
+
+pub fn read_keyring(origin: &str) -> Option<Checkpoint> {
+    let store = crate::os_keyring::SecretStore::new(crate::device_trust::KEYRING_SERVICE);
+    let bytes = store.get(&keyring_account(origin)).ok()??;
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|t| Checkpoint::parse(t).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

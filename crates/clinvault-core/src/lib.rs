@@ -16,6 +16,7 @@ pub mod error;
 pub mod fault;
 pub mod key_hierarchy;
 pub mod keyfile;
+pub mod os_keyring;
 pub mod passphrase_rules;
 pub mod permissions;
 pub mod policy;

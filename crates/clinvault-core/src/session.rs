@@ -83,6 +83,9 @@ pub struct Session {
     expired: bool,
     /// When this session last proved the second factor (sign-in or re-authentication).
     second_factor_at: Option<jiff::Timestamp>,
+    /// Things the person should be told after signing in (e.g. the device could not be
+    /// remembered because no keyring service runs).
+    notices: Vec<String>,
 }
 
 fn unix(ts: jiff::Timestamp) -> i64 {
@@ -188,6 +191,7 @@ impl Session {
             must_enrol_2fa,
             expired: false,
             second_factor_at: (method != "passphrase").then_some(now),
+            notices: Vec::new(),
         };
         let event = Event::new("signin")
             .target("user", session.user.id)
@@ -242,7 +246,17 @@ impl Session {
                 self.clock.now(),
             )
         };
-        match checkpoint::read_file(&self.dir) {
+        // The keyring copy wins when it vouches for more than the file (a rolled-back file).
+        let origin = checkpoint::origin(&vault.vault_id().to_string());
+        let stored = match (
+            checkpoint::read_file(&self.dir),
+            checkpoint::read_keyring(&origin),
+        ) {
+            (Ok(Some(f)), Some(k)) if k.size > f.size && k.verify_mac(&ik) => Ok(Some(k)),
+            (Ok(None), Some(k)) => Ok(Some(k)),
+            (other, _) => other,
+        };
+        match stored {
             Ok(Some(cp)) if cp.verify_mac(&ik) || previous_ik.is_some_and(|k| cp.verify_mac(k)) => {
                 let at_size: Option<Vec<u8>> = rusqlite::OptionalExtension::optional(conn.query_row(
                     "SELECT hash FROM audit_log WHERE seq = ?1",
@@ -275,11 +289,17 @@ impl Session {
             vault.user_keys().signing_key(),
             Some(&ik),
         )?;
-        checkpoint::write_file(&self.dir, &cp)
+        checkpoint::write_file(&self.dir, &cp)?;
+        checkpoint::write_keyring(&cp);
+        Ok(())
     }
 
     pub(crate) fn write_checkpoint(&self) -> Result<()> {
         self.write_checkpoint_after(None)
+    }
+
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     pub fn policy(&self) -> &Policy {
@@ -650,10 +670,16 @@ impl PendingSignIn {
             }
             Err(e) => return Err(e),
         };
-        if remember_device {
-            two_factor::remember_device(&mut self.vault, unix(now))?;
+        // A device that cannot be remembered is no reason to refuse a correct sign-in.
+        let remembered =
+            remember_device.then(|| two_factor::remember_device(&mut self.vault, unix(now)));
+        let mut session = Session::start(&dir, self.vault, self.cfg, method)?;
+        if let Some(Err(e)) = remembered {
+            session
+                .notices
+                .push(format!("This device was not remembered: {e}"));
         }
-        Session::start(&dir, self.vault, self.cfg, method)
+        Ok(session)
     }
 }
 

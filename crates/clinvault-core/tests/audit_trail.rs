@@ -81,11 +81,16 @@ impl Clinic {
     fn with_history() -> (Clinic, String) {
         let c = Clinic::new();
         let mut a = c.admin();
-        a.add_user("jo", None, "receptionist", &secret(USER_PASS)).unwrap();
+        a.add_user("jo", None, "receptionist", &secret(USER_PASS))
+            .unwrap();
         for i in 0..6 {
-            a.set_policy("idle-lock-minutes", &(10 + i).to_string()).unwrap();
+            a.set_policy("idle-lock-minutes", &(10 + i).to_string())
+                .unwrap();
         }
-        let key = a.export_db_key(&secret(ADMIN_PASS), None).unwrap().to_string();
+        let key = a
+            .export_db_key(&secret(ADMIN_PASS), None)
+            .unwrap()
+            .to_string();
         drop(a);
         let mut jo = c.sign_in("jo", USER_PASS);
         jo.list_roles().unwrap();
@@ -110,7 +115,8 @@ impl Clinic {
 }
 
 fn max_seq(conn: &Connection) -> i64 {
-    conn.query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0))
+        .unwrap()
 }
 
 fn alerts(s: &mut Session) -> Vec<Alert> {
@@ -126,10 +132,15 @@ fn an_untouched_trail_verifies_and_triggers_refuse_edits() {
     assert!(r.checkpoint.contains("matches"), "{}", r.checkpoint);
     // Through the app's own rules, the table is append-only even for the key holder.
     let conn = Connection::open(c.dir.db_file()).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";")).unwrap();
-    let e = conn.execute("UPDATE audit_log SET details = '{}' WHERE seq = 2", []).unwrap_err();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
+        .unwrap();
+    let e = conn
+        .execute("UPDATE audit_log SET details = '{}' WHERE seq = 2", [])
+        .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
-    let e = conn.execute("DELETE FROM audit_log WHERE seq = 2", []).unwrap_err();
+    let e = conn
+        .execute("DELETE FROM audit_log WHERE seq = 2", [])
+        .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
 }
 
@@ -137,7 +148,10 @@ fn an_untouched_trail_verifies_and_triggers_refuse_edits() {
 fn a_modified_entry_is_found() {
     let (c, key) = Clinic::with_history();
     c.insider(&key)
-        .execute("UPDATE audit_log SET details = '{\"old\":\"99\"}' WHERE seq = 5", [])
+        .execute(
+            "UPDATE audit_log SET details = '{\"old\":\"99\"}' WHERE seq = 5",
+            [],
+        )
         .unwrap();
     let p = c.verify().problem.unwrap();
     assert_eq!((p.seq, p.kind), (5, ProblemKind::Modified), "{p:?}");
@@ -146,7 +160,9 @@ fn a_modified_entry_is_found() {
 #[test]
 fn a_deleted_entry_is_found() {
     let (c, key) = Clinic::with_history();
-    c.insider(&key).execute("DELETE FROM audit_log WHERE seq = 6", []).unwrap();
+    c.insider(&key)
+        .execute("DELETE FROM audit_log WHERE seq = 6", [])
+        .unwrap();
     let p = c.verify().problem.unwrap();
     assert_eq!((p.seq, p.kind), (6, ProblemKind::Deleted), "{p:?}");
 }
@@ -172,7 +188,8 @@ fn an_inserted_entry_is_found() {
     // Shift entries from 7 on and slip a copy of entry 3 in at 7.
     let last = max_seq(&conn);
     for seq in (7..=last).rev() {
-        conn.execute("UPDATE audit_log SET seq = seq + 1 WHERE seq = ?1", [seq]).unwrap();
+        conn.execute("UPDATE audit_log SET seq = seq + 1 WHERE seq = ?1", [seq])
+            .unwrap();
     }
     conn.execute(
         "INSERT INTO audit_log SELECT 7, at, actor_id, actor_name, device, action, target_type,
@@ -183,7 +200,10 @@ fn an_inserted_entry_is_found() {
     .unwrap();
     let p = c.verify().problem.unwrap();
     assert_eq!(p.seq, 7, "{p:?}");
-    assert!(matches!(p.kind, ProblemKind::Inserted | ProblemKind::Reordered), "{p:?}");
+    assert!(
+        matches!(p.kind, ProblemKind::Inserted | ProblemKind::Reordered),
+        "{p:?}"
+    );
     // A forged entry that links nowhere is "inserted".
     let (c, key) = Clinic::with_history();
     let conn = c.insider(&key);
@@ -204,24 +224,37 @@ fn a_truncated_trail_is_found_through_the_checkpoint_outside_the_database() {
     let (c, key) = Clinic::with_history();
     let conn = c.insider(&key);
     let last = max_seq(&conn);
-    conn.execute("DELETE FROM audit_log WHERE seq > ?1", [last - 4]).unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq > ?1", [last - 4])
+        .unwrap();
     drop(conn);
     let mut a = c.admin();
     let r = a.verify_audit().unwrap();
     let p = r.problem.unwrap();
-    assert!(matches!(p.kind, ProblemKind::Truncated | ProblemKind::Modified), "{p:?}");
+    assert!(
+        matches!(p.kind, ProblemKind::Truncated | ProblemKind::Modified),
+        "{p:?}"
+    );
     assert!(p.seq <= last, "{p:?}");
     // The sign-in did not re-anchor over the evidence, and both problems raised alerts.
     let rules: Vec<String> = alerts(&mut a).into_iter().map(|a| a.rule).collect();
-    assert!(rules.iter().any(|r| r == "audit_checkpoint_mismatch"), "{rules:?}");
-    assert!(rules.iter().any(|r| r == "audit_verification_failed"), "{rules:?}");
+    assert!(
+        rules.iter().any(|r| r == "audit_checkpoint_mismatch"),
+        "{rules:?}"
+    );
+    assert!(
+        rules.iter().any(|r| r == "audit_verification_failed"),
+        "{rules:?}"
+    );
 }
 
 #[test]
 fn a_bad_signature_is_found() {
     let (c, key) = Clinic::with_history();
     c.insider(&key)
-        .execute("UPDATE audit_log SET signature = randomblob(64) WHERE seq = 8", [])
+        .execute(
+            "UPDATE audit_log SET signature = randomblob(64) WHERE seq = 8",
+            [],
+        )
         .unwrap();
     let p = c.verify().problem.unwrap();
     assert_eq!((p.seq, p.kind), (8, ProblemKind::BadSignature), "{p:?}");
@@ -236,7 +269,9 @@ fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
     use ed25519_dalek::Signer;
     let forger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
     let (jo_id,): (String,) = conn
-        .query_row("SELECT id FROM users WHERE username = 'jo'", [], |r| Ok((r.get(0)?,)))
+        .query_row("SELECT id FROM users WHERE username = 'jo'", [], |r| {
+            Ok((r.get(0)?,))
+        })
         .unwrap();
     conn.execute(
         "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
@@ -245,7 +280,11 @@ fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
     )
     .unwrap();
     let (seq, prev): (i64, Vec<u8>) = conn
-        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     let fields = clinvault_core::audit::EntryFields {
         seq: seq + 1,
@@ -279,7 +318,11 @@ fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
     .unwrap();
     drop(conn);
     let p = c.verify().problem.unwrap();
-    assert_eq!((p.seq, p.kind), (seq + 1, ProblemKind::BadSignature), "{p:?}");
+    assert_eq!(
+        (p.seq, p.kind),
+        (seq + 1, ProblemKind::BadSignature),
+        "{p:?}"
+    );
     assert!(p.detail.contains("not registered"), "{p:?}");
 }
 
@@ -321,16 +364,38 @@ fn review_filters_and_export_are_recorded() {
         })
         .unwrap();
     assert!(none.is_empty());
-    let csv = a.audit_export(&AuditFilter { limit: 1000, ..Default::default() }, ExportFormat::Csv).unwrap();
+    let csv = a
+        .audit_export(
+            &AuditFilter {
+                limit: 1000,
+                ..Default::default()
+            },
+            ExportFormat::Csv,
+        )
+        .unwrap();
     assert!(csv.starts_with("seq,at,actor_id"));
-    let json = a.audit_export(&AuditFilter { limit: 1000, ..Default::default() }, ExportFormat::Json).unwrap();
+    let json = a
+        .audit_export(
+            &AuditFilter {
+                limit: 1000,
+                ..Default::default()
+            },
+            ExportFormat::Json,
+        )
+        .unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(parsed.as_array().unwrap().len() > 10);
     let exports = a
-        .audit_list(&AuditFilter { action: Some("audit.export".into()), limit: 10, ..Default::default() })
+        .audit_list(&AuditFilter {
+            action: Some("audit.export".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(exports.len(), 2);
-    assert!(exports.iter().all(|e| e.details["count"].as_u64().unwrap() > 10));
+    assert!(exports
+        .iter()
+        .all(|e| e.details["count"].as_u64().unwrap() > 10));
 }
 
 #[test]
@@ -340,27 +405,51 @@ fn bulk_record_access_alert_fires_at_its_threshold_only() {
     a.set_policy("alert.bulk-view-count", "5").unwrap();
     a.set_policy("alert.bulk-view-minutes", "10").unwrap();
     let view = |s: &mut Session, id: &str| {
-        s.gate(Need::SignedIn, Event::new("patient.view").target("patient", id), |_, _| Ok(()))
-            .unwrap();
+        s.gate(
+            Need::SignedIn,
+            Event::new("patient.view").target("patient", id),
+            |_, _| Ok(()),
+        )
+        .unwrap();
     };
     for i in 0..4 {
         view(&mut a, &format!("p{i}"));
         view(&mut a, &format!("p{i}"));
     }
-    assert!(!alerts(&mut a).iter().any(|x| x.rule == "bulk_record_access"));
+    assert!(!alerts(&mut a)
+        .iter()
+        .any(|x| x.rule == "bulk_record_access"));
     // Views spread out beyond the window do not add up.
     c.clock.advance(11 * 60);
     view(&mut a, "p4");
-    assert!(!alerts(&mut a).iter().any(|x| x.rule == "bulk_record_access"));
+    assert!(!alerts(&mut a)
+        .iter()
+        .any(|x| x.rule == "bulk_record_access"));
     for i in 5..9 {
         view(&mut a, &format!("p{i}"));
     }
-    let fired: Vec<Alert> = alerts(&mut a).into_iter().filter(|x| x.rule == "bulk_record_access").collect();
+    let fired: Vec<Alert> = alerts(&mut a)
+        .into_iter()
+        .filter(|x| x.rule == "bulk_record_access")
+        .collect();
     assert_eq!(fired.len(), 1);
-    assert!(!fired[0].summary.contains("p5"), "no record ids or names in the summary");
+    assert!(
+        !fired[0].summary.contains("p5"),
+        "no record ids or names in the summary"
+    );
     a.acknowledge_alert(fired[0].id).unwrap();
-    assert!(a.audit_alerts(false).unwrap().iter().all(|x| x.id != fired[0].id));
-    let acks = a.audit_list(&AuditFilter { action: Some("audit.alert_ack".into()), limit: 5, ..Default::default() }).unwrap();
+    assert!(a
+        .audit_alerts(false)
+        .unwrap()
+        .iter()
+        .all(|x| x.id != fired[0].id));
+    let acks = a
+        .audit_list(&AuditFilter {
+            action: Some("audit.alert_ack".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(acks.len(), 1);
 }
 
@@ -371,7 +460,8 @@ fn outside_hours_failed_sign_in_and_role_change_alerts() {
     a.set_policy("clinic-timezone", "Australia/Sydney").unwrap();
     assert!(a.set_policy("clinic-timezone", "Mars/Olympus").is_err());
     a.set_policy("clinic-hours", "Mon-Fri 08:00-18:00").unwrap();
-    a.add_user("jo", None, "receptionist", &secret(USER_PASS)).unwrap();
+    a.add_user("jo", None, "receptionist", &secret(USER_PASS))
+        .unwrap();
     let count = |a: &mut Session, rule: &str| alerts(a).iter().filter(|x| x.rule == rule).count();
     let jo_count = |a: &mut Session, rule: &str| {
         alerts(a)
@@ -392,17 +482,43 @@ fn outside_hours_failed_sign_in_and_role_change_alerts() {
     c.clock.advance(2 * 3600);
     c.sign_in("jo", USER_PASS);
     let mut a = c.admin();
-    assert_eq!(jo_count(&mut a, "access_outside_hours"), 1, "inside hours: quiet");
+    assert_eq!(
+        jo_count(&mut a, "access_outside_hours"),
+        1,
+        "inside hours: quiet"
+    );
     a.set_policy("alert.failed-signins", "3").unwrap();
     drop(a);
     for _ in 0..2 {
-        let _ = Session::sign_in_with(&c.dir, "jo", &secret("wrong wrong wrong wrong"), None, SessionConfig { device: "x".into(), clock: Arc::new(c.clock.clone()) });
+        let _ = Session::sign_in_with(
+            &c.dir,
+            "jo",
+            &secret("wrong wrong wrong wrong"),
+            None,
+            SessionConfig {
+                device: "x".into(),
+                clock: Arc::new(c.clock.clone()),
+            },
+        );
     }
     let mut a = c.admin();
-    assert_eq!(count(&mut a, "repeated_failed_signins"), 0, "below threshold: quiet");
+    assert_eq!(
+        count(&mut a, "repeated_failed_signins"),
+        0,
+        "below threshold: quiet"
+    );
     drop(a);
     for _ in 0..3 {
-        let _ = Session::sign_in_with(&c.dir, "jo", &secret("wrong wrong wrong wrong"), None, SessionConfig { device: "x".into(), clock: Arc::new(c.clock.clone()) });
+        let _ = Session::sign_in_with(
+            &c.dir,
+            "jo",
+            &secret("wrong wrong wrong wrong"),
+            None,
+            SessionConfig {
+                device: "x".into(),
+                clock: Arc::new(c.clock.clone()),
+            },
+        );
     }
     let mut a = c.admin();
     assert_eq!(count(&mut a, "repeated_failed_signins"), 1);
@@ -412,12 +528,17 @@ fn outside_hours_failed_sign_in_and_role_change_alerts() {
 fn pruning_keeps_the_chain_verifiable_and_respects_retention() {
     let (c, _) = Clinic::with_history();
     let mut a = c.admin();
-    let e = a.audit_prune(jiff::Timestamp::from_second(T0 + 60).unwrap()).err().unwrap();
+    let e = a
+        .audit_prune(jiff::Timestamp::from_second(T0 + 60).unwrap())
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("retention period"), "{e}");
     drop(a);
     c.clock.advance(7 * 366 * 86_400);
     let mut a = c.admin();
-    let r = a.audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap()).unwrap();
+    let r = a
+        .audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap())
+        .unwrap();
     assert!(r.removed > 10, "{r:?}");
     let report = a.verify_audit().unwrap();
     assert!(report.intact, "{:?}", report.problem);
