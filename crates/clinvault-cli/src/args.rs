@@ -89,6 +89,11 @@ pub enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// Patients: add, show, update, search, list
+    Patient {
+        #[command(subcommand)]
+        action: PatientAction,
+    },
     /// The audit trail: verify, review, export, alerts, retention
     Audit {
         #[command(subcommand)]
@@ -248,5 +253,63 @@ pub enum AuditAction {
     Prune {
         #[arg(long, value_name = "DATE")]
         before: String,
+    },
+}
+
+/// Demographic fields settable from the command line (others come with the desktop app).
+#[derive(Args, Clone, Default)]
+pub struct PatientFieldArgs {
+    #[arg(long)]
+    pub first: Option<String>,
+    #[arg(long)]
+    pub last: Option<String>,
+    /// Date of birth, YYYY-MM-DD
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub dob: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub phone: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum PatientAction {
+    /// Add a patient; prints the new id
+    Add {
+        #[command(flatten)]
+        fields: PatientFieldArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one patient
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change some fields of a patient
+    Update {
+        id: String,
+        #[command(flatten)]
+        fields: PatientFieldArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find patients by any part of name, phone, email or date of birth
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List patients
+    List {
+        #[arg(long)]
+        archived: bool,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
     },
 }

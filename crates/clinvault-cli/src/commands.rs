@@ -132,6 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy { action } => policy(g, action),
         Command::Key { action } => key(g, action),
         Command::Audit { action } => audit(g, action),
+        Command::Patient { action } => patient(g, action),
     }
 }
 
@@ -476,6 +477,93 @@ fn audit(g: &Global, action: AuditAction) -> Result<()> {
             let r = s.audit_prune(parse_when("before", &before)?)?;
             println!("{} entries removed.", r.removed);
         }
+    }
+    Ok(())
+}
+
+fn patient_fields(a: PatientFieldArgs) -> clinvault_core::patients::PatientFields {
+    clinvault_core::patients::PatientFields {
+        first_name: a.first,
+        last_name: a.last,
+        date_of_birth: a.dob,
+        email: a.email,
+        phone: a.phone,
+        ..Default::default()
+    }
+}
+
+fn print_patient(p: &clinvault_core::patients::Patient, json: bool) -> Result<()> {
+    if json {
+        return print_json(p);
+    }
+    let f = &p.fields;
+    println!("id:            {}", p.id);
+    println!(
+        "name:          {} {}",
+        f.first_name.as_deref().unwrap_or(""),
+        f.last_name.as_deref().unwrap_or("")
+    );
+    for (label, v) in [
+        ("preferred:", &f.preferred_name),
+        ("date of birth:", &f.date_of_birth),
+        ("phone:", &f.phone),
+        ("email:", &f.email),
+    ] {
+        if let Some(v) = v {
+            println!("{label:<15}{v}");
+        }
+    }
+    if f.archived == Some(true) {
+        println!("archived");
+    }
+    Ok(())
+}
+
+fn print_summaries(rows: &[clinvault_core::patients::PatientSummary], json: bool) -> Result<()> {
+    if json {
+        return print_json(&rows);
+    }
+    for p in rows {
+        println!(
+            "{}  {} {}  {}  {}",
+            p.id,
+            p.first_name,
+            p.last_name,
+            p.date_of_birth.as_deref().unwrap_or("-"),
+            p.phone.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+fn patient(g: &Global, action: PatientAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        PatientAction::Add { fields, json } => {
+            let p = s.add_patient(patient_fields(fields))?;
+            if json {
+                print_json(&p)?;
+            } else {
+                println!("{}", p.id);
+            }
+        }
+        PatientAction::Show { id, json } => print_patient(&s.show_patient(&id)?, json)?,
+        PatientAction::Update { id, fields, json } => {
+            let p = s.update_patient(&id, patient_fields(fields))?;
+            if json {
+                print_json(&p)?;
+            } else {
+                println!("{}", p.id);
+            }
+        }
+        PatientAction::Search { query, limit, json } => {
+            print_summaries(&s.search_patients(&query, limit)?, json)?
+        }
+        PatientAction::List {
+            archived,
+            limit,
+            json,
+        } => print_summaries(&s.list_patients(archived, limit)?, json)?,
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0001_foundation.sql"),
     include_str!("../../../migrations/0002_access.sql"),
     include_str!("../../../migrations/0003_audit.sql"),
+    include_str!("../../../migrations/0004_patients.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

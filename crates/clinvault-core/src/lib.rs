@@ -18,6 +18,7 @@ pub mod key_hierarchy;
 pub mod keyfile;
 pub mod os_keyring;
 pub mod passphrase_rules;
+pub mod patients;
 pub mod permissions;
 pub mod policy;
 pub mod session;

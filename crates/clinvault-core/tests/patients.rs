@@ -1,0 +1,274 @@
+//! Patients against a real vault: search, validation, permissions, and the privacy checks —
+//! no patient value in any audit entry, no plaintext on disk or in the temp directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::sync::Arc;
+
+use clinvault_core::audit_review::AuditFilter;
+use clinvault_core::clock::SystemClock;
+use clinvault_core::crypto::KdfCost;
+use clinvault_core::patients::PatientFields;
+use clinvault_core::{vault, ErrorKind, InitOptions, Session, SessionConfig, VaultDir};
+use secrecy::SecretString;
+
+const ADMIN_PASS: &str = "plum harbour velvet tractor";
+const USER_PASS: &str = "quiet lantern orbit meadow";
+const MARKER_LAST: &str = "Zqxwyndham";
+const MARKER_EMAIL: &str = "zq.marker@example.org";
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn setup() -> (tempfile::TempDir, VaultDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    vault::init(
+        &dir,
+        InitOptions {
+            admin_username: "admin".into(),
+            admin_display_name: None,
+            passphrase: secret(ADMIN_PASS),
+            kdf_cost: KdfCost {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            recovery_key_file: None,
+        },
+    )
+    .unwrap();
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    a.add_user("recep", None, "receptionist", &secret(USER_PASS))
+        .unwrap();
+    a.add_user("bill", None, "biller", &secret(USER_PASS))
+        .unwrap();
+    (tmp, dir)
+}
+
+fn sign_in(dir: &VaultDir, user: &str, pass: &str) -> Session {
+    Session::sign_in_with(
+        dir,
+        user,
+        &secret(pass),
+        None,
+        SessionConfig {
+            device: "desk".into(),
+            clock: Arc::new(SystemClock),
+        },
+    )
+    .unwrap()
+}
+
+fn patient(first: &str, last: &str) -> PatientFields {
+    PatientFields {
+        first_name: Some(first.into()),
+        last_name: Some(last.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn reception_adds_finds_and_updates_patients() {
+    let (_t, dir) = setup();
+    let mut r = sign_in(&dir, "recep", USER_PASS);
+    let jo = r
+        .add_patient(PatientFields {
+            date_of_birth: Some("1984-03-27".into()),
+            phone: Some("+61 412 345 678".into()),
+            email: Some("jo.smith@example.com".into()),
+            ..patient("Joanna", "Smith")
+        })
+        .unwrap();
+    r.add_patient(patient("John", "Smithers")).unwrap();
+    r.add_patient(patient("Ann", "Jones")).unwrap();
+    let names = |rows: Vec<clinvault_core::patients::PatientSummary>| -> Vec<String> {
+        rows.into_iter()
+            .map(|p| format!("{} {}", p.first_name, p.last_name))
+            .collect()
+    };
+    assert_eq!(names(r.search_patients("smi", 10).unwrap()).len(), 2);
+    let mut both = names(r.search_patients("jo smi", 10).unwrap());
+    both.sort();
+    assert_eq!(both, vec!["Joanna Smith", "John Smithers"]);
+    assert_eq!(
+        names(r.search_patients("joa smi", 10).unwrap()),
+        vec!["Joanna Smith"]
+    );
+    assert_eq!(
+        names(r.search_patients("0412 345", 10).unwrap()),
+        vec!["Joanna Smith"]
+    );
+    assert_eq!(
+        names(r.search_patients("1984-03", 10).unwrap()),
+        vec!["Joanna Smith"]
+    );
+    assert_eq!(
+        names(r.search_patients("jo.smith@exa", 10).unwrap()),
+        vec!["Joanna Smith"]
+    );
+    assert!(r.search_patients("nobody", 10).unwrap().is_empty());
+    // Exact last-name match ranks above a longer one.
+    assert_eq!(
+        names(r.search_patients("smith", 10).unwrap())[0],
+        "Joanna Smith"
+    );
+
+    let updated = r
+        .update_patient(
+            &jo.id,
+            PatientFields {
+                email: Some("jo@example.net".into()),
+                preferred_name: Some("Jo".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(updated.fields.email.as_deref(), Some("jo@example.net"));
+    assert_eq!(
+        names(r.search_patients("jo@example.n", 10).unwrap()),
+        vec!["Joanna Smith"]
+    );
+    assert!(
+        r.search_patients("jo.smith@exa", 10).unwrap().is_empty(),
+        "the index follows updates"
+    );
+    let shown = r.show_patient(&jo.id).unwrap();
+    assert_eq!(shown.fields.preferred_name.as_deref(), Some("Jo"));
+
+    // Archiving hides from search but not from the archived list.
+    r.update_patient(
+        &jo.id,
+        PatientFields {
+            archived: Some(true),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.search_patients("joanna", 10).unwrap().is_empty());
+    assert_eq!(r.list_patients(true, 100).unwrap().len(), 1);
+    assert_eq!(r.list_patients(false, 100).unwrap().len(), 2);
+}
+
+#[test]
+fn bad_input_is_refused_with_the_field_named_and_unknown_ids_are_not_found() {
+    let (_t, dir) = setup();
+    let mut r = sign_in(&dir, "recep", USER_PASS);
+    let e = r
+        .add_patient(PatientFields {
+            date_of_birth: Some("1990-02-30".into()),
+            ..patient("A", "B")
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().starts_with("date_of_birth:"), "{e}");
+    let e = r.add_patient(patient("A", "  ")).unwrap_err();
+    assert_eq!(e.to_string(), "last_name: required");
+    let e = r.show_patient("no-such-id").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    let e = r
+        .update_patient("no-such-id", patient("A", "B"))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    let e = r.search_patients("  ", 10).unwrap_err();
+    assert!(e.to_string().starts_with("query:"));
+    assert!(
+        r.list_patients(false, 10).unwrap().is_empty(),
+        "nothing was saved"
+    );
+}
+
+#[test]
+fn a_biller_reads_but_does_not_edit_demographics() {
+    let (_t, dir) = setup();
+    let id = sign_in(&dir, "recep", USER_PASS)
+        .add_patient(patient("Ann", "Jones"))
+        .unwrap()
+        .id;
+    let mut b = sign_in(&dir, "bill", USER_PASS);
+    assert_eq!(
+        b.show_patient(&id).unwrap().fields.last_name.as_deref(),
+        Some("Jones")
+    );
+    let e = b.update_patient(&id, patient("Anne", "Jones")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(
+        b.add_patient(patient("X", "Y")).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+}
+
+#[test]
+fn audit_entries_name_fields_never_values_and_nothing_is_plaintext_on_disk() {
+    let (tmp, dir) = setup();
+    let tmpdir = std::env::temp_dir();
+    let before: std::collections::HashSet<_> = std::fs::read_dir(&tmpdir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let mut r = sign_in(&dir, "recep", USER_PASS);
+    let p = r
+        .add_patient(PatientFields {
+            email: Some(MARKER_EMAIL.into()),
+            phone: Some("0499 111 222".into()),
+            ..patient("Marker", MARKER_LAST)
+        })
+        .unwrap();
+    r.show_patient(&p.id).unwrap();
+    r.update_patient(
+        &p.id,
+        PatientFields {
+            occupation: Some("Zqx-occupation".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    r.search_patients(MARKER_LAST, 5).unwrap();
+    drop(r);
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    let entries = a
+        .audit_list(&AuditFilter {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .unwrap();
+    let about: Vec<_> = entries
+        .iter()
+        .filter(|e| e.target_id.as_deref() == Some(p.id.as_str()))
+        .collect();
+    assert!(about.iter().any(|e| e.action == "patient.view"));
+    let update = about.iter().find(|e| e.action == "patient.update").unwrap();
+    assert_eq!(update.details["fields"], serde_json::json!(["occupation"]));
+    let text = serde_json::to_string(&entries).unwrap();
+    for value in [
+        MARKER_LAST,
+        MARKER_EMAIL,
+        "Zqx-occupation",
+        "0499",
+        "Marker",
+    ] {
+        assert!(!text.contains(value), "{value} appears in the audit trail");
+    }
+    drop(a);
+    // Nothing readable in the vault directory or in any new file in the temp directory.
+    let scan = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        for m in [MARKER_LAST, MARKER_EMAIL] {
+            assert!(
+                !bytes.windows(m.len()).any(|w| w == m.as_bytes()),
+                "{m} in {}",
+                path.display()
+            );
+        }
+    };
+    for e in std::fs::read_dir(dir.root()).unwrap().flatten() {
+        scan(&e.path());
+    }
+    for e in std::fs::read_dir(&tmpdir).unwrap().flatten() {
+        if !before.contains(&e.path()) && e.path() != tmp.path() && e.path().is_file() {
+            scan(&e.path());
+        }
+    }
+}
