@@ -94,6 +94,13 @@ pub enum Command {
         #[command(subcommand)]
         action: PatientAction,
     },
+    /// Fill an empty vault with synthetic patients (deterministic for a seed)
+    Demo {
+        #[arg(long)]
+        patients: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// The audit trail: verify, review, export, alerts, retention
     Audit {
         #[command(subcommand)]

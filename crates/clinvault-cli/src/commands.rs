@@ -133,6 +133,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key { action } => key(g, action),
         Command::Audit { action } => audit(g, action),
         Command::Patient { action } => patient(g, action),
+        Command::Demo { patients, seed } => {
+            let n = g.sign_in()?.generate_demo_patients(patients, seed)?;
+            println!("{n} synthetic patients added (seed {seed}).");
+            Ok(())
+        }
     }
 }
 

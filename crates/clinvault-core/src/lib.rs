@@ -10,6 +10,7 @@ pub mod clinic_hours;
 pub mod clock;
 pub mod crypto;
 pub mod db;
+pub mod demo;
 mod device_trust;
 pub mod encoding;
 pub mod error;

@@ -190,14 +190,12 @@ impl PatientFields {
     /// Every suffix of each number's digits (4 digits or more), so a search for the local part
     /// ("412 345", "0412…" without its trunk zero) finds a number stored with a country code.
     fn phone_digits(&self) -> Option<String> {
-        let mut tokens = Vec::new();
-        for p in [&self.phone, &self.phone_alt].into_iter().flatten() {
-            let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-            for start in 0..digits.len().saturating_sub(3) {
-                tokens.push(digits[start..].to_owned());
-            }
-        }
-        (!tokens.is_empty()).then(|| tokens.join(" "))
+        phone_search_tokens(
+            [&self.phone, &self.phone_alt]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        )
     }
 
     /// Applies the fields set in `changes`; returns the names of fields whose value changed.
@@ -222,6 +220,18 @@ impl PatientFields {
         }
         changed
     }
+}
+
+/// The search tokens for phone numbers: every suffix (4+ digits) of each number's digits.
+pub(crate) fn phone_search_tokens<'a>(phones: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut tokens = Vec::new();
+    for p in phones {
+        let digits: String = p.chars().filter(char::is_ascii_digit).collect();
+        for start in 0..digits.len().saturating_sub(3) {
+            tokens.push(digits[start..].to_owned());
+        }
+    }
+    (!tokens.is_empty()).then(|| tokens.join(" "))
 }
 
 const COLUMNS: &str = "id, title, first_name, last_name, preferred_name, date_of_birth, sex,

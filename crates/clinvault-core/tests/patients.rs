@@ -272,3 +272,22 @@ fn audit_entries_name_fields_never_values_and_nothing_is_plaintext_on_disk() {
         }
     }
 }
+
+#[test]
+fn demo_patients_are_deterministic_for_a_seed_and_searchable() {
+    let listing = |seed: u64| {
+        let (_t, dir) = setup();
+        let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+        assert_eq!(a.generate_demo_patients(300, seed).unwrap(), 300);
+        let rows = a.list_patients(false, 1000).unwrap();
+        assert_eq!(rows.len(), 300);
+        assert!(!a.search_patients("smi", 50).unwrap().is_empty());
+        let e = a.generate_demo_patients(10, seed).unwrap_err();
+        assert!(e.to_string().contains("without patients"), "{e}");
+        rows.into_iter()
+            .map(|p| (p.id, p.first_name, p.last_name, p.date_of_birth))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listing(7), listing(7));
+    assert_ne!(listing(7), listing(8));
+}
