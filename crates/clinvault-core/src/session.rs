@@ -177,7 +177,7 @@ impl Session {
         let policy = Policy::load(vault.conn())?;
         let has_2fa = two_factor::is_enabled(vault.conn(), vault.user().id)?;
         let must_enrol_2fa = policy.requires_2fa(&vault.user().role) && !has_2fa;
-        carry_in_pending_events(dir, &mut vault, &cfg.device, &policy)?;
+        carry_in_pending_events(dir, &mut vault, &cfg.device, &policy, now)?;
         let user = vault.user().clone();
         let mut session = Session {
             dir: dir.clone(),
@@ -690,6 +690,7 @@ fn carry_in_pending_events(
     vault: &mut Vault,
     device: &str,
     policy: &Policy,
+    now: jiff::Timestamp,
 ) -> Result<()> {
     let events = throttle::pending(dir)?;
     if events.is_empty() {
@@ -738,7 +739,7 @@ fn carry_in_pending_events(
     for e in events.iter().filter(|e| e.outcome == "failed") {
         *per_user.entry(e.username.as_str()).or_default() += 1;
     }
-    let at = rfc3339(jiff::Timestamp::now());
+    let at = rfc3339(now);
     for (username, failures) in per_user {
         crate::alerts::check_failed_signins(&tx, policy, username, failures, &at)?;
     }
