@@ -23,8 +23,9 @@ pub struct Global {
     /// Vault directory (default: the platform data directory)
     #[arg(long, global = true, env = "CLINVAULT_VAULT", value_name = "DIR")]
     pub vault: Option<PathBuf>,
-    /// Username to act as
-    #[arg(long, global = true, env = "CLINVAULT_USER", value_name = "NAME")]
+    /// Username to act as (else env CLINVAULT_USER, else a prompt). In `practitioner add` it
+    /// names the practitioner instead, and the acting user comes from CLINVAULT_USER.
+    #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
     /// Read the passphrase from this file (else env CLINVAULT_PASSPHRASE, else a prompt)
     #[arg(long, global = true, value_name = "PATH")]
@@ -93,6 +94,22 @@ pub enum Command {
     Patient {
         #[command(subcommand)]
         action: PatientAction,
+    },
+    /// Practitioners and their working hours
+    Practitioner {
+        #[command(subcommand)]
+        action: PractitionerAction,
+    },
+    /// Appointment types (name, length, price)
+    #[command(name = "appointment-type")]
+    AppointmentType {
+        #[command(subcommand)]
+        action: AppointmentTypeAction,
+    },
+    /// Appointments: book, list a day, change status
+    Appointment {
+        #[command(subcommand)]
+        action: AppointmentAction,
     },
     /// Fill an empty vault with synthetic patients (deterministic for a seed)
     Demo {
@@ -318,5 +335,73 @@ pub enum PatientAction {
         limit: u32,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PractitionerAction {
+    /// Make a user bookable as a practitioner: `practitioner add --user NAME`
+    Add,
+    /// Set hours for a weekday, e.g. `hours sam Mon 09:00-12:30,13:30-17:00` (or `off`)
+    Hours {
+        name: String,
+        day: String,
+        hours: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AppointmentTypeAction {
+    /// Add an appointment type
+    Add {
+        name: String,
+        #[arg(long)]
+        minutes: i64,
+        /// Default price, e.g. 85.00
+        #[arg(long)]
+        price: String,
+        /// Tax rate in percent, e.g. 10
+        #[arg(long)]
+        tax: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AppointmentAction {
+    /// Book an appointment (local clinic time); prints the new id(s)
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: String,
+        #[arg(long, value_name = "NAME")]
+        practitioner: String,
+        #[arg(long = "type", value_name = "NAME")]
+        appointment_type: String,
+        /// YYYY-MM-DDTHH:MM in the clinic's time zone
+        #[arg(long, value_name = "YYYY-MM-DDTHH:MM")]
+        start: String,
+        /// Book this many weekly occurrences
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        repeat_weekly: u32,
+        /// Book even over another booking or outside working hours (needs the permission)
+        #[arg(long)]
+        r#override: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A day's appointments
+    List {
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        day: String,
+        #[arg(long, value_name = "NAME")]
+        practitioner: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change status: booked, arrived, completed, cancelled (with --reason), no-show
+    Status {
+        id: String,
+        status: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
 }

@@ -34,8 +34,12 @@ impl Global {
     }
 
     fn username(&self) -> Result<String> {
-        match &self.user {
-            Some(u) => Ok(u.clone()),
+        match self
+            .user
+            .clone()
+            .or_else(|| std::env::var("CLINVAULT_USER").ok())
+        {
+            Some(u) => Ok(u),
             None => prompt::ask_line("Username", "--user or CLINVAULT_USER"),
         }
     }
@@ -133,6 +137,48 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key { action } => key(g, action),
         Command::Audit { action } => audit(g, action),
         Command::Patient { action } => patient(g, action),
+        Command::Practitioner { action } => match action {
+            PractitionerAction::Add => {
+                let target = g.user.clone().ok_or_else(|| {
+                    Error::InvalidInput("practitioner add: name the user with --user NAME".into())
+                })?;
+                // Here --user names the practitioner; the acting user comes from the environment.
+                let acting = Global {
+                    user: None,
+                    vault: g.vault.clone(),
+                    passphrase_file: g.passphrase_file.clone(),
+                    totp: g.totp.clone(),
+                };
+                let p = acting.sign_in()?.add_practitioner(&target)?;
+                println!("{}", p.id);
+                Ok(())
+            }
+            PractitionerAction::Hours { name, day, hours } => {
+                let mut s = g.sign_in()?;
+                s.set_working_hours(&name, &day, &hours)?;
+                println!(
+                    "Hours set for {} on {day}.",
+                    name.trim().to_ascii_lowercase()
+                );
+                Ok(())
+            }
+        },
+        Command::AppointmentType {
+            action:
+                AppointmentTypeAction::Add {
+                    name,
+                    minutes,
+                    price,
+                    tax,
+                },
+        } => {
+            let t = g
+                .sign_in()?
+                .add_appointment_type(&name, minutes, &price, tax.as_deref())?;
+            println!("{}", t.id);
+            Ok(())
+        }
+        Command::Appointment { action } => appointment(g, action),
         Command::Demo { patients, seed } => {
             let n = g.sign_in()?.generate_demo_patients(patients, seed)?;
             println!("{n} synthetic patients added (seed {seed}).");
@@ -569,6 +615,63 @@ fn patient(g: &Global, action: PatientAction) -> Result<()> {
             limit,
             json,
         } => print_summaries(&s.list_patients(archived, limit)?, json)?,
+    }
+    Ok(())
+}
+
+fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        AppointmentAction::Add {
+            patient,
+            practitioner,
+            appointment_type,
+            start,
+            repeat_weekly,
+            r#override,
+            json,
+        } => {
+            let booked = s.book_appointment(&clinvault_core::appointments::Booking {
+                patient_id: &patient,
+                practitioner: &practitioner,
+                appointment_type: &appointment_type,
+                start_local: &start,
+                weekly_occurrences: repeat_weekly,
+                allow_override: r#override,
+            })?;
+            if json {
+                return print_json(&booked);
+            }
+            for a in booked {
+                println!("{}", a.id);
+            }
+        }
+        AppointmentAction::List {
+            day,
+            practitioner,
+            json,
+        } => {
+            let rows = s.day_appointments(&day, practitioner.as_deref())?;
+            if json {
+                return print_json(&rows);
+            }
+            for a in rows {
+                println!(
+                    "{}  {}-{}  {:<12} {:<18} {:<20} {}",
+                    a.id,
+                    a.starts_local.get(11..).unwrap_or(""),
+                    a.ends_local.get(11..).unwrap_or(""),
+                    a.practitioner,
+                    a.appointment_type,
+                    a.patient_name,
+                    a.status
+                );
+            }
+        }
+        AppointmentAction::Status { id, status, reason } => {
+            let a = s.set_appointment_status(&id, &status, reason.as_deref())?;
+            println!("{} is {}.", a.id, a.status);
+        }
     }
     Ok(())
 }

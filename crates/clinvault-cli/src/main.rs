@@ -21,6 +21,7 @@ fn exit_code(kind: ErrorKind) -> u8 {
         ErrorKind::Integrity => 5,
         ErrorKind::NotFound => 6,
         ErrorKind::AlreadyExists
+        | ErrorKind::Conflict
         | ErrorKind::Busy
         | ErrorKind::Incompatible
         | ErrorKind::Io

@@ -78,3 +78,77 @@ fn patient_commands() {
         vec!["patient.view", "patient.update", "patient.create"]
     );
 }
+
+#[test]
+fn practitioner_hours_types_and_bookings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let step = |args: &[&str]| {
+        let mut c = cv(&vault);
+        c.env("CLINVAULT_NEW_PASSPHRASE", "quiet lantern orbit meadow")
+            .args(args);
+        stdout(&ok(run(c))).trim().to_owned()
+    };
+    step(&["policy", "set", "clinic-timezone", "Europe/London"]);
+    step(&["user", "add", "sam", "--role", "practitioner"]);
+    step(&["practitioner", "add", "--user", "sam"]);
+    step(&["practitioner", "hours", "sam", "Tue", "09:00-17:00"]);
+    step(&[
+        "appointment-type",
+        "add",
+        "Follow-up",
+        "--minutes",
+        "30",
+        "--price",
+        "60.00",
+    ]);
+    let patient = step(&["patient", "add", "--first", "Ann", "--last", "Jones"]);
+    let ids = step(&[
+        "appointment",
+        "add",
+        "--patient",
+        &patient,
+        "--practitioner",
+        "sam",
+        "--type",
+        "Follow-up",
+        "--start",
+        "2026-10-20T10:00",
+        "--repeat-weekly",
+        "2",
+    ]);
+    assert_eq!(ids.lines().count(), 2);
+    let mut c = cv(&vault);
+    c.args([
+        "appointment",
+        "add",
+        "--patient",
+        &patient,
+        "--practitioner",
+        "sam",
+        "--type",
+        "Follow-up",
+        "--start",
+        "2026-10-20T10:15",
+    ]);
+    let out = run(c);
+    assert_eq!(code(&out), 1);
+    assert_one_error_line(&out);
+    assert!(stderr(&out).contains("overlaps"), "{}", stderr(&out));
+    let mut c = cv(&vault);
+    c.args(["appointment", "list", "--day", "2026-10-27", "--json"]);
+    let day: serde_json::Value = serde_json::from_slice(&ok(run(c)).stdout).unwrap();
+    // London leaves summer time on 2026-10-25: the second week is 10:00 GMT, not BST.
+    assert_eq!(day[0]["starts_local"], "2026-10-27T10:00");
+    assert_eq!(day[0]["starts_at"], "2026-10-27T10:00:00Z");
+    let first = ids.lines().next().unwrap();
+    assert!(step(&["appointment", "status", first, "arrived"]).contains("arrived"));
+    let mut c = cv(&vault);
+    c.args(["appointment", "status", first, "cancelled"]);
+    let out = run(c);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let mut c = cv(&vault);
+    c.args(["appointment", "status", "no-such-id", "arrived"]);
+    assert_eq!(code(&run(c)), 6);
+}

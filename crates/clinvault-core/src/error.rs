@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Integrity,
     NotFound,
     AlreadyExists,
+    /// A business rule refuses the change as asked (an overlapping booking, a finalised record).
+    Conflict,
     Busy,
     Incompatible,
     Io,
@@ -38,6 +40,8 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     AlreadyExists(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Busy(String),
     #[error("{0}")]
@@ -64,6 +68,7 @@ impl Error {
             Error::Integrity(_) => ErrorKind::Integrity,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Error::Conflict(_) => ErrorKind::Conflict,
             Error::Busy(_) => ErrorKind::Busy,
             Error::Incompatible(_) => ErrorKind::Incompatible,
             Error::Io { .. } => ErrorKind::Io,

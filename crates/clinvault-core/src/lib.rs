@@ -2,6 +2,7 @@
 //! The desktop shell and the CLI only translate calls into this crate and errors out of it.
 
 pub mod alerts;
+pub mod appointments;
 pub mod audit;
 pub mod audit_review;
 pub mod audit_verify;
@@ -17,11 +18,13 @@ pub mod error;
 pub mod fault;
 pub mod key_hierarchy;
 pub mod keyfile;
+pub mod money;
 pub mod os_keyring;
 pub mod passphrase_rules;
 pub mod patients;
 pub mod permissions;
 pub mod policy;
+pub mod schedule;
 pub mod session;
 pub mod throttle;
 pub mod two_factor;

@@ -136,6 +136,34 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
         ("patient.list", Some(Permission::PatientRead), 1, |s, _| {
             s.list_patients(false, 5).map(|_| ())
         }),
+        (
+            "appointment.book",
+            Some(Permission::AppointmentsManage),
+            1,
+            |s, r| {
+                let id = seed_patient(s);
+                let day = 1 + BuiltinRole::ALL
+                    .iter()
+                    .position(|b| b.name() == r)
+                    .unwrap_or(0);
+                let start = format!("2030-01-0{day}T10:00");
+                s.book_appointment(&crate::appointments::Booking {
+                    patient_id: &id,
+                    practitioner: "as-practitioner",
+                    appointment_type: "Follow-up",
+                    start_local: &start,
+                    weekly_occurrences: 1,
+                    allow_override: false,
+                })
+                .map(|_| ())
+            },
+        ),
+        (
+            "appointment.list",
+            Some(Permission::AppointmentsRead),
+            1,
+            |s, _| s.day_appointments("2030-01-01", None).map(|_| ()),
+        ),
         ("role.list", None, 1, |s, _| s.list_roles().map(|_| ())),
         ("policy.show", None, 1, |s, _| s.show_policy().map(|_| ())),
     ]
@@ -168,6 +196,7 @@ fn snapshot(s: &Session) -> Vec<u8> {
         "user_recovery_codes",
         "trusted_devices",
         "patients",
+        "appointments",
     ] {
         let mut st = conn
             .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
@@ -241,6 +270,15 @@ fn every_operation_under_every_builtin_role_matches_the_permission_table() {
                 )
                 .unwrap();
         }
+        admin.add_practitioner("as-practitioner").unwrap();
+        for day in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] {
+            admin
+                .set_working_hours("as-practitioner", day, "08:00-18:00")
+                .unwrap();
+        }
+        admin
+            .add_appointment_type("Follow-up", 30, "75.00", None)
+            .unwrap();
     }
     let mut checked = 0;
     for role in BuiltinRole::ALL {

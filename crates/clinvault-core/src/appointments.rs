@@ -1,0 +1,349 @@
+//! Appointments: booking into a practitioner's working hours without overlapping another
+//! booking (unless the user may override, and asks to), repeating weekly bookings that keep
+//! their local time across daylight-saving changes, status changes, and day views. Times are
+//! stored in UTC and entered and shown in the clinic's IANA time zone.
+
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::audit::Event;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::permissions::Permission;
+use crate::schedule::{practitioner_by_username, type_by_name};
+use crate::session::{Need, Session};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Appointment {
+    pub id: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    pub practitioner: String,
+    pub appointment_type: String,
+    /// UTC, RFC 3339.
+    pub starts_at: String,
+    pub ends_at: String,
+    /// Local clinic time, YYYY-MM-DDTHH:MM.
+    pub starts_local: String,
+    pub ends_local: String,
+    pub status: String,
+    pub cancel_reason: Option<String>,
+    pub series_id: Option<String>,
+}
+
+pub struct Booking<'a> {
+    pub patient_id: &'a str,
+    pub practitioner: &'a str,
+    pub appointment_type: &'a str,
+    /// Local clinic time, YYYY-MM-DDTHH:MM.
+    pub start_local: &'a str,
+    /// 1 for a single booking; N for N weekly occurrences.
+    pub weekly_occurrences: u32,
+    pub allow_override: bool,
+}
+
+pub const STATUSES: &[&str] = &["booked", "arrived", "completed", "cancelled", "no_show"];
+
+fn clinic_tz(s: &Session) -> TimeZone {
+    TimeZone::get(&s.policy().clinic_timezone).unwrap_or(TimeZone::UTC)
+}
+
+fn local(tz: &TimeZone, unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%dT%H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_local(field: &str, text: &str) -> Result<DateTime> {
+    text.trim().parse::<DateTime>().map_err(|_| {
+        Error::InvalidInput(format!(
+            "{field}: {text:?} is not a date and time (use YYYY-MM-DDTHH:MM)"
+        ))
+    })
+}
+
+/// Local clinic time to UTC. A time that does not exist (clocks go forward) or happens twice
+/// (clocks go back) on a daylight-saving day is refused rather than guessed.
+fn to_utc(tz: &TimeZone, dt: DateTime) -> Result<i64> {
+    tz.to_ambiguous_zoned(dt)
+        .unambiguous()
+        .map(|z| z.timestamp().as_second())
+        .map_err(|_| {
+            Error::InvalidInput(format!(
+                "start: {} happens twice or not at all in {} (daylight-saving change); choose another time",
+                dt.strftime("%Y-%m-%d %H:%M"),
+                tz.iana_name().unwrap_or("the clinic's time zone")
+            ))
+        })
+}
+
+/// Why the slot is outside the practitioner's hours, if it is.
+fn outside_hours(
+    conn: &rusqlite::Connection,
+    practitioner_id: &str,
+    tz: &TimeZone,
+    start: i64,
+    end: i64,
+) -> Result<Option<String>> {
+    let (Ok(s), Ok(e)) = (
+        jiff::Timestamp::from_second(start),
+        jiff::Timestamp::from_second(end),
+    ) else {
+        return Ok(Some("the time is out of range".into()));
+    };
+    let (s, e) = (s.to_zoned(tz.clone()), e.to_zoned(tz.clone()));
+    let weekday = i64::from(s.weekday().to_monday_one_offset());
+    let mut st = conn.prepare_cached(
+        "SELECT starts, ends FROM working_hours WHERE practitioner_id = ?1 AND weekday = ?2",
+    )?;
+    let spans = st
+        .query_map(params![practitioner_id, weekday], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if spans.is_empty() {
+        return Ok(Some(format!(
+            "the practitioner does not work on {}",
+            s.strftime("%A")
+        )));
+    }
+    let same_day = s.date() == e.date() || e.time() == jiff::civil::Time::midnight();
+    let (st_t, en_t) = (s.time(), e.time());
+    let inside = same_day
+        && spans.iter().any(|(a, b)| {
+            let (Ok(a), Ok(b)) = (
+                a.parse::<jiff::civil::Time>(),
+                b.parse::<jiff::civil::Time>(),
+            ) else {
+                return false;
+            };
+            st_t >= a && en_t <= b
+        });
+    Ok((!inside).then(|| {
+        let hours: Vec<String> = spans.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+        format!(
+            "{} is outside the practitioner's hours on {} ({})",
+            s.strftime("%H:%M"),
+            s.strftime("%A"),
+            hours.join(", ")
+        )
+    }))
+}
+
+fn overlapping(
+    conn: &rusqlite::Connection,
+    practitioner_id: &str,
+    start: i64,
+    end: i64,
+) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT starts_at FROM appointments WHERE practitioner_id = ?1
+               AND status IN ('booked', 'arrived', 'completed')
+               AND starts_at < ?3 AND ends_at > ?2 ORDER BY starts_at LIMIT 1",
+        )?
+        .query_row(params![practitioner_id, start, end], |r| r.get(0))
+        .optional()?)
+}
+
+const SELECT: &str =
+    "SELECT a.id, a.patient_id, p.first_name || ' ' || p.last_name, u.username, t.name,
+        a.starts_at, a.ends_at, a.status, a.cancel_reason, a.series_id
+     FROM appointments a
+     JOIN patients p ON p.id = a.patient_id
+     JOIN practitioners pr ON pr.id = a.practitioner_id
+     JOIN users u ON u.id = pr.user_id
+     JOIN appointment_types t ON t.id = a.type_id";
+
+fn row(tz: &TimeZone) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Appointment> + '_ {
+    move |r| {
+        let (s, e): (i64, i64) = (r.get(5)?, r.get(6)?);
+        Ok(Appointment {
+            id: r.get(0)?,
+            patient_id: r.get(1)?,
+            patient_name: r.get(2)?,
+            practitioner: r.get(3)?,
+            appointment_type: r.get(4)?,
+            starts_at: jiff::Timestamp::from_second(s)
+                .map(rfc3339)
+                .unwrap_or_default(),
+            ends_at: jiff::Timestamp::from_second(e)
+                .map(rfc3339)
+                .unwrap_or_default(),
+            starts_local: local(tz, s),
+            ends_local: local(tz, e),
+            status: r.get(7)?,
+            cancel_reason: r.get(8)?,
+            series_id: r.get(9)?,
+        })
+    }
+}
+
+fn load(conn: &rusqlite::Connection, tz: &TimeZone, id: &str) -> Result<Appointment> {
+    conn.query_row(&format!("{SELECT} WHERE a.id = ?1"), [id], row(tz))
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no appointment with id {id}")))
+}
+
+impl Session {
+    /// Books one appointment, or a weekly series (all or nothing), refusing overlaps and times
+    /// outside working hours with the reason, unless `allow_override` is asked for by a user who
+    /// holds the override permission.
+    pub fn book_appointment(&mut self, b: &Booking<'_>) -> Result<Vec<Appointment>> {
+        if b.allow_override {
+            self.authorize(
+                Need::Permission(Permission::AppointmentsOverride),
+                Event::new("appointment.book").detail("override", true),
+            )?;
+        }
+        if !(1..=52).contains(&b.weekly_occurrences) {
+            return Err(Error::InvalidInput(
+                "repeat: between 1 and 52 weekly occurrences".into(),
+            ));
+        }
+        let first = parse_local("start", b.start_local)?;
+        let tz = clinic_tz(self);
+        let now = rfc3339(self.clock().now());
+        let event = Event::new("appointment.book")
+            .target("patient", b.patient_id)
+            .detail("occurrences", b.weekly_occurrences)
+            .detail("override", b.allow_override);
+        self.gate(Need::Permission(Permission::AppointmentsManage), event, |tx, _| {
+            let archived: Option<i64> = tx
+                .query_row("SELECT archived FROM patients WHERE id = ?1", [b.patient_id], |r| r.get(0))
+                .optional()?;
+            match archived {
+                None => return Err(Error::NotFound(format!("no patient with id {}", b.patient_id))),
+                Some(1) => return Err(Error::Conflict("the patient is archived; restore them before booking".into())),
+                Some(_) => {}
+            }
+            let pr = practitioner_by_username(tx, b.practitioner)?;
+            let ty = type_by_name(tx, b.appointment_type)?;
+            let series = (b.weekly_occurrences > 1).then(|| uuid::Uuid::new_v4().to_string());
+            let mut ids = Vec::new();
+            for k in 0..b.weekly_occurrences {
+                // Same local time every week, whatever the UTC offset that week.
+                let date = first.date().checked_add(jiff::Span::new().weeks(i64::from(k)))
+                    .map_err(|_| Error::InvalidInput("start: out of range".into()))?;
+                let start = to_utc(&tz, first.with().date(date).build().map_err(|_| Error::InvalidInput("start: out of range".into()))?)?;
+                let end = start + ty.minutes * 60;
+                if !b.allow_override {
+                    let when = local(&tz, start);
+                    if let Some(why) = outside_hours(tx, &pr.id, &tz, start, end)? {
+                        return Err(Error::Conflict(format!("cannot book {when}: {why}")));
+                    }
+                    if let Some(other) = overlapping(tx, &pr.id, start, end)? {
+                        return Err(Error::Conflict(format!(
+                            "cannot book {when}: it overlaps the practitioner's appointment at {}",
+                            local(&tz, other)
+                        )));
+                    }
+                }
+                let id = uuid::Uuid::new_v4().to_string();
+                tx.execute(
+                    "INSERT INTO appointments (id, patient_id, practitioner_id, type_id, starts_at, ends_at,
+                         status, series_id, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'booked', ?7, ?8, ?8)",
+                    params![id, b.patient_id, pr.id, ty.id, start, end, series, now],
+                )?;
+                ids.push(id);
+            }
+            ids.iter().map(|id| load(tx, &tz, id)).collect()
+        })
+    }
+
+    pub fn show_appointment(&mut self, id: &str) -> Result<Appointment> {
+        let tz = clinic_tz(self);
+        let event = Event::new("appointment.view").target("appointment", id);
+        self.gate(
+            Need::Permission(Permission::AppointmentsRead),
+            event,
+            |tx, _| load(tx, &tz, id),
+        )
+    }
+
+    /// Moves an appointment along: booked → arrived → completed; booked or arrived →
+    /// cancelled (with a reason); booked → no_show. Finished appointments do not change.
+    pub fn set_appointment_status(
+        &mut self,
+        id: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<Appointment> {
+        let status = status.trim().to_ascii_lowercase().replace('-', "_");
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "status: use one of {}",
+                STATUSES.join(", ")
+            )));
+        }
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if status == "cancelled" && reason.is_none() {
+            return Err(Error::InvalidInput(
+                "reason: a cancellation needs a reason".into(),
+            ));
+        }
+        let tz = clinic_tz(self);
+        let now = rfc3339(self.clock().now());
+        let event = Event::new("appointment.status")
+            .target("appointment", id)
+            .detail("status", status.as_str());
+        self.gate(Need::Permission(Permission::AppointmentsManage), event, |tx, _| {
+            let current = load(tx, &tz, id)?;
+            let allowed = match current.status.as_str() {
+                "booked" => ["arrived", "completed", "cancelled", "no_show"].contains(&status.as_str()),
+                "arrived" => ["completed", "cancelled"].contains(&status.as_str()),
+                _ => false,
+            };
+            if !allowed {
+                return Err(Error::Conflict(format!(
+                    "an appointment that is {} cannot become {status}",
+                    current.status.replace('_', "-")
+                )));
+            }
+            tx.execute(
+                "UPDATE appointments SET status = ?1, cancel_reason = ?2, updated_at = ?3 WHERE id = ?4",
+                params![status, reason, now, id],
+            )?;
+            load(tx, &tz, id)
+        })
+    }
+
+    /// A local clinic day's appointments, for one practitioner or all, in time order.
+    pub fn day_appointments(
+        &mut self,
+        date: &str,
+        practitioner: Option<&str>,
+    ) -> Result<Vec<Appointment>> {
+        let day: Date = date.trim().parse().map_err(|_| {
+            Error::InvalidInput(format!("day: {date:?} is not a date (use YYYY-MM-DD)"))
+        })?;
+        let tz = clinic_tz(self);
+        let start = day
+            .to_zoned(tz.clone())
+            .map_err(|_| Error::InvalidInput("day: out of range".into()))?;
+        let end = start
+            .tomorrow()
+            .map_err(|_| Error::InvalidInput("day: out of range".into()))?;
+        let (from, to) = (start.timestamp().as_second(), end.timestamp().as_second());
+        let event = Event::new("appointment.list").detail("day", day.to_string());
+        self.gate(Need::Permission(Permission::AppointmentsRead), event, |tx, ev| {
+            let pr = practitioner.map(|p| practitioner_by_username(tx, p)).transpose()?;
+            let mut st = tx.prepare_cached(&format!(
+                "{SELECT} WHERE a.starts_at >= ?1 AND a.starts_at < ?2 AND (?3 IS NULL OR a.practitioner_id = ?3)
+                 ORDER BY a.starts_at, u.username"
+            ))?;
+            let rows = st
+                .query_map(params![from, to, pr.map(|p| p.id)], row(&tz))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            *ev = ev.clone().detail("count", rows.len());
+            Ok(rows)
+        })
+    }
+}

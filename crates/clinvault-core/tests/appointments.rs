@@ -1,0 +1,304 @@
+//! Booking rules against a real vault: overlap, working hours and breaks, override permission,
+//! weekly series across a daylight-saving change, times that do not exist, status rules, views.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::sync::Arc;
+
+use clinvault_core::appointments::Booking;
+use clinvault_core::clock::SystemClock;
+use clinvault_core::crypto::KdfCost;
+use clinvault_core::patients::PatientFields;
+use clinvault_core::{vault, ErrorKind, InitOptions, Session, SessionConfig, VaultDir};
+use secrecy::SecretString;
+
+const ADMIN_PASS: &str = "plum harbour velvet tractor";
+const USER_PASS: &str = "quiet lantern orbit meadow";
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn sign_in(dir: &VaultDir, user: &str, pass: &str) -> Session {
+    Session::sign_in_with(
+        dir,
+        user,
+        &secret(pass),
+        None,
+        SessionConfig {
+            device: "desk".into(),
+            clock: Arc::new(SystemClock),
+        },
+    )
+    .unwrap()
+}
+
+/// A Sydney clinic with one physio (Mon–Fri 09:00–12:30 and 13:30–17:00) and a receptionist.
+fn clinic() -> (tempfile::TempDir, VaultDir, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    vault::init(
+        &dir,
+        InitOptions {
+            admin_username: "admin".into(),
+            admin_display_name: None,
+            passphrase: secret(ADMIN_PASS),
+            kdf_cost: KdfCost {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            recovery_key_file: None,
+        },
+    )
+    .unwrap();
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    a.set_policy("clinic-timezone", "Australia/Sydney").unwrap();
+    a.add_user(
+        "sam",
+        Some("Sam Physio"),
+        "practitioner",
+        &secret(USER_PASS),
+    )
+    .unwrap();
+    a.add_user("rita", None, "receptionist", &secret(USER_PASS))
+        .unwrap();
+    a.add_practitioner("sam").unwrap();
+    for day in ["Mon", "Tue", "Wed", "Thu", "Fri"] {
+        a.set_working_hours("sam", day, "09:00-12:30,13:30-17:00")
+            .unwrap();
+    }
+    a.add_appointment_type("Initial consult", 45, "95.00", Some("10"))
+        .unwrap();
+    a.add_appointment_type("Follow-up", 30, "75", None).unwrap();
+    let p = a
+        .add_patient(PatientFields {
+            first_name: Some("Ann".into()),
+            last_name: Some("Jones".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    (tmp, dir, p.id)
+}
+
+fn booking<'a>(patient: &'a str, start: &'a str) -> Booking<'a> {
+    Booking {
+        patient_id: patient,
+        practitioner: "sam",
+        appointment_type: "Follow-up",
+        start_local: start,
+        weekly_occurrences: 1,
+        allow_override: false,
+    }
+}
+
+#[test]
+fn overlaps_and_hours_are_refused_with_the_reason_and_override_is_an_administrators_choice() {
+    let (_t, dir, p) = clinic();
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    // Monday 2026-03-02.
+    let first = r
+        .book_appointment(&booking(&p, "2026-03-02T09:00"))
+        .unwrap();
+    assert_eq!(first[0].starts_local, "2026-03-02T09:00");
+    assert_eq!(
+        first[0].starts_at, "2026-03-01T22:00:00Z",
+        "stored in UTC (Sydney is UTC+11 in March)"
+    );
+    let e = r
+        .book_appointment(&booking(&p, "2026-03-02T09:15"))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(
+        e.to_string()
+            .contains("overlaps the practitioner's appointment at 2026-03-02T09:00"),
+        "{e}"
+    );
+    // Back to back is fine.
+    r.book_appointment(&booking(&p, "2026-03-02T09:30"))
+        .unwrap();
+    let e = r
+        .book_appointment(&booking(&p, "2026-03-02T12:15"))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("outside the practitioner's hours on Monday (09:00-12:30, 13:30-17:00)"),
+        "{e}"
+    );
+    let e = r
+        .book_appointment(&booking(&p, "2026-03-07T10:00"))
+        .unwrap_err();
+    assert!(e.to_string().contains("does not work on Saturday"), "{e}");
+    // The receptionist may not override; the administrator may, when asked.
+    let e = r
+        .book_appointment(&Booking {
+            allow_override: true,
+            ..booking(&p, "2026-03-02T09:15")
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    drop(r);
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    a.book_appointment(&Booking {
+        allow_override: true,
+        ..booking(&p, "2026-03-02T09:15")
+    })
+    .unwrap();
+    let day = a.day_appointments("2026-03-02", Some("sam")).unwrap();
+    assert_eq!(
+        day.iter()
+            .map(|x| x.starts_local.as_str())
+            .collect::<Vec<_>>(),
+        ["2026-03-02T09:00", "2026-03-02T09:15", "2026-03-02T09:30"]
+    );
+    assert_eq!(day[0].patient_name, "Ann Jones");
+}
+
+#[test]
+fn a_weekly_series_keeps_its_local_time_across_the_daylight_saving_change() {
+    let (_t, dir, p) = clinic();
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    // Sydney leaves daylight saving on Sunday 2026-04-05: UTC+11 before, UTC+10 after.
+    let series = r
+        .book_appointment(&Booking {
+            weekly_occurrences: 6,
+            ..booking(&p, "2026-03-23T10:00")
+        })
+        .unwrap();
+    assert_eq!(series.len(), 6);
+    assert!(series.iter().all(|a| a.starts_local.ends_with("T10:00")));
+    assert_eq!(series[1].starts_at, "2026-03-29T23:00:00Z");
+    assert_eq!(series[2].starts_at, "2026-04-06T00:00:00Z");
+    assert!(series
+        .iter()
+        .all(|a| a.series_id == series[0].series_id && a.series_id.is_some()));
+    // All or nothing: a conflict in week 3 books none of the series.
+    let e = r
+        .book_appointment(&Booking {
+            weekly_occurrences: 4,
+            ..booking(&p, "2026-03-23T09:45")
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(r.day_appointments("2026-03-23", None).unwrap().len(), 1);
+    // A local time that happens twice (clocks go back) is refused rather than guessed.
+    drop(r);
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    let e = a
+        .book_appointment(&Booking {
+            allow_override: true,
+            ..booking(&p, "2026-04-05T02:30")
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("daylight-saving"), "{e}");
+    // The day view of the change day covers 25 hours of local time correctly.
+    assert!(a.day_appointments("2026-04-05", None).unwrap().is_empty());
+}
+
+#[test]
+fn statuses_follow_the_rules_and_bad_input_is_named() {
+    let (_t, dir, p) = clinic();
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    let id = r
+        .book_appointment(&booking(&p, "2026-03-03T14:00"))
+        .unwrap()[0]
+        .id
+        .clone();
+    assert_eq!(
+        r.set_appointment_status(&id, "cancelled", None)
+            .unwrap_err()
+            .to_string(),
+        "reason: a cancellation needs a reason"
+    );
+    r.set_appointment_status(&id, "arrived", None).unwrap();
+    r.set_appointment_status(&id, "completed", None).unwrap();
+    let e = r.set_appointment_status(&id, "booked", None).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(r
+        .set_appointment_status(&id, "sleeping", None)
+        .unwrap_err()
+        .to_string()
+        .starts_with("status:"));
+    let other = r
+        .book_appointment(&booking(&p, "2026-03-03T14:00"))
+        .unwrap_err();
+    assert_eq!(
+        other.kind(),
+        ErrorKind::Conflict,
+        "a completed appointment still occupies its slot"
+    );
+    let id2 = r
+        .book_appointment(&booking(&p, "2026-03-03T15:00"))
+        .unwrap()[0]
+        .id
+        .clone();
+    let c = r
+        .set_appointment_status(&id2, "cancelled", Some("patient unwell"))
+        .unwrap();
+    assert_eq!(c.cancel_reason.as_deref(), Some("patient unwell"));
+    r.book_appointment(&booking(&p, "2026-03-03T15:00"))
+        .unwrap();
+
+    assert!(r
+        .book_appointment(&booking(&p, "2026-03-03 3pm"))
+        .unwrap_err()
+        .to_string()
+        .starts_with("start:"));
+    assert_eq!(
+        r.book_appointment(&booking("nope", "2026-03-03T16:00"))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        r.book_appointment(&Booking {
+            appointment_type: "Massage",
+            ..booking(&p, "2026-03-03T16:00")
+        })
+        .unwrap_err()
+        .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        r.book_appointment(&Booking {
+            practitioner: "rita",
+            ..booking(&p, "2026-03-03T16:00")
+        })
+        .unwrap_err()
+        .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        r.show_appointment("nope").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(r
+        .day_appointments("2026-02-30", None)
+        .unwrap_err()
+        .to_string()
+        .starts_with("day:"));
+    // Receptionists book; billers only look.
+    drop(r);
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    assert!(a
+        .add_appointment_type("Bad", 30, "-5", None)
+        .unwrap_err()
+        .to_string()
+        .contains("negative"));
+    assert!(a
+        .add_appointment_type("Bad", 3, "5", None)
+        .unwrap_err()
+        .to_string()
+        .starts_with("minutes:"));
+    a.add_user("bill", None, "biller", &secret(USER_PASS))
+        .unwrap();
+    drop(a);
+    let mut b = sign_in(&dir, "bill", USER_PASS);
+    assert_eq!(b.day_appointments("2026-03-03", None).unwrap().len(), 3);
+    assert_eq!(
+        b.book_appointment(&booking(&p, "2026-03-04T10:00"))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+}
