@@ -111,6 +111,26 @@ pub enum Command {
         #[command(subcommand)]
         action: AppointmentAction,
     },
+    /// Treatment notes: add a draft, finalise, amend, show
+    Note {
+        #[command(subcommand)]
+        action: NoteAction,
+    },
+    /// Invoices and payments
+    Invoice {
+        #[command(subcommand)]
+        action: InvoiceAction,
+    },
+    /// Financial reports
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
+    /// Patient attachments, stored encrypted inside the vault
+    Attachment {
+        #[command(subcommand)]
+        action: AttachmentAction,
+    },
     /// Fill an empty vault with synthetic patients (deterministic for a seed)
     Demo {
         #[arg(long)]
@@ -403,5 +423,98 @@ pub enum AppointmentAction {
         status: String,
         #[arg(long)]
         reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NoteAction {
+    /// Start a draft note from a text file; prints the note id
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: String,
+        #[arg(long, value_name = "ID")]
+        appointment: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// Finalise a draft (its own practitioner only); it cannot change afterwards
+    Finalize { id: String },
+    /// Amend a final note with the full new text and a reason
+    Amend {
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        file: std::path::PathBuf,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show a note with all its versions
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum InvoiceAction {
+    /// Invoice an appointment at its type's price; prints the invoice id
+    Create {
+        #[arg(long, value_name = "ID")]
+        appointment: String,
+    },
+    /// Record a payment, e.g. `invoice pay ID --amount 50.00 --method card`
+    Pay {
+        id: String,
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        method: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Void an unpaid invoice (it keeps its number)
+    Void {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invoices with a balance
+    Outstanding {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReportAction {
+    /// Revenue by practitioner and appointment type for issued invoices in [from, to]
+    Revenue {
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AttachmentAction {
+    /// Attach a file to a patient; prints the attachment id
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: String,
+        file: std::path::PathBuf,
+    },
+    /// Save a copy of an attachment to a new file you choose
+    Get {
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
 }

@@ -179,6 +179,25 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Appointment { action } => appointment(g, action),
+        Command::Note { action } => note(g, action),
+        Command::Invoice { action } => invoice(g, action),
+        Command::Report {
+            action: ReportAction::Revenue { from, to, json },
+        } => {
+            let rows = g.sign_in()?.revenue_report(&from, &to)?;
+            if json {
+                return print_json(&rows);
+            }
+            use clinvault_core::money::format_minor as m;
+            for r in rows {
+                println!(
+                    "{:<17} {:<24} invoices {:>5}  net {:>12}  tax {:>10}  total {:>12}  paid {:>12}",
+                    r.group, r.key, r.invoices, m(r.net_minor), m(r.tax_minor), m(r.total_minor), m(r.paid_minor)
+                );
+            }
+            Ok(())
+        }
+        Command::Attachment { action } => attachment(g, action),
         Command::Demo { patients, seed } => {
             let n = g.sign_in()?.generate_demo_patients(patients, seed)?;
             println!("{n} synthetic patients added (seed {seed}).");
@@ -671,6 +690,168 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
         AppointmentAction::Status { id, status, reason } => {
             let a = s.set_appointment_status(&id, &status, reason.as_deref())?;
             println!("{} is {}.", a.id, a.status);
+        }
+    }
+    Ok(())
+}
+
+fn read_text(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(format!("no file at {}", path.display()))
+        } else {
+            Error::Io {
+                context: format!("cannot read {}", path.display()),
+                source: e,
+            }
+        }
+    })
+}
+
+fn note(g: &Global, action: NoteAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    let n = match action {
+        NoteAction::Add {
+            patient,
+            appointment,
+            file,
+        } => s.add_note(&patient, appointment.as_deref(), &read_text(&file)?)?,
+        NoteAction::Finalize { id } => s.finalise_note(&id)?,
+        NoteAction::Amend { id, file, reason } => s.amend_note(&id, &read_text(&file)?, &reason)?,
+        NoteAction::Show { id, json } => {
+            let n = s.show_note(&id)?;
+            if json {
+                return print_json(&n);
+            }
+            println!("note {} ({}, by {})", n.id, n.status, n.practitioner);
+            for v in &n.versions {
+                println!(
+                    "--- version {} ({}) {}{}",
+                    v.version,
+                    v.kind,
+                    v.created_at,
+                    v.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+                println!("{}", v.body);
+            }
+            return Ok(());
+        }
+    };
+    println!("{}", n.id);
+    Ok(())
+}
+
+fn print_invoice(i: &clinvault_core::invoices::Invoice, json: bool) -> Result<()> {
+    if json {
+        return print_json(i);
+    }
+    use clinvault_core::money::format_minor as m;
+    println!(
+        "invoice {} ({}) dated {} — {}",
+        i.number, i.id, i.issued_on, i.status
+    );
+    for l in &i.lines {
+        println!(
+            "  {} × {}  {}  tax {}",
+            l.quantity,
+            l.description,
+            m(l.net_minor),
+            m(l.tax_minor)
+        );
+    }
+    println!(
+        "  total {}  paid {}  balance {}",
+        m(i.total_minor),
+        m(i.paid_minor),
+        m(i.balance_minor)
+    );
+    Ok(())
+}
+
+fn invoice(g: &Global, action: InvoiceAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        InvoiceAction::Create { appointment } => {
+            println!("{}", s.invoice_appointment(&appointment)?.id)
+        }
+        InvoiceAction::Pay {
+            id,
+            amount,
+            method,
+            date,
+        } => print_invoice(
+            &s.record_payment(&id, &amount, &method, date.as_deref())?,
+            false,
+        )?,
+        InvoiceAction::Void { id, reason } => print_invoice(&s.void_invoice(&id, &reason)?, false)?,
+        InvoiceAction::Show { id, json } => print_invoice(&s.show_invoice(&id)?, json)?,
+        InvoiceAction::Outstanding { json } => {
+            let rows = s.outstanding_invoices()?;
+            if json {
+                return print_json(&rows);
+            }
+            for i in rows {
+                println!(
+                    "{:>6}  {}  {}  balance {}",
+                    i.number,
+                    i.issued_on,
+                    i.id,
+                    clinvault_core::money::format_minor(i.balance_minor)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn attachment(g: &Global, action: AttachmentAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        AttachmentAction::Add { patient, file } => {
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| Error::InvalidInput("file: not a file name".into()))?;
+            let mut f = std::fs::File::open(&file).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::NotFound(format!("no file at {}", file.display()))
+                } else {
+                    Error::Io {
+                        context: format!("cannot read {}", file.display()),
+                        source: e,
+                    }
+                }
+            })?;
+            println!("{}", s.add_attachment(&patient, &name, &mut f)?.id);
+        }
+        AttachmentAction::Get { id, out } => {
+            // Only where the person chose, never over an existing file; removed if the read fails.
+            let f = clinvault_core::vault_dir::create_private(&out)?;
+            let mut w = std::io::BufWriter::new(f);
+            let result = s.read_attachment(&id, &mut w).and_then(|meta| {
+                use std::io::Write;
+                w.flush().map_err(|e| Error::Io {
+                    context: format!("cannot write {}", out.display()),
+                    source: e,
+                })?;
+                Ok(meta)
+            });
+            match result {
+                Ok(meta) => eprintln!(
+                    "Saved {} ({} bytes) to {}.",
+                    meta.file_name,
+                    meta.size,
+                    out.display()
+                ),
+                Err(e) => {
+                    drop(w);
+                    let _ = std::fs::remove_file(&out);
+                    return Err(e);
+                }
+            }
         }
     }
     Ok(())

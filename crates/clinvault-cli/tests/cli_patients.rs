@@ -152,3 +152,164 @@ fn practitioner_hours_types_and_bookings() {
     c.args(["appointment", "status", "no-such-id", "arrived"]);
     assert_eq!(code(&run(c)), 6);
 }
+
+#[test]
+fn a_day_at_the_clinic_through_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let as_user = |user: &str, args: &[&str]| {
+        let mut c = cv(&vault);
+        if user != "admin" {
+            c.env("CLINVAULT_USER", user)
+                .env("CLINVAULT_PASSPHRASE", "quiet lantern orbit meadow");
+        }
+        c.env("CLINVAULT_NEW_PASSPHRASE", "quiet lantern orbit meadow")
+            .args(args);
+        run(c)
+    };
+    let okv = |user: &str, args: &[&str]| stdout(&ok(as_user(user, args))).trim().to_owned();
+    okv("admin", &["user", "add", "sam", "--role", "practitioner"]);
+    okv("admin", &["user", "add", "rita", "--role", "receptionist"]);
+    okv("admin", &["practitioner", "add", "--user", "sam"]);
+    okv(
+        "admin",
+        &["practitioner", "hours", "sam", "Mon", "09:00-17:00"],
+    );
+    okv(
+        "admin",
+        &[
+            "appointment-type",
+            "add",
+            "Initial consult",
+            "--minutes",
+            "45",
+            "--price",
+            "95.00",
+            "--tax",
+            "10",
+        ],
+    );
+    let patient = okv(
+        "rita",
+        &["patient", "add", "--first", "Ann", "--last", "Jones"],
+    );
+    let appt = okv(
+        "rita",
+        &[
+            "appointment",
+            "add",
+            "--patient",
+            &patient,
+            "--practitioner",
+            "sam",
+            "--type",
+            "Initial consult",
+            "--start",
+            "2026-03-02T10:00",
+        ],
+    );
+    okv("rita", &["appointment", "status", &appt, "arrived"]);
+
+    let draft = tmp.path().join("note.txt");
+    std::fs::write(&draft, "Lower back pain after lifting.\n").unwrap();
+    let note = okv(
+        "sam",
+        &[
+            "note",
+            "add",
+            "--patient",
+            &patient,
+            "--appointment",
+            &appt,
+            "--file",
+            draft.to_str().unwrap(),
+        ],
+    );
+    okv("sam", &["note", "finalize", &note]);
+    std::fs::write(&draft, "Lower back pain after lifting a box.\n").unwrap();
+    okv(
+        "sam",
+        &[
+            "note",
+            "amend",
+            &note,
+            "--file",
+            draft.to_str().unwrap(),
+            "--reason",
+            "detail",
+        ],
+    );
+    let out = as_user("rita", &["note", "show", &note]);
+    assert_eq!(
+        code(&out),
+        4,
+        "the receptionist cannot open the treatment note"
+    );
+
+    let invoice = okv("rita", &["invoice", "create", "--appointment", &appt]);
+    okv(
+        "rita",
+        &[
+            "invoice", "pay", &invoice, "--amount", "50", "--method", "card",
+        ],
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&okv("rita", &["invoice", "show", &invoice, "--json"])).unwrap();
+    assert_eq!(shown["balance_minor"], 5_450);
+    assert_eq!(shown["number"], 1);
+    let out = as_user(
+        "rita",
+        &[
+            "invoice", "pay", &invoice, "--amount", "-1", "--method", "card",
+        ],
+    );
+    assert_eq!(code(&out), 2);
+    let report: serde_json::Value = serde_json::from_str(&okv(
+        "admin",
+        &[
+            "report",
+            "revenue",
+            "--from",
+            "2000-01-01",
+            "--to",
+            "2100-01-01",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let total = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "total")
+        .unwrap();
+    assert_eq!(total["total_minor"], 10_450);
+
+    let letter = tmp.path().join("letter.pdf");
+    let content: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    std::fs::write(&letter, &content).unwrap();
+    let att = okv(
+        "rita",
+        &[
+            "attachment",
+            "add",
+            "--patient",
+            &patient,
+            letter.to_str().unwrap(),
+        ],
+    );
+    let copy = tmp.path().join("copy.pdf");
+    okv(
+        "sam",
+        &["attachment", "get", &att, "--out", copy.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), content);
+    let out = as_user(
+        "sam",
+        &["attachment", "get", &att, "--out", copy.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 1, "never overwrites a file");
+}

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod appointments;
+pub mod attachments;
 pub mod audit;
 pub mod audit_review;
 pub mod audit_verify;
@@ -16,9 +17,11 @@ mod device_trust;
 pub mod encoding;
 pub mod error;
 pub mod fault;
+pub mod invoices;
 pub mod key_hierarchy;
 pub mod keyfile;
 pub mod money;
+pub mod notes;
 pub mod os_keyring;
 pub mod passphrase_rules;
 pub mod patients;

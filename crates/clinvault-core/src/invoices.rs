@@ -1,0 +1,353 @@
+//! Invoices and payments. Money is integer minor units; tax is per line in basis points and
+//! rounded half-up per line. Invoice numbers come from a counter in the same transaction as the
+//! invoice, so they are sequential without gaps even when a creation fails or two are made at
+//! once; a void invoice keeps its number.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::audit::Event;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::money::parse_minor;
+use crate::permissions::Permission;
+use crate::session::{Need, Session};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InvoiceLine {
+    pub description: String,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
+    pub tax_rate_bp: i64,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Invoice {
+    pub id: String,
+    pub number: i64,
+    pub patient_id: String,
+    pub appointment_id: Option<String>,
+    pub status: String,
+    pub issued_on: String,
+    pub lines: Vec<InvoiceLine>,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub paid_minor: i64,
+    pub balance_minor: i64,
+    pub void_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RevenueRow {
+    /// "practitioner", "appointment_type" or "total".
+    pub group: String,
+    pub key: String,
+    pub invoices: i64,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub paid_minor: i64,
+}
+
+pub const METHODS: &[&str] = &["cash", "card", "eftpos", "transfer", "insurance", "other"];
+
+/// Tax for a line, rounded half-up to the minor unit.
+fn tax_for(net: i64, bp: i64) -> i64 {
+    (net * bp + 5_000) / 10_000
+}
+
+fn load(conn: &rusqlite::Connection, id: &str) -> Result<Invoice> {
+    let head = conn
+        .query_row(
+            "SELECT id, number, patient_id, appointment_id, status, issued_on, void_reason FROM invoices WHERE id = ?1",
+            [id],
+            |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no invoice with id {id}")))?;
+    let mut st = conn.prepare_cached(
+        "SELECT description, quantity, unit_price_minor, tax_rate_bp FROM invoice_items WHERE invoice_id = ?1 ORDER BY line",
+    )?;
+    let lines = st
+        .query_map([id], |r| {
+            let (q, p, bp): (i64, i64, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            Ok(InvoiceLine {
+                description: r.get(0)?,
+                quantity: q,
+                unit_price_minor: p,
+                tax_rate_bp: bp,
+                net_minor: q * p,
+                tax_minor: tax_for(q * p, bp),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let paid: i64 = conn.query_row(
+        "SELECT coalesce(sum(amount_minor), 0) FROM payments WHERE invoice_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    let net: i64 = lines.iter().map(|l| l.net_minor).sum();
+    let tax: i64 = lines.iter().map(|l| l.tax_minor).sum();
+    let status: String = head.4;
+    let due = if status == "void" { 0 } else { net + tax };
+    Ok(Invoice {
+        id: head.0,
+        number: head.1,
+        patient_id: head.2,
+        appointment_id: head.3,
+        status,
+        issued_on: head.5,
+        lines,
+        net_minor: net,
+        tax_minor: tax,
+        total_minor: net + tax,
+        paid_minor: paid,
+        balance_minor: due - paid,
+        void_reason: head.6,
+    })
+}
+
+fn local_date(s: &Session, text: Option<&str>, field: &str) -> Result<String> {
+    match text {
+        Some(t) => t
+            .trim()
+            .parse::<jiff::civil::Date>()
+            .map(|d| d.to_string())
+            .map_err(|_| {
+                Error::InvalidInput(format!("{field}: {t:?} is not a date (use YYYY-MM-DD)"))
+            }),
+        None => {
+            let tz = jiff::tz::TimeZone::get(&s.policy().clinic_timezone)
+                .unwrap_or(jiff::tz::TimeZone::UTC);
+            Ok(s.clock().now().to_zoned(tz).date().to_string())
+        }
+    }
+}
+
+impl Session {
+    /// Issues an invoice for an appointment at its type's price and tax rate.
+    pub fn invoice_appointment(&mut self, appointment_id: &str) -> Result<Invoice> {
+        let issued_on = local_date(self, None, "date")?;
+        let now = rfc3339(self.clock().now());
+        let id = uuid::Uuid::new_v4().to_string();
+        let event = Event::new("invoice.create")
+            .target("invoice", &id)
+            .detail("appointment", appointment_id);
+        self.gate(Need::Permission(Permission::InvoicesWrite), event, |tx, ev| {
+            let appt: Option<(String, String, String, String, i64, i64, String)> = tx
+                .query_row(
+                    "SELECT a.patient_id, a.practitioner_id, t.id, t.name, t.price_minor, t.tax_rate_bp, a.status
+                     FROM appointments a JOIN appointment_types t ON t.id = a.type_id WHERE a.id = ?1",
+                    [appointment_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                )
+                .optional()?;
+            let (patient, practitioner, type_id, type_name, price, bp, status) =
+                appt.ok_or_else(|| Error::NotFound(format!("no appointment with id {appointment_id}")))?;
+            if status == "cancelled" {
+                return Err(Error::Conflict("the appointment was cancelled".into()));
+            }
+            let already: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM invoices WHERE appointment_id = ?1 AND status = 'issued')",
+                [appointment_id],
+                |r| r.get(0),
+            )?;
+            if already {
+                return Err(Error::Conflict("this appointment is already invoiced".into()));
+            }
+            let number: i64 = tx.query_row("UPDATE invoice_counter SET next = next + 1 WHERE id = 1 RETURNING next - 1", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO invoices (id, number, patient_id, appointment_id, practitioner_id, status, issued_on, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'issued', ?6, ?7)",
+                params![id, number, patient, appointment_id, practitioner, issued_on, now],
+            )?;
+            tx.execute(
+                "INSERT INTO invoice_items (invoice_id, line, description, quantity, unit_price_minor, tax_rate_bp, type_id)
+                 VALUES (?1, 1, ?2, 1, ?3, ?4, ?5)",
+                params![id, type_name, price, bp, type_id],
+            )?;
+            *ev = ev.clone().detail("number", number);
+            load(tx, &id)
+        })
+    }
+
+    /// Records a payment (part or full); overpaying is refused.
+    pub fn record_payment(
+        &mut self,
+        invoice_id: &str,
+        amount: &str,
+        method: &str,
+        paid_on: Option<&str>,
+    ) -> Result<Invoice> {
+        let amount = parse_minor("amount", amount)?;
+        if amount == 0 {
+            return Err(Error::InvalidInput("amount: must be more than zero".into()));
+        }
+        let method = method.trim().to_ascii_lowercase();
+        if !METHODS.contains(&method.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "method: use one of {}",
+                METHODS.join(", ")
+            )));
+        }
+        let paid_on = local_date(self, paid_on, "date")?;
+        let now = rfc3339(self.clock().now());
+        let event = Event::new("invoice.payment")
+            .target("invoice", invoice_id)
+            .detail("amount_minor", amount)
+            .detail("method", method.as_str());
+        self.gate(Need::Permission(Permission::InvoicesWrite), event, |tx, _| {
+            let inv = load(tx, invoice_id)?;
+            if inv.status == "void" {
+                return Err(Error::Conflict("the invoice is void".into()));
+            }
+            if amount > inv.balance_minor {
+                return Err(Error::InvalidInput(format!(
+                    "amount: more than the balance of {}",
+                    crate::money::format_minor(inv.balance_minor)
+                )));
+            }
+            tx.execute(
+                "INSERT INTO payments (id, invoice_id, amount_minor, method, paid_on, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![uuid::Uuid::new_v4().to_string(), invoice_id, amount, method, paid_on, now],
+            )?;
+            load(tx, invoice_id)
+        })
+    }
+
+    /// Voids an unpaid invoice; it keeps its number.
+    pub fn void_invoice(&mut self, id: &str, reason: &str) -> Result<Invoice> {
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() {
+            return Err(Error::InvalidInput("reason: voiding needs a reason".into()));
+        }
+        let event = Event::new("invoice.void").target("invoice", id);
+        self.gate(
+            Need::Permission(Permission::InvoicesWrite),
+            event,
+            |tx, _| {
+                let inv = load(tx, id)?;
+                if inv.status == "void" {
+                    return Err(Error::Conflict("the invoice is already void".into()));
+                }
+                if inv.paid_minor > 0 {
+                    return Err(Error::Conflict(
+                        "the invoice has payments; refund them before voiding".into(),
+                    ));
+                }
+                tx.execute(
+                    "UPDATE invoices SET status = 'void', void_reason = ?1 WHERE id = ?2",
+                    params![reason, id],
+                )?;
+                load(tx, id)
+            },
+        )
+    }
+
+    pub fn show_invoice(&mut self, id: &str) -> Result<Invoice> {
+        let event = Event::new("invoice.view").target("invoice", id);
+        self.gate(
+            Need::Permission(Permission::InvoicesRead),
+            event,
+            |tx, _| load(tx, id),
+        )
+    }
+
+    /// What a patient owes across issued invoices.
+    pub fn patient_balance(&mut self, patient_id: &str) -> Result<i64> {
+        let event = Event::new("invoice.balance").target("patient", patient_id);
+        self.gate(
+            Need::Permission(Permission::InvoicesRead),
+            event,
+            |tx, _| {
+                let ids: Vec<String> = tx
+                    .prepare("SELECT id FROM invoices WHERE patient_id = ?1 AND status = 'issued'")?
+                    .query_map([patient_id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                ids.iter()
+                    .map(|id| load(tx, id).map(|i| i.balance_minor))
+                    .sum()
+            },
+        )
+    }
+
+    /// Issued invoices with a balance, oldest first.
+    pub fn outstanding_invoices(&mut self) -> Result<Vec<Invoice>> {
+        let event = Event::new("invoice.outstanding");
+        self.gate(
+            Need::Permission(Permission::InvoicesRead),
+            event,
+            |tx, ev| {
+                let ids: Vec<String> = tx
+                    .prepare("SELECT id FROM invoices WHERE status = 'issued' ORDER BY number")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut out = Vec::new();
+                for id in ids {
+                    let inv = load(tx, &id)?;
+                    if inv.balance_minor > 0 {
+                        out.push(inv);
+                    }
+                }
+                *ev = ev.clone().detail("count", out.len());
+                Ok(out)
+            },
+        )
+    }
+
+    /// Revenue of issued invoices dated within [from, to], by practitioner and by appointment
+    /// type, with a total row. Computed in SQL, in integers.
+    pub fn revenue_report(&mut self, from: &str, to: &str) -> Result<Vec<RevenueRow>> {
+        let from = local_date(self, Some(from), "from")?;
+        let to = local_date(self, Some(to), "to")?;
+        if to < from {
+            return Err(Error::InvalidInput("to: earlier than from".into()));
+        }
+        let event = Event::new("report.revenue")
+            .detail("from", from.as_str())
+            .detail("to", to.as_str());
+        self.gate(Need::Permission(Permission::FinancialReports), event, |tx, _| {
+            let sql = |group_expr: &str, group: &str| {
+                format!(
+                    "WITH lines AS (
+                        SELECT i.id, {group_expr} AS key, it.quantity * it.unit_price_minor AS net,
+                               (it.quantity * it.unit_price_minor * it.tax_rate_bp + 5000) / 10000 AS tax
+                        FROM invoices i JOIN invoice_items it ON it.invoice_id = i.id
+                        LEFT JOIN practitioners pr ON pr.id = i.practitioner_id
+                        LEFT JOIN users u ON u.id = pr.user_id
+                        LEFT JOIN appointment_types t ON t.id = it.type_id
+                        WHERE i.status = 'issued' AND i.issued_on BETWEEN ?1 AND ?2)
+                     SELECT '{group}', key, count(DISTINCT id), sum(net), sum(tax), sum(net + tax),
+                            (SELECT coalesce(sum(p.amount_minor), 0) FROM payments p
+                              WHERE p.invoice_id IN (SELECT id FROM lines l2 WHERE l2.key IS lines.key))
+                     FROM lines GROUP BY key ORDER BY key"
+                )
+            };
+            let mut out = Vec::new();
+            for (expr, group) in [("coalesce(u.username, '-')", "practitioner"), ("coalesce(t.name, 'other')", "appointment_type"), ("'all'", "total")] {
+                let mut st = tx.prepare(&sql(expr, group))?;
+                let rows = st
+                    .query_map(params![from, to], |r| {
+                        Ok(RevenueRow { group: r.get(0)?, key: r.get(1)?, invoices: r.get(2)?, net_minor: r.get(3)?, tax_minor: r.get(4)?, total_minor: r.get(5)?, paid_minor: r.get(6)? })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out.extend(rows);
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tax_rounds_half_up_per_line() {
+        assert_eq!(super::tax_for(9_500, 1_000), 950);
+        assert_eq!(super::tax_for(5, 1_000), 1); // 0.5 cent → 1
+        assert_eq!(super::tax_for(4, 1_000), 0);
+        assert_eq!(super::tax_for(12_345, 0), 0);
+    }
+}

@@ -1,0 +1,478 @@
+//! Treatment notes, invoices and attachments against a real vault.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use clinvault_core::appointments::Booking;
+use clinvault_core::clock::SystemClock;
+use clinvault_core::crypto::KdfCost;
+use clinvault_core::notes::TemplateSection;
+use clinvault_core::patients::PatientFields;
+use clinvault_core::{vault, ErrorKind, InitOptions, Session, SessionConfig, VaultDir};
+use secrecy::SecretString;
+
+const ADMIN_PASS: &str = "plum harbour velvet tractor";
+const USER_PASS: &str = "quiet lantern orbit meadow";
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn sign_in(dir: &VaultDir, user: &str) -> Session {
+    let pass = if user == "admin" {
+        ADMIN_PASS
+    } else {
+        USER_PASS
+    };
+    Session::sign_in_with(
+        dir,
+        user,
+        &secret(pass),
+        None,
+        SessionConfig {
+            device: "desk".into(),
+            clock: Arc::new(SystemClock),
+        },
+    )
+    .unwrap()
+}
+
+struct Clinic {
+    _tmp: tempfile::TempDir,
+    dir: VaultDir,
+    patient: String,
+    appointment: String,
+}
+
+fn clinic() -> Clinic {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    vault::init(
+        &dir,
+        InitOptions {
+            admin_username: "admin".into(),
+            admin_display_name: None,
+            passphrase: secret(ADMIN_PASS),
+            kdf_cost: KdfCost {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            recovery_key_file: None,
+        },
+    )
+    .unwrap();
+    let mut a = sign_in(&dir, "admin");
+    for (u, r) in [
+        ("sam", "practitioner"),
+        ("pat", "practitioner"),
+        ("rita", "receptionist"),
+        ("bill", "biller"),
+    ] {
+        a.add_user(u, None, r, &secret(USER_PASS)).unwrap();
+    }
+    for p in ["sam", "pat"] {
+        a.add_practitioner(p).unwrap();
+        a.set_working_hours(p, "Mon", "09:00-17:00").unwrap();
+    }
+    a.add_appointment_type("Initial consult", 45, "95.00", Some("10"))
+        .unwrap();
+    a.add_note_template(
+        "SOAP",
+        &[
+            TemplateSection {
+                title: "Subjective".into(),
+                kind: "text".into(),
+                options: vec![],
+            },
+            TemplateSection {
+                title: "Pain".into(),
+                kind: "choice".into(),
+                options: vec!["mild".into(), "severe".into()],
+            },
+        ],
+    )
+    .unwrap();
+    drop(a);
+    let mut r = sign_in(&dir, "rita");
+    let patient = r
+        .add_patient(PatientFields {
+            first_name: Some("Ann".into()),
+            last_name: Some("Jones".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    let appointment = r
+        .book_appointment(&Booking {
+            patient_id: &patient,
+            practitioner: "sam",
+            appointment_type: "Initial consult",
+            start_local: "2026-03-02T10:00",
+            weekly_occurrences: 1,
+            allow_override: false,
+        })
+        .unwrap()[0]
+        .id
+        .clone();
+    Clinic {
+        _tmp: tmp,
+        dir,
+        patient,
+        appointment,
+    }
+}
+
+#[test]
+fn a_note_goes_from_draft_to_final_and_is_then_only_amended() {
+    let c = clinic();
+    let mut sam = sign_in(&c.dir, "sam");
+    let start = sam.template_text("SOAP").unwrap();
+    assert!(start.contains("## Subjective") && start.contains("( ) severe"));
+    let n = sam
+        .add_note(
+            &c.patient,
+            Some(&c.appointment),
+            &format!("{start}\nLower back pain."),
+        )
+        .unwrap();
+    assert_eq!(n.status, "draft");
+    sam.save_draft(&n.id, "## Subjective\nLower back pain after lifting.")
+        .unwrap();
+    drop(sam);
+
+    // Another practitioner may read but not finalise or edit Sam's draft.
+    let mut pat = sign_in(&c.dir, "pat");
+    assert_eq!(pat.show_note(&n.id).unwrap().versions.len(), 1);
+    assert_eq!(
+        pat.finalise_note(&n.id).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(
+        pat.save_draft(&n.id, "x").unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    drop(pat);
+
+    let mut sam = sign_in(&c.dir, "sam");
+    let f = sam.finalise_note(&n.id).unwrap();
+    assert_eq!(f.status, "final");
+    assert_eq!(
+        sam.save_draft(&n.id, "changed").unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+    assert!(sam
+        .amend_note(&n.id, "x", " ")
+        .unwrap_err()
+        .to_string()
+        .starts_with("reason:"));
+    let a = sam
+        .amend_note(
+            &n.id,
+            "## Subjective\nLower back pain after lifting a box.",
+            "detail added at review",
+        )
+        .unwrap();
+    let kinds: Vec<&str> = a.versions.iter().map(|v| v.kind.as_str()).collect();
+    assert_eq!(kinds, ["final", "amendment"]);
+    assert_eq!(
+        a.versions[0].body,
+        "## Subjective\nLower back pain after lifting."
+    );
+    assert_eq!(
+        a.versions[1].reason.as_deref(),
+        Some("detail added at review")
+    );
+    drop(sam);
+
+    // The final version cannot be changed even by someone with the database key.
+    let mut admin = sign_in(&c.dir, "admin");
+    let key = admin.export_db_key(&secret(ADMIN_PASS), None).unwrap();
+    drop(admin);
+    let conn = rusqlite::Connection::open(c.dir.db_file()).unwrap();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", key.as_str()))
+        .unwrap();
+    let e = conn
+        .execute(
+            "UPDATE note_versions SET body = 'forged' WHERE kind = 'final'",
+            [],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot be changed"), "{e}");
+
+    // The receptionist never reads treatment notes; with the clinic option, only Sam does.
+    let mut rita = sign_in(&c.dir, "rita");
+    assert_eq!(
+        rita.show_note(&n.id).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    drop(rita);
+    let mut admin = sign_in(&c.dir, "admin");
+    admin
+        .set_policy("notes-restricted-to-treating", "on")
+        .unwrap();
+    drop(admin);
+    assert_eq!(
+        sign_in(&c.dir, "pat").show_note(&n.id).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(
+        sign_in(&c.dir, "sam")
+            .show_note(&n.id)
+            .unwrap()
+            .versions
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn invoices_are_numbered_without_gaps_paid_in_part_voided_and_reported() {
+    let c = clinic();
+    let mut r = sign_in(&c.dir, "rita");
+    let inv = r.invoice_appointment(&c.appointment).unwrap();
+    assert_eq!(inv.number, 1);
+    assert_eq!(
+        (inv.net_minor, inv.tax_minor, inv.total_minor),
+        (9_500, 950, 10_450)
+    );
+    assert_eq!(
+        r.invoice_appointment(&c.appointment).unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+    // A failed creation does not use up a number.
+    assert_eq!(
+        r.invoice_appointment("no-such").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(r
+        .record_payment(&inv.id, "-5", "cash", None)
+        .unwrap_err()
+        .to_string()
+        .contains("negative"));
+    assert!(r
+        .record_payment(&inv.id, "200", "cash", None)
+        .unwrap_err()
+        .to_string()
+        .contains("more than the balance"));
+    assert!(r
+        .record_payment(&inv.id, "10", "barter", None)
+        .unwrap_err()
+        .to_string()
+        .starts_with("method:"));
+    let part = r
+        .record_payment(&inv.id, "50.00", "card", Some("2026-03-02"))
+        .unwrap();
+    assert_eq!(part.balance_minor, 5_450);
+    assert_eq!(r.patient_balance(&c.patient).unwrap(), 5_450);
+    assert_eq!(r.outstanding_invoices().unwrap().len(), 1);
+    let full = r
+        .record_payment(&inv.id, "54.50", "cash", Some("2026-03-03"))
+        .unwrap();
+    assert_eq!(full.balance_minor, 0);
+    assert!(r.outstanding_invoices().unwrap().is_empty());
+    assert_eq!(
+        r.void_invoice(&inv.id, "error").unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+
+    let second = r
+        .book_appointment(&Booking {
+            patient_id: &c.patient,
+            practitioner: "pat",
+            appointment_type: "Initial consult",
+            start_local: "2026-03-02T11:00",
+            weekly_occurrences: 1,
+            allow_override: false,
+        })
+        .unwrap()[0]
+        .id
+        .clone();
+    let inv2 = r.invoice_appointment(&second).unwrap();
+    assert_eq!(inv2.number, 2, "no gap after the failed attempt");
+    let void = r.void_invoice(&inv2.id, "booked in error").unwrap();
+    assert_eq!(
+        (void.status.as_str(), void.number, void.balance_minor),
+        ("void", 2, 0)
+    );
+    drop(r);
+
+    let mut b = sign_in(&c.dir, "bill");
+    let today = jiff::Zoned::now().date().to_string();
+    let report = b.revenue_report("2000-01-01", &today).unwrap();
+    let total = report.iter().find(|x| x.group == "total").unwrap();
+    assert_eq!(
+        (total.invoices, total.total_minor, total.paid_minor),
+        (1, 10_450, 10_450)
+    );
+    let sam_row = report
+        .iter()
+        .find(|x| x.group == "practitioner" && x.key == "sam")
+        .unwrap();
+    assert_eq!(sam_row.net_minor, 9_500);
+    assert!(
+        report.iter().all(|x| x.key != "pat"),
+        "void invoices are not revenue"
+    );
+    assert!(b
+        .revenue_report("2026-02-30", &today)
+        .unwrap_err()
+        .to_string()
+        .starts_with("from:"));
+    drop(b);
+    assert_eq!(
+        sign_in(&c.dir, "sam")
+            .revenue_report("2000-01-01", &today)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+}
+
+#[test]
+fn concurrent_invoice_creation_keeps_numbers_gap_free() {
+    let c = clinic();
+    let mut r = sign_in(&c.dir, "rita");
+    let mut appts = Vec::new();
+    for h in 11..17 {
+        appts.push(
+            r.book_appointment(&Booking {
+                patient_id: &c.patient,
+                practitioner: "sam",
+                appointment_type: "Initial consult",
+                start_local: &format!("2026-03-02T{h}:00"),
+                weekly_occurrences: 1,
+                allow_override: false,
+            })
+            .unwrap()[0]
+                .id
+                .clone(),
+        );
+    }
+    drop(r);
+    let dir = c.dir.clone();
+    let handles: Vec<_> = appts
+        .chunks(2)
+        .map(|pair| {
+            let dir = dir.clone();
+            let pair = pair.to_vec();
+            std::thread::spawn(move || {
+                let mut s = sign_in(&dir, "rita");
+                pair.iter()
+                    .map(|a| s.invoice_appointment(a).unwrap().number)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut numbers: Vec<i64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=6).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_100_mb_attachment_round_trips_byte_identical_and_never_lands_on_disk_in_plaintext() {
+    let c = clinic();
+    // Deterministic pseudo-random content with a marker near the start, streamed (never in
+    // memory whole).
+    struct Gen {
+        left: u64,
+        state: u64,
+    }
+    impl Read for Gen {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.left as usize).min(65_536);
+            for b in &mut buf[..n] {
+                self.state = self
+                    .state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *b = (self.state >> 56) as u8;
+            }
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+    const SIZE: u64 = 100 * 1024 * 1024 + 12_345;
+    let marker = b"ZQ-ATTACHMENT-MARKER-CONTENT";
+    let mut head = std::io::Cursor::new(marker.to_vec()).chain(Gen {
+        left: SIZE - marker.len() as u64,
+        state: 7,
+    });
+    let mut r = sign_in(&c.dir, "rita");
+    let meta = r
+        .add_attachment(&c.patient, "referral-letter.pdf", &mut head)
+        .unwrap();
+    assert_eq!(meta.size as u64, SIZE);
+    assert_eq!(meta.media_type, "application/pdf");
+    // Reception files letters but does not open them.
+    let mut sink = Vec::new();
+    assert_eq!(
+        r.read_attachment(&meta.id, &mut sink).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    drop(r);
+
+    // Reading streams into a writer that hashes as it goes: compare with the source's hash.
+    struct HashWriter(sha2::Sha256, u64);
+    impl Write for HashWriter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            use sha2::Digest;
+            self.0.update(b);
+            self.1 += b.len() as u64;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    use sha2::Digest;
+    let mut expected = sha2::Sha256::new();
+    std::io::copy(
+        &mut std::io::Cursor::new(marker.to_vec()).chain(Gen {
+            left: SIZE - marker.len() as u64,
+            state: 7,
+        }),
+        &mut HashWriter(sha2::Sha256::new(), 0),
+    )
+    .unwrap();
+    let mut src = std::io::Cursor::new(marker.to_vec()).chain(Gen {
+        left: SIZE - marker.len() as u64,
+        state: 7,
+    });
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        expected.update(&buf[..n]);
+    }
+    let mut sam = sign_in(&c.dir, "sam");
+    let mut out = HashWriter(sha2::Sha256::new(), 0);
+    sam.read_attachment(&meta.id, &mut out).unwrap();
+    assert_eq!(out.1, SIZE);
+    assert_eq!(out.0.finalize().as_slice(), expected.finalize().as_slice());
+    assert_eq!(sam.list_attachments(&c.patient).unwrap().len(), 1);
+    assert_eq!(
+        sam.read_attachment("nope", &mut Vec::new())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    drop(sam);
+
+    // No plaintext: scan every file in the vault directory for the marker.
+    for e in std::fs::read_dir(c.dir.root()).unwrap().flatten() {
+        let bytes = std::fs::read(e.path()).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker),
+            "marker in {}",
+            e.path().display()
+        );
+    }
+}
