@@ -82,6 +82,9 @@ CREATE TABLE payments (
 ) STRICT;
 CREATE INDEX payments_invoice ON payments(invoice_id);
 
+-- Content lives in attachments/<id>.bin next to the database, encrypted with a random per-file
+-- key (kept here, inside the encrypted database) by XChaCha20-Poly1305 in the STREAM
+-- construction: written and read a chunk at a time, never as plaintext on disk.
 CREATE TABLE attachments (
     id         TEXT PRIMARY KEY,
     patient_id TEXT NOT NULL REFERENCES patients(id),
@@ -89,15 +92,7 @@ CREATE TABLE attachments (
     media_type TEXT NOT NULL,
     size       INTEGER NOT NULL,
     sha256     BLOB NOT NULL,
+    file_key   BLOB NOT NULL,
     created_at TEXT NOT NULL
 ) STRICT;
 CREATE INDEX attachments_patient ON attachments(patient_id);
-
--- Content in 1 MiB chunks inside the encrypted database: written and read a chunk at a time,
--- so memory stays bounded and no plaintext file is ever made.
-CREATE TABLE attachment_chunks (
-    attachment_id TEXT NOT NULL REFERENCES attachments(id),
-    idx           INTEGER NOT NULL,
-    data          BLOB NOT NULL,
-    PRIMARY KEY (attachment_id, idx)
-) STRICT;

@@ -131,7 +131,7 @@ pub enum Command {
         #[command(subcommand)]
         action: AttachmentAction,
     },
-    /// Fill an empty vault with synthetic patients (deterministic for a seed)
+    /// Fill an empty vault with a synthetic clinic (deterministic for a seed)
     Demo {
         #[arg(long)]
         patients: u32,

@@ -199,8 +199,11 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Attachment { action } => attachment(g, action),
         Command::Demo { patients, seed } => {
-            let n = g.sign_in()?.generate_demo_patients(patients, seed)?;
-            println!("{n} synthetic patients added (seed {seed}).");
+            let d = g.sign_in()?.generate_demo_clinic(patients, seed)?;
+            println!(
+                "Demo clinic added (seed {seed}): {} patients, {} practitioners, {} appointments, {} invoices.",
+                d.patients, d.practitioners, d.appointments, d.invoices
+            );
             Ok(())
         }
     }

@@ -321,18 +321,39 @@ impl Session {
         date: &str,
         practitioner: Option<&str>,
     ) -> Result<Vec<Appointment>> {
+        self.appointments_for_days(date, 1, practitioner)
+    }
+
+    /// The week starting on `date` (seven local days), for one practitioner or all.
+    pub fn week_appointments(
+        &mut self,
+        date: &str,
+        practitioner: Option<&str>,
+    ) -> Result<Vec<Appointment>> {
+        self.appointments_for_days(date, 7, practitioner)
+    }
+
+    fn appointments_for_days(
+        &mut self,
+        date: &str,
+        days: i64,
+        practitioner: Option<&str>,
+    ) -> Result<Vec<Appointment>> {
         let day: Date = date.trim().parse().map_err(|_| {
             Error::InvalidInput(format!("day: {date:?} is not a date (use YYYY-MM-DD)"))
         })?;
         let tz = clinic_tz(self);
-        let start = day
-            .to_zoned(tz.clone())
-            .map_err(|_| Error::InvalidInput("day: out of range".into()))?;
-        let end = start
-            .tomorrow()
-            .map_err(|_| Error::InvalidInput("day: out of range".into()))?;
+        let out_of_range = || Error::InvalidInput("day: out of range".into());
+        // Local midnight to local midnight, so a daylight-saving day has its 23 or 25 hours.
+        let start = day.to_zoned(tz.clone()).map_err(|_| out_of_range())?;
+        let end = day
+            .checked_add(jiff::Span::new().days(days))
+            .and_then(|d| d.to_zoned(tz.clone()))
+            .map_err(|_| out_of_range())?;
         let (from, to) = (start.timestamp().as_second(), end.timestamp().as_second());
-        let event = Event::new("appointment.list").detail("day", day.to_string());
+        let event = Event::new("appointment.list")
+            .detail("day", day.to_string())
+            .detail("days", days);
         self.gate(Need::Permission(Permission::AppointmentsRead), event, |tx, ev| {
             let pr = practitioner.map(|p| practitioner_by_username(tx, p)).transpose()?;
             let mut st = tx.prepare_cached(&format!(

@@ -1,6 +1,9 @@
 //! Synthetic clinic data for trying the app and for benchmarks: deterministic for a seed, so two
-//! runs with the same seed produce the same vault content. So far: patients (the rest of the
-//! clinic — practitioners, appointments, notes, invoices — comes with those records).
+//! runs with the same seed produce the same vault content (apart from ids of the day it runs):
+//! patients, ten practitioners with working hours, appointment types, a year of appointments up
+//! to today and a month ahead, invoices and payments for the completed ones, and short notes.
+//! Demo practitioners are users without a key slot (they cannot sign in until an administrator
+//! gives them a passphrase).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -187,4 +190,146 @@ impl Session {
             },
         )
     }
+}
+
+const PRACTITIONERS: &[(&str, &str)] = &[
+    ("demo.amara", "Amara Okafor"),
+    ("demo.ben", "Ben Carter"),
+    ("demo.chloe", "Chloe Nguyen"),
+    ("demo.dev", "Dev Patel"),
+    ("demo.elena", "Elena Rossi"),
+    ("demo.finn", "Finn Murphy"),
+    ("demo.grace", "Grace Kim"),
+    ("demo.hugo", "Hugo Moreau"),
+    ("demo.isla", "Isla Jensen"),
+    ("demo.jack", "Jack Wilson"),
+];
+const TYPES: &[(&str, i64, i64, i64)] = &[
+    ("Demo initial consult", 60, 11_000, 1_000),
+    ("Demo follow-up", 30, 7_500, 1_000),
+    ("Demo extended", 45, 9_500, 1_000),
+];
+
+impl Session {
+    /// Patients plus a year of clinic activity (see the module comment). Refused on a vault that
+    /// already holds patients.
+    pub fn generate_demo_clinic(&mut self, patients: u32, seed: u64) -> Result<DemoSummary> {
+        self.generate_demo_patients(patients, seed)?;
+        let tz = jiff::tz::TimeZone::get(&self.policy().clinic_timezone)
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let now_ts = self.clock().now();
+        let now = rfc3339(now_ts);
+        let today = now_ts.to_zoned(tz.clone()).date();
+        let event = Event::new("demo.generate_clinic").detail("seed", seed);
+        self.gate(Need::Permission(Permission::SettingsManage), event, |tx, ev| {
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_c11c);
+            let patient_ids: Vec<String> = tx
+                .prepare("SELECT id FROM patients ORDER BY rowid")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if patient_ids.is_empty() {
+                return Err(Error::InvalidInput("demo: needs at least one patient".into()));
+            }
+            let mut practitioner_ids = Vec::new();
+            for (username, display) in PRACTITIONERS {
+                let user_id = uuid::Uuid::new_v4();
+                crate::users::insert(tx, user_id, username, display, "practitioner", &now)?;
+                let pid = uuid::Uuid::new_v4().to_string();
+                tx.execute(
+                    "INSERT INTO practitioners (id, user_id, display_name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![pid, user_id.to_string(), display, now],
+                )?;
+                for weekday in 1..=5 {
+                    for (a, b) in [("08:00", "12:00"), ("13:00", "17:00")] {
+                        tx.execute(
+                            "INSERT INTO working_hours (practitioner_id, weekday, starts, ends) VALUES (?1, ?2, ?3, ?4)",
+                            params![pid, weekday, a, b],
+                        )?;
+                    }
+                }
+                practitioner_ids.push(pid);
+            }
+            let mut types = Vec::new();
+            for (name, minutes, price, bp) in TYPES {
+                let id = uuid::Uuid::new_v4().to_string();
+                tx.execute(
+                    "INSERT INTO appointment_types (id, name, minutes, price_minor, tax_rate_bp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, name, minutes, price, bp, now],
+                )?;
+                types.push((id, *name, *minutes, *price, *bp));
+            }
+            let mut counter: i64 = tx.query_row("SELECT next FROM invoice_counter WHERE id = 1", [], |r| r.get(0))?;
+            let (mut appointments, mut invoices) = (0u64, 0u64);
+            let mut add_appt = tx.prepare(
+                "INSERT INTO appointments (id, patient_id, practitioner_id, type_id, starts_at, ends_at, status, cancel_reason, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            )?;
+            let mut add_inv = tx.prepare(
+                "INSERT INTO invoices (id, number, patient_id, appointment_id, practitioner_id, status, issued_on, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'issued', ?6, ?7)",
+            )?;
+            let mut add_item = tx.prepare(
+                "INSERT INTO invoice_items (invoice_id, line, description, quantity, unit_price_minor, tax_rate_bp, type_id) VALUES (?1, 1, ?2, 1, ?3, ?4, ?5)",
+            )?;
+            let mut add_pay = tx.prepare(
+                "INSERT INTO payments (id, invoice_id, amount_minor, method, paid_on, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let first = today.checked_sub(jiff::Span::new().days(365)).map_err(|_| Error::Internal("date range".into()))?;
+            for offset in 0..(365 + 30) {
+                let day = first.checked_add(jiff::Span::new().days(offset)).map_err(|_| Error::Internal("date range".into()))?;
+                if day.weekday().to_monday_one_offset() > 5 {
+                    continue;
+                }
+                for pid in &practitioner_ids {
+                    // Back-to-back hour slots, 08:00–16:00 with lunch free; about 70% taken.
+                    for hour in [8, 9, 10, 11, 13, 14, 15, 16] {
+                        if !rng.gen_bool(0.7) {
+                            continue;
+                        }
+                        let (tid, tname, minutes, price, bp) = &types[rng.gen_range(0..types.len())];
+                        let local = day.at(hour, 0, 0, 0);
+                        let Ok(start) = tz.to_ambiguous_zoned(local).compatible() else { continue };
+                        let starts = start.timestamp().as_second();
+                        let past = day < today;
+                        let roll: f64 = rng.gen();
+                        let (status, reason) = if !past {
+                            ("booked", None)
+                        } else if roll < 0.05 {
+                            ("cancelled", Some("unwell"))
+                        } else if roll < 0.09 {
+                            ("no_show", None)
+                        } else {
+                            ("completed", None)
+                        };
+                        let aid = uuid::Builder::from_random_bytes(rng.gen()).into_uuid().to_string();
+                        let patient = &patient_ids[rng.gen_range(0..patient_ids.len())];
+                        add_appt.execute(params![aid, patient, pid, tid, starts, starts + minutes * 60, status, reason, now])?;
+                        appointments += 1;
+                        if status == "completed" {
+                            let iid = uuid::Builder::from_random_bytes(rng.gen()).into_uuid().to_string();
+                            add_inv.execute(params![iid, counter, patient, aid, pid, day.to_string(), now])?;
+                            add_item.execute(params![iid, tname, price, bp, tid])?;
+                            counter += 1;
+                            invoices += 1;
+                            if rng.gen_bool(0.9) {
+                                let total = price + (price * bp + 5_000) / 10_000;
+                                add_pay.execute(params![uuid::Uuid::new_v4().to_string(), iid, total, "card", day.to_string(), now])?;
+                            }
+                        }
+                    }
+                }
+            }
+            tx.execute("UPDATE invoice_counter SET next = ?1 WHERE id = 1", [counter])?;
+            *ev = ev.clone().detail("appointments", appointments).detail("invoices", invoices);
+            Ok(DemoSummary { patients, practitioners: PRACTITIONERS.len() as u32, appointments, invoices })
+        })
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DemoSummary {
+    pub patients: u32,
+    pub practitioners: u32,
+    pub appointments: u64,
+    pub invoices: u64,
 }

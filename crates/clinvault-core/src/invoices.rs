@@ -310,20 +310,27 @@ impl Session {
             .detail("from", from.as_str())
             .detail("to", to.as_str());
         self.gate(Need::Permission(Permission::FinancialReports), event, |tx, _| {
+            // Each invoice once (its net, tax and payments), then grouped three ways.
             let sql = |group_expr: &str, group: &str| {
                 format!(
-                    "WITH lines AS (
-                        SELECT i.id, {group_expr} AS key, it.quantity * it.unit_price_minor AS net,
-                               (it.quantity * it.unit_price_minor * it.tax_rate_bp + 5000) / 10000 AS tax
+                    "WITH inv AS (
+                        SELECT i.id, i.practitioner_id, min(it.type_id) AS type_id,
+                               sum(it.quantity * it.unit_price_minor) AS net,
+                               sum((it.quantity * it.unit_price_minor * it.tax_rate_bp + 5000) / 10000) AS tax
                         FROM invoices i JOIN invoice_items it ON it.invoice_id = i.id
-                        LEFT JOIN practitioners pr ON pr.id = i.practitioner_id
-                        LEFT JOIN users u ON u.id = pr.user_id
-                        LEFT JOIN appointment_types t ON t.id = it.type_id
-                        WHERE i.status = 'issued' AND i.issued_on BETWEEN ?1 AND ?2)
-                     SELECT '{group}', key, count(DISTINCT id), sum(net), sum(tax), sum(net + tax),
-                            (SELECT coalesce(sum(p.amount_minor), 0) FROM payments p
-                              WHERE p.invoice_id IN (SELECT id FROM lines l2 WHERE l2.key IS lines.key))
-                     FROM lines GROUP BY key ORDER BY key"
+                        WHERE i.status = 'issued' AND i.issued_on BETWEEN ?1 AND ?2
+                        GROUP BY i.id),
+                     paid AS (
+                        SELECT p.invoice_id, sum(p.amount_minor) AS amount FROM payments p
+                        JOIN inv ON inv.id = p.invoice_id GROUP BY p.invoice_id)
+                     SELECT '{group}', {group_expr} AS key, count(*), sum(inv.net), sum(inv.tax),
+                            sum(inv.net + inv.tax), coalesce(sum(paid.amount), 0)
+                     FROM inv
+                     LEFT JOIN paid ON paid.invoice_id = inv.id
+                     LEFT JOIN practitioners pr ON pr.id = inv.practitioner_id
+                     LEFT JOIN users u ON u.id = pr.user_id
+                     LEFT JOIN appointment_types t ON t.id = inv.type_id
+                     GROUP BY key ORDER BY key"
                 )
             };
             let mut out = Vec::new();

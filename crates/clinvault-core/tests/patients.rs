@@ -291,3 +291,43 @@ fn demo_patients_are_deterministic_for_a_seed_and_searchable() {
     assert_eq!(listing(7), listing(7));
     assert_ne!(listing(7), listing(8));
 }
+
+#[test]
+fn the_demo_clinic_has_a_year_of_consistent_activity() {
+    let (_t, dir) = setup();
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    let d = a.generate_demo_clinic(200, 3).unwrap();
+    assert_eq!((d.patients, d.practitioners), (200, 10));
+    // ~260 working days × 10 practitioners × 8 slots × 70%.
+    assert!(d.appointments > 10_000, "{d:?}");
+    assert!(d.invoices > d.appointments / 2, "{d:?}");
+    let today = jiff::Zoned::now().date();
+    let monday = today
+        .checked_sub(jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset()) + 7))
+        .unwrap();
+    let week = a.week_appointments(&monday.to_string(), None).unwrap();
+    assert!(week.len() > 150, "{}", week.len());
+    assert!(week.windows(2).all(|w| w[0].starts_at <= w[1].starts_at));
+    let report = a
+        .revenue_report(
+            &today
+                .checked_sub(jiff::Span::new().days(366))
+                .unwrap()
+                .to_string(),
+            &today.to_string(),
+        )
+        .unwrap();
+    let total = report.iter().find(|r| r.group == "total").unwrap();
+    assert_eq!(total.invoices as u64, d.invoices);
+    assert!(total.paid_minor < total.total_minor && total.paid_minor > total.total_minor * 8 / 10);
+    // Numbering continues without a gap after the demo.
+    let n: i64 = a
+        .outstanding_invoices()
+        .unwrap()
+        .iter()
+        .map(|i| i.number)
+        .max()
+        .unwrap();
+    assert!(n <= d.invoices as i64);
+    assert!(a.verify_audit().unwrap().intact);
+}

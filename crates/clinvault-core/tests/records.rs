@@ -466,13 +466,46 @@ fn a_100_mb_attachment_round_trips_byte_identical_and_never_lands_on_disk_in_pla
     );
     drop(sam);
 
-    // No plaintext: scan every file in the vault directory for the marker.
-    for e in std::fs::read_dir(c.dir.root()).unwrap().flatten() {
-        let bytes = std::fs::read(e.path()).unwrap();
-        assert!(
-            !bytes.windows(marker.len()).any(|w| w == marker),
-            "marker in {}",
-            e.path().display()
-        );
+    // No plaintext: scan every file under the vault directory for the marker.
+    fn scan(dir: &std::path::Path, marker: &[u8], seen: &mut usize) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.path().is_dir() {
+                scan(&e.path(), marker, seen);
+                continue;
+            }
+            let bytes = std::fs::read(e.path()).unwrap();
+            *seen += bytes.len();
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker),
+                "marker in {}",
+                e.path().display()
+            );
+        }
     }
+    let mut seen = 0;
+    scan(c.dir.root(), marker, &mut seen);
+    assert!(
+        seen as u64 > SIZE,
+        "the attachment's encrypted file was scanned too"
+    );
+
+    // A flipped bit in the stored file is caught, not returned; a missing file is named.
+    let file = c
+        .dir
+        .root()
+        .join("attachments")
+        .join(format!("{}.bin", meta.id));
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[5_000_000] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let mut sam = sign_in(&c.dir, "sam");
+    let e = sam
+        .read_attachment(&meta.id, &mut std::io::sink())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity);
+    std::fs::remove_file(&file).unwrap();
+    let e = sam
+        .read_attachment(&meta.id, &mut std::io::sink())
+        .unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
 }
