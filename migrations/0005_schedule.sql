@@ -42,3 +42,13 @@ CREATE TABLE appointments (
 ) STRICT;
 CREATE INDEX appointments_practitioner_time ON appointments(practitioner_id, starts_at);
 CREATE INDEX appointments_patient_time ON appointments(patient_id, starts_at);
+
+CREATE TABLE time_off (
+    id              TEXT PRIMARY KEY,
+    practitioner_id TEXT NOT NULL REFERENCES practitioners(id),
+    starts_at       INTEGER NOT NULL,
+    ends_at         INTEGER NOT NULL,
+    reason          TEXT,
+    CHECK (ends_at > starts_at)
+) STRICT;
+CREATE INDEX time_off_practitioner ON time_off(practitioner_id, starts_at);

@@ -362,6 +362,16 @@ pub enum PatientAction {
 pub enum PractitionerAction {
     /// Make a user bookable as a practitioner: `practitioner add --user NAME`
     Add,
+    /// Record time away (local clinic times); bookings avoid it
+    TimeOff {
+        name: String,
+        #[arg(long, value_name = "YYYY-MM-DDTHH:MM")]
+        from: String,
+        #[arg(long, value_name = "YYYY-MM-DDTHH:MM")]
+        to: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Set hours for a weekday, e.g. `hours sam Mon 09:00-12:30,13:30-17:00` (or `off`)
     Hours {
         name: String,
@@ -407,6 +417,17 @@ pub enum AppointmentAction {
         r#override: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// The next free starts for a type with a practitioner
+    Free {
+        #[arg(long, value_name = "NAME")]
+        practitioner: String,
+        #[arg(long = "type", value_name = "NAME")]
+        appointment_type: String,
+        #[arg(long, value_name = "YYYY-MM-DDTHH:MM")]
+        from: String,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
     },
     /// A day's appointments
     List {

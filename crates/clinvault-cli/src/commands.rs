@@ -153,6 +153,20 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("{}", p.id);
                 Ok(())
             }
+            PractitionerAction::TimeOff {
+                name,
+                from,
+                to,
+                reason,
+            } => {
+                g.sign_in()?
+                    .add_time_off(&name, &from, &to, reason.as_deref())?;
+                println!(
+                    "Time off recorded for {}.",
+                    name.trim().to_ascii_lowercase()
+                );
+                Ok(())
+            }
             PractitionerAction::Hours { name, day, hours } => {
                 let mut s = g.sign_in()?;
                 s.set_working_hours(&name, &day, &hours)?;
@@ -666,6 +680,16 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
             }
             for a in booked {
                 println!("{}", a.id);
+            }
+        }
+        AppointmentAction::Free {
+            practitioner,
+            appointment_type,
+            from,
+            count,
+        } => {
+            for slot in s.next_free_slots(&practitioner, &appointment_type, &from, count)? {
+                println!("{slot}");
             }
         }
         AppointmentAction::List {

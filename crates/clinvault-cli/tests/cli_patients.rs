@@ -142,6 +142,33 @@ fn practitioner_hours_types_and_bookings() {
     // London leaves summer time on 2026-10-25: the second week is 10:00 GMT, not BST.
     assert_eq!(day[0]["starts_local"], "2026-10-27T10:00");
     assert_eq!(day[0]["starts_at"], "2026-10-27T10:00:00Z");
+    let free = step(&[
+        "appointment",
+        "free",
+        "--practitioner",
+        "sam",
+        "--type",
+        "Follow-up",
+        "--from",
+        "2026-10-20T09:00",
+        "--count",
+        "3",
+    ]);
+    assert_eq!(
+        free.lines().collect::<Vec<_>>(),
+        ["2026-10-20T09:00", "2026-10-20T09:15", "2026-10-20T09:30"]
+    );
+    step(&[
+        "practitioner",
+        "time-off",
+        "sam",
+        "--from",
+        "2026-11-03T00:00",
+        "--to",
+        "2026-11-04T00:00",
+        "--reason",
+        "course",
+    ]);
     let first = ids.lines().next().unwrap();
     assert!(step(&["appointment", "status", first, "arrived"]).contains("arrived"));
     let mut c = cv(&vault);

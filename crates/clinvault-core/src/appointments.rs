@@ -136,6 +136,21 @@ fn outside_hours(
     }))
 }
 
+fn on_time_off(
+    conn: &rusqlite::Connection,
+    practitioner_id: &str,
+    start: i64,
+    end: i64,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM time_off WHERE practitioner_id = ?1 AND starts_at < ?3 AND ends_at > ?2 LIMIT 1",
+        )?
+        .query_row(params![practitioner_id, start, end], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 fn overlapping(
     conn: &rusqlite::Connection,
     practitioner_id: &str,
@@ -238,6 +253,11 @@ impl Session {
                     if let Some(why) = outside_hours(tx, &pr.id, &tz, start, end)? {
                         return Err(Error::Conflict(format!("cannot book {when}: {why}")));
                     }
+                    if on_time_off(tx, &pr.id, start, end)? {
+                        return Err(Error::Conflict(format!(
+                            "cannot book {when}: the practitioner is away (time off)"
+                        )));
+                    }
                     if let Some(other) = overlapping(tx, &pr.id, start, end)? {
                         return Err(Error::Conflict(format!(
                             "cannot book {when}: it overlaps the practitioner's appointment at {}",
@@ -255,6 +275,91 @@ impl Session {
                 ids.push(id);
             }
             ids.iter().map(|id| load(tx, &tz, id)).collect()
+        })
+    }
+
+    /// Records time away for a practitioner (local clinic times); bookings then avoid it.
+    pub fn add_time_off(
+        &mut self,
+        practitioner: &str,
+        from_local: &str,
+        to_local: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let tz = clinic_tz(self);
+        let from = to_utc(&tz, parse_local("from", from_local)?)?;
+        let to = to_utc(&tz, parse_local("to", to_local)?)?;
+        if to <= from {
+            return Err(Error::InvalidInput("to: must be after from".into()));
+        }
+        let event = Event::new("practitioner.time_off");
+        self.gate(Need::Permission(Permission::UsersManage), event, |tx, ev| {
+            let pr = practitioner_by_username(tx, practitioner)?;
+            *ev = ev.clone().target("practitioner", &pr.id);
+            tx.execute(
+                "INSERT INTO time_off (id, practitioner_id, starts_at, ends_at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![uuid::Uuid::new_v4().to_string(), pr.id, from, to, reason.map(str::trim)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The next `count` free starts (local clinic time, every 15 minutes) at which `type`
+    /// fits the practitioner's hours, bookings and time off, from `from_local` on (60 days).
+    pub fn next_free_slots(
+        &mut self,
+        practitioner: &str,
+        appointment_type: &str,
+        from_local: &str,
+        count: usize,
+    ) -> Result<Vec<String>> {
+        let tz = clinic_tz(self);
+        let from_dt = parse_local("from", from_local)?;
+        let from = to_utc(&tz, from_dt).or_else(|_| {
+            tz.to_ambiguous_zoned(from_dt)
+                .compatible()
+                .map(|z| z.timestamp().as_second())
+                .map_err(|_| Error::InvalidInput("from: out of range".into()))
+        })?;
+        let event = Event::new("appointment.free_slots");
+        self.gate(Need::Permission(Permission::AppointmentsRead), event, |tx, _| {
+            let pr = practitioner_by_username(tx, practitioner)?;
+            let ty = type_by_name(tx, appointment_type)?;
+            let mut out = Vec::new();
+            let mut day = from_dt.date();
+            for _ in 0..60 {
+                let weekday = i64::from(day.weekday().to_monday_one_offset());
+                let spans: Vec<(String, String)> = tx
+                    .prepare_cached("SELECT starts, ends FROM working_hours WHERE practitioner_id = ?1 AND weekday = ?2 ORDER BY starts")?
+                    .query_map(params![pr.id, weekday], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (a, b) in spans {
+                    let (Ok(a), Ok(b)) = (a.parse::<jiff::civil::Time>(), b.parse::<jiff::civil::Time>()) else { continue };
+                    let mut t = a;
+                    loop {
+                        let Ok(end_t) = t.checked_add(jiff::SignedDuration::from_mins(ty.minutes)) else { break };
+                        if end_t > b || end_t < t {
+                            break;
+                        }
+                        if let Ok(z) = tz.to_ambiguous_zoned(day.to_datetime(t)).unambiguous() {
+                            let start = z.timestamp().as_second();
+                            let end = start + ty.minutes * 60;
+                            if start >= from && overlapping(tx, &pr.id, start, end)?.is_none() && !on_time_off(tx, &pr.id, start, end)? {
+                                out.push(local(&tz, start));
+                                if out.len() >= count.max(1) {
+                                    return Ok(out);
+                                }
+                            }
+                        }
+                        match t.checked_add(jiff::SignedDuration::from_mins(15)) {
+                            Ok(n) if n > t => t = n,
+                            _ => break,
+                        }
+                    }
+                }
+                day = day.tomorrow().map_err(|_| Error::InvalidInput("from: out of range".into()))?;
+            }
+            Ok(out)
         })
     }
 

@@ -302,3 +302,49 @@ fn statuses_follow_the_rules_and_bad_input_is_named() {
         ErrorKind::PermissionDenied
     );
 }
+
+#[test]
+fn next_free_slots_skip_bookings_breaks_and_time_off() {
+    let (_t, dir, p) = clinic();
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    r.book_appointment(&booking(&p, "2026-03-02T09:00"))
+        .unwrap();
+    r.book_appointment(&booking(&p, "2026-03-02T09:30"))
+        .unwrap();
+    let slots = r
+        .next_free_slots("sam", "Follow-up", "2026-03-02T08:00", 3)
+        .unwrap();
+    assert_eq!(
+        slots,
+        ["2026-03-02T10:00", "2026-03-02T10:15", "2026-03-02T10:30"]
+    );
+    // The 45-minute type does not fit 12:00–12:30 before the lunch break.
+    let late = r
+        .next_free_slots("sam", "Initial consult", "2026-03-02T11:50", 2)
+        .unwrap();
+    assert_eq!(late, ["2026-03-02T13:30", "2026-03-02T13:45"]);
+    drop(r);
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    a.add_time_off(
+        "sam",
+        "2026-03-03T00:00",
+        "2026-03-04T00:00",
+        Some("course"),
+    )
+    .unwrap();
+    assert!(a
+        .add_time_off("sam", "2026-03-04T00:00", "2026-03-03T00:00", None)
+        .unwrap_err()
+        .to_string()
+        .starts_with("to:"));
+    drop(a);
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    let e = r
+        .book_appointment(&booking(&p, "2026-03-03T10:00"))
+        .unwrap_err();
+    assert!(e.to_string().contains("away"), "{e}");
+    let next = r
+        .next_free_slots("sam", "Follow-up", "2026-03-02T16:45", 1)
+        .unwrap();
+    assert_eq!(next, ["2026-03-04T09:00"], "Tuesday is time off");
+}
