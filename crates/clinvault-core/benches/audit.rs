@@ -4,15 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benches may panic on setup failures
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use clinvault_core::audit::Event;
-use clinvault_core::clock::SystemClock;
-use clinvault_core::crypto::{KdfCost, Secret32};
-use clinvault_core::{db, vault, InitOptions, Need, Session, SessionConfig, VaultDir};
+use clinvault_core::crypto::Secret32;
+use clinvault_core::{db, Need};
 use rusqlite::params;
-use secrecy::SecretString;
 
 const WRITES: i64 = 2_000;
 const VERIFY_ENTRIES: i64 = 30_000;
@@ -20,35 +19,7 @@ const VERIFY_ENTRIES: i64 = 30_000;
 const INSERT: &str = "INSERT INTO bench_rows (patient, field, value) VALUES (?1, 'phone', ?2)";
 
 fn main() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = VaultDir::new(tmp.path().join("v"));
-    let pass = SecretString::from("plum harbour velvet tractor".to_owned());
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: pass.clone(),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
-    let mut s = Session::sign_in_with(
-        &dir,
-        "admin",
-        &pass,
-        None,
-        SessionConfig {
-            device: "bench".into(),
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .unwrap();
+    let (tmp, mut s) = support::admin_session();
     s.gate(Need::SignedIn, Event::new("bench.setup"), |tx, _| {
         tx.execute_batch("CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, patient INTEGER, field TEXT, value TEXT)")?;
         Ok(())

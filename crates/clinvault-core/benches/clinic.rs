@@ -5,14 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benches may panic on setup failures
 
+mod support;
+
 use std::io::{Read, Write};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clinvault_core::appointments::Booking;
-use clinvault_core::clock::SystemClock;
-use clinvault_core::crypto::KdfCost;
-use clinvault_core::{vault, InitOptions, Session, SessionConfig, VaultDir};
 use secrecy::SecretString;
 
 fn pct(v: &mut [Duration], p: f64) -> f64 {
@@ -52,35 +50,7 @@ impl Write for Sink {
 }
 
 fn main() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = VaultDir::new(tmp.path().join("v"));
-    let pass = SecretString::from("plum harbour velvet tractor".to_owned());
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: pass.clone(),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
-    let mut s = Session::sign_in_with(
-        &dir,
-        "admin",
-        &pass,
-        None,
-        SessionConfig {
-            device: "bench".into(),
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .unwrap();
+    let (_tmp, mut s) = support::admin_session();
     let t = Instant::now();
     let d = s.generate_demo_clinic(100_000, 42).unwrap();
     println!(
@@ -177,5 +147,96 @@ fn main() {
         "attachment 200 MiB: write {w:.0} MiB/s, read {r:.0} MiB/s (target >= 200 MB/s: write {}, read {})",
         verdict(w * 1.048_576 >= 200.0),
         verdict(r * 1.048_576 >= 200.0)
+    );
+    ratio_section();
+}
+
+/// The same schema (the real migrations), the same data and the same queries on SQLCipher and
+/// on plain SQLite (the same library without a key): patient search and the week view.
+fn ratio_section() {
+    use clinvault_core::crypto::Secret32;
+    use clinvault_core::db;
+    use rusqlite::{params, Connection};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut enc = db::create_new(&tmp.path().join("enc.db"), &Secret32::random()).unwrap();
+    let mut plain = Connection::open(tmp.path().join("plain.db")).unwrap();
+    let fill = |c: &mut Connection| {
+        db::configure(c).unwrap();
+        db::migrate(c).unwrap();
+        c.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let tx = c.transaction().unwrap();
+        let last = [
+            "Smith", "Jones", "Nguyen", "Patel", "Khan", "Jensen", "Costa", "Tanaka", "Wilson",
+            "Martin",
+        ];
+        for i in 0..100_000i64 {
+            tx.execute(
+                "INSERT INTO patients (id, first_name, last_name, date_of_birth, phone, phone_digits, email, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'x', 'x')",
+                params![
+                    format!("p{i}"),
+                    format!("First{}", i % 997),
+                    format!("{}{}", last[(i % 10) as usize], i % 89),
+                    format!("19{:02}-0{}-1{}", i % 90 + 10, i % 9 + 1, i % 9),
+                    format!("04{:08}", i * 7919 % 100_000_000),
+                    format!("4{:08}", i * 7919 % 100_000_000),
+                    format!("p{i}@example.org")
+                ],
+            )
+            .unwrap();
+        }
+        for i in 0..16_000i64 {
+            tx.execute(
+                "INSERT INTO appointments (id, patient_id, practitioner_id, type_id, starts_at, ends_at, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 't', ?4, ?4 + 1800, 'completed', 'x', 'x')",
+                params![format!("a{i}"), format!("p{}", i * 13 % 100_000), format!("pr{}", i % 10), 1_750_000_000 + i * 1800],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    };
+    fill(&mut enc);
+    fill(&mut plain);
+    let search = "SELECT p.id, p.first_name, p.last_name FROM patients_fts JOIN patients p ON p.rowid = patients_fts.rowid
+                  WHERE patients_fts MATCH ?1 AND p.archived = 0 ORDER BY bm25(patients_fts, 10.0, 10.0, 5.0, 2.0, 2.0, 2.0) LIMIT 20";
+    let week = "SELECT a.id, a.patient_id, p.first_name, p.last_name, a.starts_at FROM appointments a
+                JOIN patients p ON p.id = a.patient_id WHERE a.starts_at >= ?1 AND a.starts_at < ?2 ORDER BY a.starts_at";
+    let time = |c: &Connection, sql: &str, args: &dyn Fn(usize) -> (String, i64)| {
+        let mut v = Vec::new();
+        let mut st = c.prepare(sql).unwrap();
+        for i in 0..200 {
+            let (text, n) = args(i);
+            let t = Instant::now();
+            let rows = if sql.contains("MATCH") {
+                st.query_map(params![text], |_| Ok(())).unwrap().count()
+            } else {
+                st.query_map(params![n, n + 7 * 86_400], |_| Ok(()))
+                    .unwrap()
+                    .count()
+            };
+            v.push(t.elapsed());
+            assert!(rows > 0);
+        }
+        pct(&mut v, 0.5)
+    };
+    let terms = [
+        "(\"smi\" OR \"smi\"*)",
+        "(\"ngu\" OR \"ngu\"*)",
+        "(\"pat\" OR \"pat\"*)",
+        "(\"kha\" OR \"kha\"*)",
+        "(\"tan\" OR \"tan\"*)",
+    ];
+    let s_args = |i: usize| (terms[i % terms.len()].to_owned(), 0);
+    let w_args = |i: usize| (String::new(), 1_750_000_000 + (i as i64 % 40) * 86_400);
+    let (se, sp) = (time(&enc, search, &s_args), time(&plain, search, &s_args));
+    let (we, wp) = (time(&enc, week, &w_args), time(&plain, week, &w_args));
+    println!("same queries, SQLCipher vs plain SQLite (median):");
+    println!(
+        "  patient search (FTS5, 100k)   {se:>6.2} ms vs {sp:>6.2} ms   ratio {:.2}",
+        se / sp
+    );
+    println!(
+        "  week view (~336 appointments) {we:>6.2} ms vs {wp:>6.2} ms   ratio {:.2}",
+        we / wp
     );
 }

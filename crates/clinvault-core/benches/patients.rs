@@ -4,13 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benches may panic on setup failures
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
 
-use clinvault_core::clock::SystemClock;
-use clinvault_core::crypto::KdfCost;
-use clinvault_core::{vault, InitOptions, Session, SessionConfig, VaultDir};
-use secrecy::SecretString;
+use std::time::{Duration, Instant};
 
 const PATIENTS: u32 = 100_000;
 
@@ -20,35 +16,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn main() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = VaultDir::new(tmp.path().join("v"));
-    let pass = SecretString::from("plum harbour velvet tractor".to_owned());
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: pass.clone(),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
-    let mut s = Session::sign_in_with(
-        &dir,
-        "admin",
-        &pass,
-        None,
-        SessionConfig {
-            device: "bench".into(),
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .unwrap();
+    let (_tmp, mut s) = support::admin_session();
     let t = Instant::now();
     s.generate_demo_patients(PATIENTS, 42).unwrap();
     println!(

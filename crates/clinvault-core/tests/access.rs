@@ -4,25 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod support;
+
+use support::{secret, ADMIN_PASS, USER_PASS};
+
 use std::fs;
 use std::process::Command;
 use std::sync::Arc;
 
 use clinvault_core::clock::ManualClock;
-use clinvault_core::crypto::KdfCost;
-use clinvault_core::{
-    vault, ErrorKind, InitOptions, Session, SessionConfig, SessionState, SignIn, VaultDir,
-};
-use secrecy::SecretString;
+use clinvault_core::{ErrorKind, Session, SessionConfig, SessionState, SignIn, VaultDir};
 use tempfile::TempDir;
 
-const ADMIN_PASS: &str = "plum harbour velvet tractor";
-const USER_PASS: &str = "quiet lantern orbit meadow";
 const T0: i64 = 1_800_000_000;
-
-fn secret(s: &str) -> SecretString {
-    SecretString::from(s.to_owned())
-}
 
 struct Clinic {
     _tmp: TempDir,
@@ -33,21 +27,7 @@ struct Clinic {
 fn clinic() -> Clinic {
     let tmp = TempDir::new().unwrap();
     let dir = VaultDir::new(tmp.path().join("v"));
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: secret(ADMIN_PASS),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
+    support::new_vault(&dir);
     Clinic {
         _tmp: tmp,
         dir,

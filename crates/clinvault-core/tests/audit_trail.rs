@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod support;
+
+use support::{secret, ADMIN_PASS, USER_PASS};
+
 use std::sync::Arc;
 
 use clinvault_core::alerts::Alert;
@@ -12,20 +16,12 @@ use clinvault_core::audit::Event;
 use clinvault_core::audit_review::{AuditFilter, ExportFormat};
 use clinvault_core::audit_verify::ProblemKind;
 use clinvault_core::clock::ManualClock;
-use clinvault_core::crypto::KdfCost;
-use clinvault_core::{vault, InitOptions, Need, Session, SessionConfig, VaultDir};
+use clinvault_core::{Need, Session, SessionConfig, VaultDir};
 use rusqlite::Connection;
-use secrecy::SecretString;
 use tempfile::TempDir;
 
-const ADMIN_PASS: &str = "plum harbour velvet tractor";
-const USER_PASS: &str = "quiet lantern orbit meadow";
 // A Monday, 10:00 UTC: inside default clinic hours (UTC).
 const T0: i64 = 1_795_000_000 - (1_795_000_000 % 86_400) + 10 * 3600 + 5 * 86_400;
-
-fn secret(s: &str) -> SecretString {
-    SecretString::from(s.to_owned())
-}
 
 struct Clinic {
     _tmp: TempDir,
@@ -37,21 +33,7 @@ impl Clinic {
     fn new() -> Clinic {
         let tmp = TempDir::new().unwrap();
         let dir = VaultDir::new(tmp.path().join("v"));
-        vault::init(
-            &dir,
-            InitOptions {
-                admin_username: "admin".into(),
-                admin_display_name: None,
-                passphrase: secret(ADMIN_PASS),
-                kdf_cost: KdfCost {
-                    memory_kib: 1024,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-                recovery_key_file: None,
-            },
-        )
-        .unwrap();
+        support::new_vault(&dir);
         Clinic {
             _tmp: tmp,
             dir,

@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod support;
+
 use std::process::Command;
 use std::sync::Arc;
 
 use clinvault_core::clock::{Clock, ManualClock};
-use clinvault_core::crypto::KdfCost;
-use clinvault_core::{vault, InitOptions, Session, SessionConfig, SignIn, VaultDir};
+use clinvault_core::{Session, SessionConfig, SignIn, VaultDir};
 use secrecy::SecretString;
 
 const PASS: &str = "plum harbour velvet tractor";
@@ -54,21 +55,7 @@ fn without_a_keyring_the_code_is_asked_and_sign_in_still_succeeds() {
 fn setup() -> (tempfile::TempDir, VaultDir, ManualClock, String) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = VaultDir::new(tmp.path().join("v"));
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: SecretString::from(PASS.to_owned()),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
+    support::new_vault(&dir);
     let clock = ManualClock::at(1_800_000_000);
     let mut s = sign_in(&dir, &clock, None).unwrap();
     let e = s.enroll_2fa().unwrap();

@@ -3,42 +3,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod support;
+
+use support::{secret, ADMIN_PASS, USER_PASS};
+
 use std::sync::Arc;
 
 use clinvault_core::audit_review::AuditFilter;
 use clinvault_core::clock::SystemClock;
-use clinvault_core::crypto::KdfCost;
 use clinvault_core::patients::PatientFields;
-use clinvault_core::{vault, ErrorKind, InitOptions, Session, SessionConfig, VaultDir};
-use secrecy::SecretString;
+use clinvault_core::{ErrorKind, Session, SessionConfig, VaultDir};
 
-const ADMIN_PASS: &str = "plum harbour velvet tractor";
-const USER_PASS: &str = "quiet lantern orbit meadow";
 const MARKER_LAST: &str = "Zqxwyndham";
 const MARKER_EMAIL: &str = "zq.marker@example.org";
-
-fn secret(s: &str) -> SecretString {
-    SecretString::from(s.to_owned())
-}
 
 fn setup() -> (tempfile::TempDir, VaultDir) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = VaultDir::new(tmp.path().join("v"));
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: secret(ADMIN_PASS),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
+    support::new_vault(&dir);
     let mut a = sign_in(&dir, "admin", ADMIN_PASS);
     a.add_user("recep", None, "receptionist", &secret(USER_PASS))
         .unwrap();

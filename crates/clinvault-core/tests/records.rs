@@ -2,23 +2,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
 
+mod support;
+
+use support::{secret, ADMIN_PASS, USER_PASS};
+
 use std::io::{Read, Write};
 use std::sync::Arc;
 
 use clinvault_core::appointments::Booking;
 use clinvault_core::clock::SystemClock;
-use clinvault_core::crypto::KdfCost;
 use clinvault_core::notes::TemplateSection;
 use clinvault_core::patients::PatientFields;
-use clinvault_core::{vault, ErrorKind, InitOptions, Session, SessionConfig, VaultDir};
-use secrecy::SecretString;
-
-const ADMIN_PASS: &str = "plum harbour velvet tractor";
-const USER_PASS: &str = "quiet lantern orbit meadow";
-
-fn secret(s: &str) -> SecretString {
-    SecretString::from(s.to_owned())
-}
+use clinvault_core::{ErrorKind, Session, SessionConfig, VaultDir};
 
 fn sign_in(dir: &VaultDir, user: &str) -> Session {
     let pass = if user == "admin" {
@@ -49,21 +44,7 @@ struct Clinic {
 fn clinic() -> Clinic {
     let tmp = tempfile::tempdir().unwrap();
     let dir = VaultDir::new(tmp.path().join("v"));
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: secret(ADMIN_PASS),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
+    support::new_vault(&dir);
     let mut a = sign_in(&dir, "admin");
     for (u, r) in [
         ("sam", "practitioner"),

@@ -1,0 +1,34 @@
+//! Shared set-up for the integration tests: a vault with an administrator, created with a cheap
+//! KDF so the suite stays fast (the real costs are covered by the life-cycle tests and benches).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use clinvault_core::crypto::KdfCost;
+use clinvault_core::{vault, InitOptions, VaultDir};
+use secrecy::SecretString;
+
+pub const ADMIN_PASS: &str = "plum harbour velvet tractor";
+pub const USER_PASS: &str = "quiet lantern orbit meadow";
+pub const FAST: KdfCost = KdfCost {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
+
+pub fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+/// Creates a vault at `dir` whose administrator is "admin" with `ADMIN_PASS`.
+pub fn new_vault(dir: &VaultDir) {
+    vault::init(
+        dir,
+        InitOptions {
+            admin_username: "admin".into(),
+            admin_display_name: None,
+            passphrase: secret(ADMIN_PASS),
+            kdf_cost: FAST,
+            recovery_key_file: None,
+        },
+    )
+    .unwrap();
+}
