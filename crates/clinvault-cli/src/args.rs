@@ -393,6 +393,9 @@ pub enum AppointmentTypeAction {
         /// Tax rate in percent, e.g. 10
         #[arg(long)]
         tax: Option<String>,
+        /// Calendar colour, e.g. #3b82f6
+        #[arg(long)]
+        colour: Option<String>,
     },
 }
 

@@ -184,11 +184,14 @@ pub fn run(cli: Cli) -> Result<()> {
                     minutes,
                     price,
                     tax,
+                    colour,
                 },
         } => {
-            let t = g
-                .sign_in()?
-                .add_appointment_type(&name, minutes, &price, tax.as_deref())?;
+            let mut s = g.sign_in()?;
+            let t = s.add_appointment_type(&name, minutes, &price, tax.as_deref())?;
+            if let Some(c) = colour {
+                s.set_appointment_type_colour(&name, &c)?;
+            }
             println!("{}", t.id);
             Ok(())
         }
@@ -215,8 +218,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo { patients, seed } => {
             let d = g.sign_in()?.generate_demo_clinic(patients, seed)?;
             println!(
-                "Demo clinic added (seed {seed}): {} patients, {} practitioners, {} appointments, {} invoices.",
-                d.patients, d.practitioners, d.appointments, d.invoices
+                "Demo clinic added (seed {seed}): {} patients, {} practitioners, {} appointments, \
+                 {} invoices, {} notes, {} attachments.",
+                d.patients, d.practitioners, d.appointments, d.invoices, d.notes, d.attachments
             );
             Ok(())
         }

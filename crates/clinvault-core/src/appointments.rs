@@ -30,6 +30,7 @@ pub struct Appointment {
     pub ends_local: String,
     pub status: String,
     pub cancel_reason: Option<String>,
+    pub note: Option<String>,
     pub series_id: Option<String>,
 }
 
@@ -169,7 +170,7 @@ fn overlapping(
 
 const SELECT: &str =
     "SELECT a.id, a.patient_id, p.first_name || ' ' || p.last_name, u.username, t.name,
-        a.starts_at, a.ends_at, a.status, a.cancel_reason, a.series_id
+        a.starts_at, a.ends_at, a.status, a.cancel_reason, a.series_id, a.note
      FROM appointments a
      JOIN patients p ON p.id = a.patient_id
      JOIN practitioners pr ON pr.id = a.practitioner_id
@@ -195,6 +196,7 @@ fn row(tz: &TimeZone) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Appoint
             ends_local: local(tz, e),
             status: r.get(7)?,
             cancel_reason: r.get(8)?,
+            note: r.get(10)?,
             series_id: r.get(9)?,
         })
     }
@@ -361,6 +363,32 @@ impl Session {
             }
             Ok(out)
         })
+    }
+
+    /// Sets the appointment's short note (for reception; clinical content belongs in treatment
+    /// notes). The audit entry records that it changed, not what it says.
+    pub fn set_appointment_note(&mut self, id: &str, note: &str) -> Result<Appointment> {
+        let note = note.trim().to_owned();
+        if note.chars().count() > 1000 {
+            return Err(Error::InvalidInput("note: at most 1000 characters".into()));
+        }
+        let tz = clinic_tz(self);
+        let now = rfc3339(self.clock().now());
+        let event = Event::new("appointment.update")
+            .target("appointment", id)
+            .detail("fields", vec!["note"]);
+        self.gate(
+            Need::Permission(Permission::AppointmentsManage),
+            event,
+            |tx, _| {
+                load(tx, &tz, id)?;
+                tx.execute(
+                    "UPDATE appointments SET note = ?1, updated_at = ?2 WHERE id = ?3",
+                    params![(!note.is_empty()).then_some(note.as_str()), now, id],
+                )?;
+                load(tx, &tz, id)
+            },
+        )
     }
 
     pub fn show_appointment(&mut self, id: &str) -> Result<Appointment> {

@@ -320,8 +320,51 @@ impl Session {
                 }
             }
             tx.execute("UPDATE invoice_counter SET next = ?1 WHERE id = 1", [counter])?;
-            *ev = ev.clone().detail("appointments", appointments).detail("invoices", invoices);
-            Ok(DemoSummary { patients, practitioners: PRACTITIONERS.len() as u32, appointments, invoices })
+            // Short final notes for a sample of completed appointments.
+            let sample: Vec<(String, String, String, i64)> = tx
+                .prepare(
+                    "SELECT a.id, a.patient_id, a.practitioner_id, a.starts_at FROM appointments a
+                     WHERE a.status = 'completed' ORDER BY a.starts_at",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut notes = 0u64;
+            for (aid, patient, pid, starts) in sample.iter().step_by(5) {
+                let author: String = tx.query_row("SELECT user_id FROM practitioners WHERE id = ?1", [pid], |r| r.get(0))?;
+                let at = jiff::Timestamp::from_second(*starts).map(rfc3339).unwrap_or_else(|_| now.clone());
+                let nid = uuid::Builder::from_random_bytes(rng.gen()).into_uuid().to_string();
+                let body = NOTE_TEXTS[rng.gen_range(0..NOTE_TEXTS.len())];
+                tx.execute(
+                    "INSERT INTO notes (id, patient_id, appointment_id, practitioner_id, status, created_at, finalised_at)
+                     VALUES (?1, ?2, ?3, ?4, 'final', ?5, ?5)",
+                    params![nid, patient, aid, pid, at],
+                )?;
+                tx.execute(
+                    "INSERT INTO note_versions (note_id, version, kind, body, author_id, created_at) VALUES (?1, 1, 'final', ?2, ?3, ?4)",
+                    params![nid, body, author, at],
+                )?;
+                notes += 1;
+            }
+            *ev = ev.clone().detail("appointments", appointments).detail("invoices", invoices).detail("notes", notes);
+            Ok(DemoSummary { patients, practitioners: PRACTITIONERS.len() as u32, appointments, invoices, notes, attachments: 0 })
+        })
+        .and_then(|mut summary| {
+            // A few small referral letters, stored like any attachment (encrypted files).
+            let ids: Vec<String> = self
+                .vault()?
+                .conn()
+                .prepare("SELECT id FROM patients ORDER BY rowid LIMIT 20")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (i, id) in ids.iter().enumerate() {
+                let letter = format!(
+                    "Referral letter (synthetic demo data) no. {i}\nPlease assess and treat. Thank you.\n{}",
+                    "Lorem ipsum dolor sit amet. ".repeat(300)
+                );
+                self.add_attachment(id, &format!("referral-{i}.txt"), &mut letter.as_bytes())?;
+                summary.attachments += 1;
+            }
+            Ok(summary)
         })
     }
 }
@@ -332,4 +375,13 @@ pub struct DemoSummary {
     pub practitioners: u32,
     pub appointments: u64,
     pub invoices: u64,
+    pub notes: u64,
+    pub attachments: u64,
 }
+
+const NOTE_TEXTS: &[&str] = &[
+    "S: Lower back pain, better since last visit. O: Flexion improved. A: Progressing. P: Continue exercises.",
+    "S: Neck stiffness after desk work. O: Reduced rotation left. A: Postural strain. P: Mobilisation, ergonomics advice.",
+    "S: Knee pain on stairs. O: Mild swelling. A: Patellofemoral pain. P: Strengthening programme, review in 2 weeks.",
+    "S: Shoulder pain overhead. O: Painful arc 80–120°. A: Rotator cuff tendinopathy. P: Load management, exercises.",
+];

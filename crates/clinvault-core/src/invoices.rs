@@ -52,6 +52,16 @@ pub struct RevenueRow {
     pub paid_minor: i64,
 }
 
+/// A line typed in by hand (products, reports, fees not tied to an appointment).
+pub struct ManualItem<'a> {
+    pub description: &'a str,
+    pub quantity: i64,
+    /// Decimal text, e.g. "12.50".
+    pub unit_price: &'a str,
+    /// Percent, e.g. "10"; none means untaxed.
+    pub tax_percent: Option<&'a str>,
+}
+
 pub const METHODS: &[&str] = &["cash", "card", "eftpos", "transfer", "insurance", "other"];
 
 /// Tax for a line, rounded half-up to the minor unit.
@@ -169,6 +179,68 @@ impl Session {
                  VALUES (?1, 1, ?2, 1, ?3, ?4, ?5)",
                 params![id, type_name, price, bp, type_id],
             )?;
+            *ev = ev.clone().detail("number", number);
+            load(tx, &id)
+        })
+    }
+
+    /// Issues an invoice of manual items for a patient.
+    pub fn create_invoice(
+        &mut self,
+        patient_id: &str,
+        items: &[ManualItem<'_>],
+    ) -> Result<Invoice> {
+        if items.is_empty() || items.len() > 50 {
+            return Err(Error::InvalidInput("items: between 1 and 50 lines".into()));
+        }
+        let mut lines = Vec::with_capacity(items.len());
+        for (n, it) in items.iter().enumerate() {
+            let line = n + 1;
+            let description = it.description.trim();
+            if description.is_empty() || description.chars().count() > 200 {
+                return Err(Error::InvalidInput(format!(
+                    "items[{line}].description: 1–200 characters"
+                )));
+            }
+            if !(1..=1000).contains(&it.quantity) {
+                return Err(Error::InvalidInput(format!(
+                    "items[{line}].quantity: between 1 and 1000"
+                )));
+            }
+            let price = parse_minor(&format!("items[{line}].unit_price"), it.unit_price)?;
+            let bp = match it.tax_percent {
+                Some(t) => parse_minor(&format!("items[{line}].tax"), t)?,
+                None => 0,
+            };
+            if bp > 10_000 {
+                return Err(Error::InvalidInput(format!(
+                    "items[{line}].tax: at most 100%"
+                )));
+            }
+            lines.push((description.to_owned(), it.quantity, price, bp));
+        }
+        let issued_on = local_date(self, None, "date")?;
+        let now = rfc3339(self.clock().now());
+        let id = uuid::Uuid::new_v4().to_string();
+        let event = Event::new("invoice.create")
+            .target("invoice", &id)
+            .detail("lines", lines.len());
+        self.gate(Need::Permission(Permission::InvoicesWrite), event, |tx, ev| {
+            let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)", [patient_id], |r| r.get(0))?;
+            if !exists {
+                return Err(Error::NotFound(format!("no patient with id {patient_id}")));
+            }
+            let number: i64 = tx.query_row("UPDATE invoice_counter SET next = next + 1 WHERE id = 1 RETURNING next - 1", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO invoices (id, number, patient_id, status, issued_on, created_at) VALUES (?1, ?2, ?3, 'issued', ?4, ?5)",
+                params![id, number, patient_id, issued_on, now],
+            )?;
+            for (n, (d, q, p, bp)) in lines.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO invoice_items (invoice_id, line, description, quantity, unit_price_minor, tax_rate_bp) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, n as i64 + 1, d, q, p, bp],
+                )?;
+            }
             *ev = ev.clone().detail("number", number);
             load(tx, &id)
         })

@@ -23,6 +23,7 @@ pub struct Practitioner {
 pub struct AppointmentType {
     pub id: String,
     pub name: String,
+    pub colour: Option<String>,
     pub minutes: i64,
     pub price_minor: i64,
     pub tax_rate_bp: i64,
@@ -89,15 +90,46 @@ pub(crate) fn practitioner_by_username(
 
 pub(crate) fn type_by_name(conn: &rusqlite::Connection, name: &str) -> Result<AppointmentType> {
     conn.query_row(
-        "SELECT id, name, minutes, price_minor, tax_rate_bp FROM appointment_types WHERE name = ?1 COLLATE NOCASE",
+        "SELECT id, name, colour, minutes, price_minor, tax_rate_bp FROM appointment_types WHERE name = ?1 COLLATE NOCASE",
         [name.trim()],
-        |r| Ok(AppointmentType { id: r.get(0)?, name: r.get(1)?, minutes: r.get(2)?, price_minor: r.get(3)?, tax_rate_bp: r.get(4)? }),
+        |r| Ok(AppointmentType { id: r.get(0)?, name: r.get(1)?, colour: r.get(2)?, minutes: r.get(3)?, price_minor: r.get(4)?, tax_rate_bp: r.get(5)? }),
     )
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("no appointment type named {:?}", name.trim())))
 }
 
+/// A calendar colour: "#rrggbb".
+fn validate_colour(text: &str) -> Result<String> {
+    let t = text.trim().to_ascii_lowercase();
+    let ok = t.len() == 7 && t.starts_with('#') && t[1..].chars().all(|c| c.is_ascii_hexdigit());
+    if !ok {
+        return Err(Error::InvalidInput(format!(
+            "colour: {text:?} is not a colour like #3b82f6"
+        )));
+    }
+    Ok(t)
+}
+
 impl Session {
+    /// Sets the calendar colour of an appointment type.
+    pub fn set_appointment_type_colour(&mut self, name: &str, colour: &str) -> Result<()> {
+        let colour = validate_colour(colour)?;
+        let event = Event::new("appointment_type.colour");
+        self.gate(
+            Need::Permission(Permission::SettingsManage),
+            event,
+            |tx, ev| {
+                let t = type_by_name(tx, name)?;
+                *ev = ev.clone().target("appointment_type", &t.id);
+                tx.execute(
+                    "UPDATE appointment_types SET colour = ?1 WHERE id = ?2",
+                    params![colour, t.id],
+                )?;
+                Ok(())
+            },
+        )
+    }
+
     /// Makes a user a practitioner (bookable in the calendar).
     pub fn add_practitioner(&mut self, username: &str) -> Result<Practitioner> {
         let now = rfc3339(self.clock().now());
@@ -186,6 +218,13 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_are_hex() {
+        assert_eq!(validate_colour(" #3B82F6 ").unwrap(), "#3b82f6");
+        assert!(validate_colour("blue").is_err());
+        assert!(validate_colour("#12345").is_err());
+    }
 
     #[test]
     fn days_and_spans_parse_with_clear_errors() {

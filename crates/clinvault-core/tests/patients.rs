@@ -283,6 +283,8 @@ fn the_demo_clinic_has_a_year_of_consistent_activity() {
     // ~260 working days × 10 practitioners × 8 slots × 70%.
     assert!(d.appointments > 10_000, "{d:?}");
     assert!(d.invoices > d.appointments / 2, "{d:?}");
+    assert!(d.notes > d.invoices / 6, "{d:?}");
+    assert_eq!(d.attachments, 20);
     let today = jiff::Zoned::now().date();
     let monday = today
         .checked_sub(jiff::Span::new().days(i64::from(today.weekday().to_monday_zero_offset()) + 7))

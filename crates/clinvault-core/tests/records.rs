@@ -490,3 +490,100 @@ fn a_100_mb_attachment_round_trips_byte_identical_and_never_lands_on_disk_in_pla
         .unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
 }
+
+#[test]
+fn manual_invoices_colours_and_appointment_notes() {
+    use clinvault_core::invoices::ManualItem;
+    let c = clinic();
+    let mut r = sign_in(&c.dir, "rita");
+    let inv = r
+        .create_invoice(
+            &c.patient,
+            &[
+                ManualItem {
+                    description: "Theraband",
+                    quantity: 2,
+                    unit_price: "12.50",
+                    tax_percent: Some("10"),
+                },
+                ManualItem {
+                    description: "Report",
+                    quantity: 1,
+                    unit_price: "40",
+                    tax_percent: None,
+                },
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        (inv.net_minor, inv.tax_minor, inv.total_minor),
+        (6_500, 250, 6_750)
+    );
+    let e = r
+        .create_invoice(
+            &c.patient,
+            &[ManualItem {
+                description: " ",
+                quantity: 1,
+                unit_price: "1",
+                tax_percent: None,
+            }],
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), "items[1].description: 1–200 characters");
+    let e = r
+        .create_invoice(
+            &c.patient,
+            &[ManualItem {
+                description: "X",
+                quantity: 0,
+                unit_price: "1",
+                tax_percent: None,
+            }],
+        )
+        .unwrap_err();
+    assert!(e.to_string().starts_with("items[1].quantity"), "{e}");
+    assert_eq!(
+        r.create_invoice(
+            "nobody",
+            &[ManualItem {
+                description: "X",
+                quantity: 1,
+                unit_price: "1",
+                tax_percent: None
+            }]
+        )
+        .unwrap_err()
+        .kind(),
+        ErrorKind::NotFound
+    );
+    let noted = r
+        .set_appointment_note(&c.appointment, "Bring previous scans")
+        .unwrap();
+    assert_eq!(noted.note.as_deref(), Some("Bring previous scans"));
+    assert_eq!(
+        r.set_appointment_type_colour("Initial consult", "#ff0000")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+    drop(r);
+    let mut a = sign_in(&c.dir, "admin");
+    a.set_appointment_type_colour("Initial consult", "#3B82F6")
+        .unwrap();
+    assert!(a
+        .set_appointment_type_colour("Initial consult", "blue")
+        .unwrap_err()
+        .to_string()
+        .starts_with("colour:"));
+    // The audit entry for the note names the field, not the text.
+    let entries = a
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some("appointment.update".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(entries[0].details["fields"], serde_json::json!(["note"]));
+    assert!(!serde_json::to_string(&entries).unwrap().contains("scans"));
+}

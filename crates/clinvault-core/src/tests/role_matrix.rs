@@ -164,6 +164,46 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
             1,
             |s, _| s.day_appointments("2030-01-01", None).map(|_| ()),
         ),
+        ("note.create", Some(Permission::NotesWrite), 1, |s, _| {
+            s.add_note(&seed_patient(s), None, "Seen today.")
+                .map(|_| ())
+        }),
+        ("note.view", Some(Permission::NotesRead), 1, |s, _| {
+            s.show_note(&seed_id(s, "notes")).map(|_| ())
+        }),
+        ("invoice.view", Some(Permission::InvoicesRead), 1, |s, _| {
+            s.show_invoice(&seed_id(s, "invoices")).map(|_| ())
+        }),
+        (
+            "invoice.outstanding",
+            Some(Permission::InvoicesRead),
+            1,
+            |s, _| s.outstanding_invoices().map(|_| ()),
+        ),
+        (
+            "report.revenue",
+            Some(Permission::FinancialReports),
+            1,
+            |s, _| s.revenue_report("2000-01-01", "2100-01-01").map(|_| ()),
+        ),
+        (
+            "attachment.add",
+            Some(Permission::AttachmentsWrite),
+            1,
+            |s, _| {
+                s.add_attachment(&seed_patient(s), "letter.txt", &mut &b"Dear colleague"[..])
+                    .map(|_| ())
+            },
+        ),
+        (
+            "attachment.view",
+            Some(Permission::AttachmentsRead),
+            1,
+            |s, _| {
+                s.read_attachment(&seed_id(s, "attachments"), &mut std::io::sink())
+                    .map(|_| ())
+            },
+        ),
         ("role.list", None, 1, |s, _| s.list_roles().map(|_| ())),
         ("policy.show", None, 1, |s, _| s.show_policy().map(|_| ())),
     ]
@@ -177,6 +217,19 @@ fn seed_patient(s: &Session) -> String {
         .conn()
         .query_row(
             "SELECT id FROM patients WHERE first_name = 'Seed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// The id of the first row the set-up created in `table` (read without the gate).
+fn seed_id(s: &Session, table: &str) -> String {
+    s.vault()
+        .unwrap()
+        .conn()
+        .query_row(
+            &format!("SELECT id FROM {table} ORDER BY rowid LIMIT 1"),
             [],
             |r| r.get(0),
         )
@@ -197,6 +250,11 @@ fn snapshot(s: &Session) -> Vec<u8> {
         "trusted_devices",
         "patients",
         "appointments",
+        "notes",
+        "note_versions",
+        "invoices",
+        "payments",
+        "attachments",
     ] {
         let mut st = conn
             .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
@@ -278,6 +336,29 @@ fn every_operation_under_every_builtin_role_matches_the_permission_table() {
         }
         admin
             .add_appointment_type("Follow-up", 30, "75.00", None)
+            .unwrap();
+        // Administrators write notes too in small clinics; make the seed records.
+        admin.add_practitioner("admin").unwrap();
+        for day in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] {
+            admin
+                .set_working_hours("admin", day, "08:00-18:00")
+                .unwrap();
+        }
+        let patient = seed_patient(&admin);
+        admin.add_note(&patient, None, "Seed note.").unwrap();
+        let appt = admin
+            .book_appointment(&crate::appointments::Booking {
+                patient_id: &patient,
+                practitioner: "admin",
+                appointment_type: "Follow-up",
+                start_local: "2030-02-04T09:00",
+                weekly_occurrences: 1,
+                allow_override: false,
+            })
+            .unwrap();
+        admin.invoice_appointment(&appt[0].id).unwrap();
+        admin
+            .add_attachment(&patient, "seed.txt", &mut &b"seed"[..])
             .unwrap();
     }
     let mut checked = 0;
