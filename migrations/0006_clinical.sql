@@ -49,12 +49,12 @@ INSERT INTO invoice_counter (id, next) VALUES (1, 1);
 
 CREATE TABLE invoices (
     id              TEXT PRIMARY KEY,
-    number          INTEGER NOT NULL UNIQUE,
+    number          INTEGER UNIQUE,        -- assigned when issued, so drafts leave no gaps
     patient_id      TEXT NOT NULL REFERENCES patients(id),
     appointment_id  TEXT REFERENCES appointments(id),
     practitioner_id TEXT REFERENCES practitioners(id),
-    status          TEXT NOT NULL CHECK (status IN ('issued', 'void')),
-    issued_on       TEXT NOT NULL,         -- local clinic date
+    status          TEXT NOT NULL CHECK (status IN ('draft', 'issued', 'void')),
+    issued_on       TEXT,                  -- local clinic date, once issued
     void_reason     TEXT,
     created_at      TEXT NOT NULL
 ) STRICT;

@@ -782,7 +782,12 @@ fn print_invoice(i: &clinvault_core::invoices::Invoice, json: bool) -> Result<()
     use clinvault_core::money::format_minor as m;
     println!(
         "invoice {} ({}) dated {} — {}",
-        i.number, i.id, i.issued_on, i.status
+        i.number
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "(draft)".into()),
+        i.id,
+        i.issued_on.as_deref().unwrap_or("-"),
+        i.status
     );
     for l in &i.lines {
         println!(
@@ -827,8 +832,8 @@ fn invoice(g: &Global, action: InvoiceAction) -> Result<()> {
             for i in rows {
                 println!(
                     "{:>6}  {}  {}  balance {}",
-                    i.number,
-                    i.issued_on,
+                    i.number.unwrap_or_default(),
+                    i.issued_on.as_deref().unwrap_or("-"),
                     i.id,
                     clinvault_core::money::format_minor(i.balance_minor)
                 );

@@ -26,11 +26,12 @@ pub struct InvoiceLine {
 #[derive(Clone, Debug, Serialize)]
 pub struct Invoice {
     pub id: String,
-    pub number: i64,
+    /// None while a draft.
+    pub number: Option<i64>,
     pub patient_id: String,
     pub appointment_id: Option<String>,
     pub status: String,
-    pub issued_on: String,
+    pub issued_on: Option<String>,
     pub lines: Vec<InvoiceLine>,
     pub net_minor: i64,
     pub tax_minor: i64,
@@ -63,6 +64,65 @@ pub struct ManualItem<'a> {
 }
 
 pub const METHODS: &[&str] = &["cash", "card", "eftpos", "transfer", "insurance", "other"];
+
+type Line = (String, i64, i64, i64);
+
+fn validate_items(items: &[ManualItem<'_>]) -> Result<Vec<Line>> {
+    if items.is_empty() || items.len() > 50 {
+        return Err(Error::InvalidInput("items: between 1 and 50 lines".into()));
+    }
+    let mut lines = Vec::with_capacity(items.len());
+    for (n, it) in items.iter().enumerate() {
+        let line = n + 1;
+        let description = it.description.trim();
+        if description.is_empty() || description.chars().count() > 200 {
+            return Err(Error::InvalidInput(format!(
+                "items[{line}].description: 1–200 characters"
+            )));
+        }
+        if !(1..=1000).contains(&it.quantity) {
+            return Err(Error::InvalidInput(format!(
+                "items[{line}].quantity: between 1 and 1000"
+            )));
+        }
+        let price = parse_minor(&format!("items[{line}].unit_price"), it.unit_price)?;
+        let bp = match it.tax_percent {
+            Some(t) => parse_minor(&format!("items[{line}].tax"), t)?,
+            None => 0,
+        };
+        if bp > 10_000 {
+            return Err(Error::InvalidInput(format!(
+                "items[{line}].tax: at most 100%"
+            )));
+        }
+        lines.push((description.to_owned(), it.quantity, price, bp));
+    }
+    Ok(lines)
+}
+
+fn insert_lines(tx: &rusqlite::Connection, id: &str, lines: &[Line]) -> Result<()> {
+    for (n, (d, q, p, bp)) in lines.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO invoice_items (invoice_id, line, description, quantity, unit_price_minor, tax_rate_bp) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, n as i64 + 1, d, q, p, bp],
+        )?;
+    }
+    Ok(())
+}
+
+/// Takes the next number from the counter in the caller's transaction, so numbers have no gaps.
+fn assign_number(tx: &rusqlite::Connection, id: &str, issued_on: &str) -> Result<i64> {
+    let number: i64 = tx.query_row(
+        "UPDATE invoice_counter SET next = next + 1 WHERE id = 1 RETURNING next - 1",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "UPDATE invoices SET number = ?1, status = 'issued', issued_on = ?2 WHERE id = ?3",
+        params![number, issued_on, id],
+    )?;
+    Ok(number)
+}
 
 /// Tax for a line, rounded half-up to the minor unit.
 fn tax_for(net: i64, bp: i64) -> i64 {
@@ -102,7 +162,7 @@ fn load(conn: &rusqlite::Connection, id: &str) -> Result<Invoice> {
     let net: i64 = lines.iter().map(|l| l.net_minor).sum();
     let tax: i64 = lines.iter().map(|l| l.tax_minor).sum();
     let status: String = head.4;
-    let due = if status == "void" { 0 } else { net + tax };
+    let due = if status == "issued" { net + tax } else { 0 };
     Ok(Invoice {
         id: head.0,
         number: head.1,
@@ -168,17 +228,17 @@ impl Session {
             if already {
                 return Err(Error::Conflict("this appointment is already invoiced".into()));
             }
-            let number: i64 = tx.query_row("UPDATE invoice_counter SET next = next + 1 WHERE id = 1 RETURNING next - 1", [], |r| r.get(0))?;
             tx.execute(
-                "INSERT INTO invoices (id, number, patient_id, appointment_id, practitioner_id, status, issued_on, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'issued', ?6, ?7)",
-                params![id, number, patient, appointment_id, practitioner, issued_on, now],
+                "INSERT INTO invoices (id, patient_id, appointment_id, practitioner_id, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'draft', ?5)",
+                params![id, patient, appointment_id, practitioner, now],
             )?;
             tx.execute(
                 "INSERT INTO invoice_items (invoice_id, line, description, quantity, unit_price_minor, tax_rate_bp, type_id)
                  VALUES (?1, 1, ?2, 1, ?3, ?4, ?5)",
                 params![id, type_name, price, bp, type_id],
             )?;
+            let number = assign_number(tx, &id, &issued_on)?;
             *ev = ev.clone().detail("number", number);
             load(tx, &id)
         })
@@ -190,60 +250,88 @@ impl Session {
         patient_id: &str,
         items: &[ManualItem<'_>],
     ) -> Result<Invoice> {
-        if items.is_empty() || items.len() > 50 {
-            return Err(Error::InvalidInput("items: between 1 and 50 lines".into()));
-        }
-        let mut lines = Vec::with_capacity(items.len());
-        for (n, it) in items.iter().enumerate() {
-            let line = n + 1;
-            let description = it.description.trim();
-            if description.is_empty() || description.chars().count() > 200 {
-                return Err(Error::InvalidInput(format!(
-                    "items[{line}].description: 1–200 characters"
-                )));
-            }
-            if !(1..=1000).contains(&it.quantity) {
-                return Err(Error::InvalidInput(format!(
-                    "items[{line}].quantity: between 1 and 1000"
-                )));
-            }
-            let price = parse_minor(&format!("items[{line}].unit_price"), it.unit_price)?;
-            let bp = match it.tax_percent {
-                Some(t) => parse_minor(&format!("items[{line}].tax"), t)?,
-                None => 0,
-            };
-            if bp > 10_000 {
-                return Err(Error::InvalidInput(format!(
-                    "items[{line}].tax: at most 100%"
-                )));
-            }
-            lines.push((description.to_owned(), it.quantity, price, bp));
-        }
+        let id = self.new_manual_invoice(patient_id, items, true)?;
+        self.show_invoice(&id)
+    }
+
+    /// A draft invoice of manual items: no number yet, editable until issued.
+    pub fn create_draft_invoice(
+        &mut self,
+        patient_id: &str,
+        items: &[ManualItem<'_>],
+    ) -> Result<Invoice> {
+        let id = self.new_manual_invoice(patient_id, items, false)?;
+        self.show_invoice(&id)
+    }
+
+    fn new_manual_invoice(
+        &mut self,
+        patient_id: &str,
+        items: &[ManualItem<'_>],
+        issue: bool,
+    ) -> Result<String> {
+        let lines = validate_items(items)?;
         let issued_on = local_date(self, None, "date")?;
         let now = rfc3339(self.clock().now());
         let id = uuid::Uuid::new_v4().to_string();
         let event = Event::new("invoice.create")
             .target("invoice", &id)
-            .detail("lines", lines.len());
+            .detail("lines", lines.len())
+            .detail("draft", !issue);
         self.gate(Need::Permission(Permission::InvoicesWrite), event, |tx, ev| {
             let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)", [patient_id], |r| r.get(0))?;
             if !exists {
                 return Err(Error::NotFound(format!("no patient with id {patient_id}")));
             }
-            let number: i64 = tx.query_row("UPDATE invoice_counter SET next = next + 1 WHERE id = 1 RETURNING next - 1", [], |r| r.get(0))?;
             tx.execute(
-                "INSERT INTO invoices (id, number, patient_id, status, issued_on, created_at) VALUES (?1, ?2, ?3, 'issued', ?4, ?5)",
-                params![id, number, patient_id, issued_on, now],
+                "INSERT INTO invoices (id, patient_id, status, created_at) VALUES (?1, ?2, 'draft', ?3)",
+                params![id, patient_id, now],
             )?;
-            for (n, (d, q, p, bp)) in lines.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO invoice_items (invoice_id, line, description, quantity, unit_price_minor, tax_rate_bp) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![id, n as i64 + 1, d, q, p, bp],
-                )?;
+            insert_lines(tx, &id, &lines)?;
+            if issue {
+                *ev = ev.clone().detail("number", assign_number(tx, &id, &issued_on)?);
             }
-            *ev = ev.clone().detail("number", number);
-            load(tx, &id)
+            Ok(id.clone())
         })
+    }
+
+    /// Replaces a draft's lines.
+    pub fn update_draft_invoice(&mut self, id: &str, items: &[ManualItem<'_>]) -> Result<Invoice> {
+        let lines = validate_items(items)?;
+        let event = Event::new("invoice.update")
+            .target("invoice", id)
+            .detail("lines", lines.len());
+        self.gate(
+            Need::Permission(Permission::InvoicesWrite),
+            event,
+            |tx, _| {
+                if load(tx, id)?.status != "draft" {
+                    return Err(Error::Conflict("only a draft invoice can be edited".into()));
+                }
+                tx.execute("DELETE FROM invoice_items WHERE invoice_id = ?1", [id])?;
+                insert_lines(tx, id, &lines)?;
+                load(tx, id)
+            },
+        )
+    }
+
+    /// Issues a draft: it gets the next number and today's date, and can then be paid.
+    pub fn issue_invoice(&mut self, id: &str) -> Result<Invoice> {
+        let issued_on = local_date(self, None, "date")?;
+        let event = Event::new("invoice.issue").target("invoice", id);
+        self.gate(
+            Need::Permission(Permission::InvoicesWrite),
+            event,
+            |tx, ev| {
+                if load(tx, id)?.status != "draft" {
+                    return Err(Error::Conflict("the invoice is already issued".into()));
+                }
+                *ev = ev
+                    .clone()
+                    .detail("number", assign_number(tx, id, &issued_on)?);
+                load(tx, id)
+            },
+        )
     }
 
     /// Records a payment (part or full); overpaying is refused.
@@ -273,8 +361,8 @@ impl Session {
             .detail("method", method.as_str());
         self.gate(Need::Permission(Permission::InvoicesWrite), event, |tx, _| {
             let inv = load(tx, invoice_id)?;
-            if inv.status == "void" {
-                return Err(Error::Conflict("the invoice is void".into()));
+            if inv.status != "issued" {
+                return Err(Error::Conflict(format!("the invoice is {}; only issued invoices are paid", inv.status)));
             }
             if amount > inv.balance_minor {
                 return Err(Error::InvalidInput(format!(

@@ -214,7 +214,7 @@ fn invoices_are_numbered_without_gaps_paid_in_part_voided_and_reported() {
     let c = clinic();
     let mut r = sign_in(&c.dir, "rita");
     let inv = r.invoice_appointment(&c.appointment).unwrap();
-    assert_eq!(inv.number, 1);
+    assert_eq!(inv.number, Some(1));
     assert_eq!(
         (inv.net_minor, inv.tax_minor, inv.total_minor),
         (9_500, 950, 10_450)
@@ -272,11 +272,11 @@ fn invoices_are_numbered_without_gaps_paid_in_part_voided_and_reported() {
         .id
         .clone();
     let inv2 = r.invoice_appointment(&second).unwrap();
-    assert_eq!(inv2.number, 2, "no gap after the failed attempt");
+    assert_eq!(inv2.number, Some(2), "no gap after the failed attempt");
     let void = r.void_invoice(&inv2.id, "booked in error").unwrap();
     assert_eq!(
         (void.status.as_str(), void.number, void.balance_minor),
-        ("void", 2, 0)
+        ("void", Some(2), 0)
     );
     drop(r);
 
@@ -342,7 +342,7 @@ fn concurrent_invoice_creation_keeps_numbers_gap_free() {
             std::thread::spawn(move || {
                 let mut s = sign_in(&dir, "rita");
                 pair.iter()
-                    .map(|a| s.invoice_appointment(a).unwrap().number)
+                    .map(|a| s.invoice_appointment(a).unwrap().number.unwrap())
                     .collect::<Vec<_>>()
             })
         })
@@ -586,4 +586,54 @@ fn manual_invoices_colours_and_appointment_notes() {
         .unwrap();
     assert_eq!(entries[0].details["fields"], serde_json::json!(["note"]));
     assert!(!serde_json::to_string(&entries).unwrap().contains("scans"));
+}
+
+#[test]
+fn draft_invoices_take_a_number_only_when_issued() {
+    use clinvault_core::invoices::ManualItem;
+    let c = clinic();
+    let mut r = sign_in(&c.dir, "rita");
+    let item = |price| ManualItem {
+        description: "Report",
+        quantity: 1,
+        unit_price: price,
+        tax_percent: None,
+    };
+    let draft = r.create_draft_invoice(&c.patient, &[item("40")]).unwrap();
+    assert_eq!(
+        (draft.status.as_str(), draft.number, draft.balance_minor),
+        ("draft", None, 0)
+    );
+    assert_eq!(
+        r.record_payment(&draft.id, "10", "cash", None)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+    assert!(
+        r.outstanding_invoices().unwrap().is_empty(),
+        "drafts are not owed"
+    );
+    let edited = r
+        .update_draft_invoice(&draft.id, &[item("45"), item("5")])
+        .unwrap();
+    assert_eq!(edited.total_minor, 5_000);
+    // Another invoice issued in the meantime gets number 1; the draft gets 2 when issued.
+    let other = r.invoice_appointment(&c.appointment).unwrap();
+    assert_eq!(other.number, Some(1));
+    let issued = r.issue_invoice(&draft.id).unwrap();
+    assert_eq!(
+        (issued.status.as_str(), issued.number, issued.balance_minor),
+        ("issued", Some(2), 5_000)
+    );
+    assert_eq!(
+        r.update_draft_invoice(&draft.id, &[item("1")])
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        r.issue_invoice(&draft.id).unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
 }
