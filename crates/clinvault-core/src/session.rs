@@ -476,48 +476,14 @@ impl Session {
         }
     }
 
-    /// Writes `event` with `f`'s changes in one transaction, with no permission check. Only for
-    /// the session's own bookkeeping (sign-in, lock, unlock); everything else uses `gate`.
-    fn write_unchecked(
+    /// One write transaction holding `f`'s changes and the signed audit entry for `event` (and,
+    /// for gated operations, the alert rules it may trip). On any failure nothing is committed.
+    fn transact<T>(
         &mut self,
         event: Event,
-        f: impl FnOnce(&Transaction<'_>, (&str, &str, &str, &str)) -> Result<()>,
-    ) -> Result<()> {
-        let now = rfc3339(self.clock.now());
-        let Session {
-            vault,
-            user,
-            device,
-            ..
-        } = self;
-        let vault = vault
-            .as_mut()
-            .ok_or_else(|| Error::SessionLocked("the session is locked".into()))?;
-        let signer = vault.user_keys().signing_key().clone();
-        let id = user.id.to_string();
-        let author = Author {
-            actor_id: Some(id.clone()),
-            actor_name: &user.username,
-            device,
-            signer_id: id.clone(),
-            signer: &signer,
-        };
-        let tx = crate::db::write_tx(vault.conn_mut())?;
-        f(&tx, (&id, &user.username, &now, device))?;
-        audit::append(&tx, &now, &author, &event)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The one gate. `f` runs inside the transaction and may refine the event (details such as
-    /// changed field names or record counts); the entry is appended before commit.
-    pub fn gate<T>(
-        &mut self,
-        need: Need,
-        event: Event,
+        with_alerts: bool,
         f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
     ) -> Result<T> {
-        self.authorize(need, event.clone())?;
         let now_ts = self.clock.now();
         let now = rfc3339(now_ts);
         let Session {
@@ -541,31 +507,59 @@ impl Session {
         };
         let mut event = event;
         let tx = crate::db::write_tx(vault.conn_mut())?;
-        match f(&tx, &mut event) {
+        let value = f(&tx, &mut event)?;
+        audit::append(&tx, &now, &author, &event)?;
+        if with_alerts {
+            crate::alerts::after_event(
+                &tx,
+                policy,
+                &author.signer_id,
+                &user.username,
+                &event,
+                now_ts,
+            )?;
+        }
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Writes `event` with `f`'s changes in one transaction, with no permission check. Only for
+    /// the session's own bookkeeping (sign-in, lock, unlock); everything else uses `gate`.
+    fn write_unchecked(
+        &mut self,
+        event: Event,
+        f: impl FnOnce(&Transaction<'_>, (&str, &str, &str, &str)) -> Result<()>,
+    ) -> Result<()> {
+        let (id, name, device) = (
+            self.user.id.to_string(),
+            self.user.username.clone(),
+            self.device.clone(),
+        );
+        let now = rfc3339(self.clock.now());
+        self.transact(event, false, |tx, _| f(tx, (&id, &name, &now, &device)))
+    }
+
+    /// The one gate. `f` runs inside the transaction and may refine the event (details such as
+    /// changed field names or record counts); the entry is appended before commit. A failure
+    /// rolls the operation back and is recorded on its own.
+    pub fn gate<T>(
+        &mut self,
+        need: Need,
+        event: Event,
+        f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
+    ) -> Result<T> {
+        self.authorize(need, event.clone())?;
+        match self.transact(event.clone(), true, f) {
             Ok(value) => {
-                audit::append(&tx, &now, &author, &event)?;
-                crate::alerts::after_event(
-                    &tx,
-                    policy,
-                    &author.signer_id,
-                    &user.username,
-                    &event,
-                    now_ts,
-                )?;
-                tx.commit()?;
                 self.last_activity = self.clock.now();
                 Ok(value)
             }
             Err(e) => {
-                drop(tx);
                 let failed = event
                     .outcome(Outcome::Failed)
                     .detail("error", serde_json::to_value(e.kind()).unwrap_or_default());
                 // The failure itself is the answer; a failure to record it must not hide it.
-                let _ = crate::db::write_tx(vault.conn_mut()).and_then(|tx| {
-                    audit::append(&tx, &now, &author, &failed)?;
-                    tx.commit().map_err(Error::from)
-                });
+                let _ = self.write_unchecked(failed, |_, _| Ok(()));
                 Err(e)
             }
         }
