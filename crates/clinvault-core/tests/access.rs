@@ -397,3 +397,26 @@ fn keys_rotate_on_the_clinics_schedule_when_an_administrator_signs_in() {
     // Jo still signs in with her passphrase after the rotation.
     c.sign_in("jo", USER_PASS).unwrap();
 }
+
+#[test]
+fn with_two_factor_a_shorter_strong_passphrase_is_allowed_and_without_it_is_not() {
+    let c = clinic();
+    let mut admin = c.admin();
+    let e = admin
+        .change_passphrase(&secret(ADMIN_PASS), &secret("Kx8#vQ2!zL9"))
+        .unwrap_err();
+    assert!(e.to_string().contains("at least 15"), "{e}");
+    let enrolment = admin.enroll_2fa().unwrap();
+    admin
+        .confirm_2fa(&oath(&enrolment.secret_base32, c.now()))
+        .unwrap();
+    // 11 random characters: enough with a second factor (NIST: 8, and zxcvbn score 3).
+    admin
+        .change_passphrase(&secret(ADMIN_PASS), &secret("Kx8#vQ2!zL9"))
+        .unwrap();
+    // Eight characters never reach zxcvbn's score 3, so they are refused as too easy to guess.
+    let e = admin
+        .change_passphrase(&secret("Kx8#vQ2!zL9"), &secret("Kx8#vQ2!"))
+        .unwrap_err();
+    assert!(e.to_string().contains("too easy to guess"), "{e}");
+}
