@@ -195,6 +195,27 @@ fn crash_during_rotation_loses_nothing_and_the_rotation_completes() {
         };
         assert_eq!(s["key_epoch"], expected_epoch, "{point}");
         assert!(!vault.join("vault.db.next").exists() || *point == "rotate.after_copy");
+        // The rotation the sign-in finished is recorded, the trail verifies, and the checkpoint
+        // was re-anchored without a false alarm.
+        let mut c = cv(&vault);
+        c.args(["audit", "verify"]);
+        ok(run(c));
+        let mut c = cv(&vault);
+        c.args(["audit", "alerts", "--json"]);
+        let alerts = stdout(&ok(run(c)));
+        assert!(
+            !alerts.contains("audit_checkpoint_mismatch"),
+            "{point}: {alerts}"
+        );
+        if *point != "keyfile.before_rename" {
+            let mut c = cv(&vault);
+            c.args(["audit", "list", "--action", "key.rotate", "--json"]);
+            let rotations = stdout(&ok(run(c)));
+            assert!(
+                rotations.contains("completed at sign-in"),
+                "{point}: {rotations}"
+            );
+        }
         // The recovery key still opens the vault at its new epoch.
         let mut c = cv(&vault);
         c.env("CLINVAULT_NEW_PASSPHRASE", NEW_PASS)

@@ -232,16 +232,15 @@ impl Session {
             Need::Permission(Permission::AuditRead),
             Event::new("audit.verify"),
         )?;
-        let origin = crate::checkpoint::origin(&self.vault()?.vault_id().to_string());
-        let ik_now = self.vault()?.integrity_key()?;
-        // The keyring copy wins when it vouches for more than the file (a rolled-back file).
-        let outside = match (
-            crate::checkpoint::read_file(self.dir()),
-            crate::checkpoint::read_keyring(&origin),
-        ) {
-            (Ok(Some(f)), Some(k)) if k.size > f.size && k.verify_mac(&ik_now) => Ok(Some(k)),
-            (Ok(None), Some(k)) => Ok(Some(k)),
-            (other, _) => other,
+        let outside = {
+            let vault = self.vault()?;
+            crate::audit_verify::stored_checkpoint(
+                vault.conn(),
+                self.dir(),
+                &vault.vault_id().to_string(),
+                &vault.integrity_key()?,
+                vault.key_epoch(),
+            )
         };
         let report = {
             let vault = self.vault()?;
@@ -251,6 +250,7 @@ impl Session {
                     vault.conn(),
                     &vault.vault_id().to_string(),
                     &ik,
+                    vault.key_epoch(),
                     cp.as_ref(),
                 )?,
                 Err(_) => {
@@ -258,6 +258,7 @@ impl Session {
                         vault.conn(),
                         &vault.vault_id().to_string(),
                         &ik,
+                        vault.key_epoch(),
                         None,
                     )?;
                     if r.problem.is_none() {

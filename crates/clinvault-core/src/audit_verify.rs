@@ -71,7 +71,52 @@ struct Row {
 }
 
 /// Registered signing keys whose registration MAC verifies, by user id.
-fn trusted_keys(
+/// A checkpoint is authentic when a registered key of its signer signed it and its integrity
+/// MAC is from the current key epoch — or, for a checkpoint made before the latest rotation
+/// (whose integrity key is gone), on the signature alone.
+pub(crate) fn checkpoint_authentic(
+    keys: &HashMap<String, Vec<[u8; 32]>>,
+    ik: &Secret32,
+    epoch: u64,
+    cp: &Checkpoint,
+) -> bool {
+    let signed = keys
+        .get(&cp.signer)
+        .is_some_and(|ks| ks.iter().any(|k| cp.verify_signature(k)));
+    signed
+        && match cp.mac_epoch {
+            Some(e) if e == epoch => cp.verify_mac(ik),
+            Some(e) => e < epoch,
+            None => false,
+        }
+}
+
+/// The checkpoint kept outside the database: the file, unless the keyring holds an authentic
+/// one that vouches for more (a rolled-back file). Err when the file is damaged.
+pub(crate) fn stored_checkpoint(
+    conn: &rusqlite::Connection,
+    dir: &crate::vault_dir::VaultDir,
+    vault_id: &str,
+    ik: &Secret32,
+    epoch: u64,
+) -> Result<Option<Checkpoint>> {
+    let file = crate::checkpoint::read_file(dir);
+    let keyring = crate::checkpoint::read_keyring(&crate::checkpoint::origin(vault_id));
+    match (file, keyring) {
+        (Ok(Some(f)), Some(k)) if k.size > f.size => {
+            let keys = trusted_keys(conn, ik)?;
+            Ok(Some(if checkpoint_authentic(&keys, ik, epoch, &k) {
+                k
+            } else {
+                f
+            }))
+        }
+        (Ok(None), Some(k)) => Ok(Some(k)),
+        (other, _) => other,
+    }
+}
+
+pub(crate) fn trusted_keys(
     conn: &rusqlite::Connection,
     ik: &Secret32,
 ) -> Result<HashMap<String, Vec<[u8; 32]>>> {
@@ -145,6 +190,7 @@ pub fn verify(
     conn: &rusqlite::Connection,
     vault_id: &str,
     ik: &Secret32,
+    epoch: u64,
     outside: Option<&Checkpoint>,
 ) -> Result<VerifyReport> {
     let keys = trusted_keys(conn, ik)?;
@@ -305,12 +351,7 @@ pub fn verify(
         (Some(a), Some(b)) => Some(if b.seq < a.seq { b } else { a }),
         (a, b) => a.or(b),
     };
-    let authentic = outside.map(|cp| {
-        cp.verify_mac(ik)
-            && keys
-                .get(&cp.signer)
-                .is_some_and(|ks| ks.iter().any(|k| cp.verify_signature(k)))
-    });
+    let authentic = outside.map(|cp| checkpoint_authentic(&keys, ik, epoch, cp));
     let checkpoint_note = match outside {
         None => "no checkpoint outside the database was found; truncation cannot be ruled out"
             .to_owned(),

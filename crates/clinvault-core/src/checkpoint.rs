@@ -30,8 +30,10 @@ pub struct Checkpoint {
     pub signer: String,
     pub signature: [u8; 64],
     pub signer_key_id: [u8; 4],
-    /// HMAC-SHA256 of the body under the integrity key, if present.
+    /// HMAC-SHA256 of the body under the integrity key, if present, and the key epoch whose
+    /// integrity key made it (the line is named "clinvault-integrity/<epoch>").
     pub mac: Option<[u8; 32]>,
+    pub mac_epoch: Option<u64>,
 }
 
 pub fn origin(vault_id: &str) -> String {
@@ -63,13 +65,14 @@ impl Checkpoint {
         head_hash: [u8; 32],
         signer: &str,
         key: &SigningKey,
-        integrity: Option<&Secret32>,
+        integrity: Option<(&Secret32, u64)>,
     ) -> Result<Checkpoint> {
         let text = body(&origin, size, &head_hash);
         let signature = key.sign(text.as_bytes()).to_bytes();
         let mac = integrity
-            .map(|k| crypto::hmac_sha256(k, text.as_bytes()))
+            .map(|(k, _)| crypto::hmac_sha256(k, text.as_bytes()))
             .transpose()?;
+        let mac_epoch = integrity.map(|(_, e)| e);
         Ok(Checkpoint {
             origin,
             size,
@@ -78,6 +81,7 @@ impl Checkpoint {
             signature,
             signer_key_id: key_id(signer, &key.verifying_key().to_bytes()),
             mac,
+            mac_epoch,
         })
     }
 
@@ -91,10 +95,11 @@ impl Checkpoint {
             STANDARD.encode(sig)
         );
         if let Some(mac) = &self.mac {
-            out.push_str(&format!(
-                "{DASH}{INTEGRITY_NAME} {}\n",
-                STANDARD.encode(mac)
-            ));
+            let name = match self.mac_epoch {
+                Some(e) => format!("{INTEGRITY_NAME}/{e}"),
+                None => INTEGRITY_NAME.to_owned(),
+            };
+            out.push_str(&format!("{DASH}{name} {}\n", STANDARD.encode(mac)));
         }
         out
     }
@@ -118,6 +123,7 @@ impl Checkpoint {
             .ok_or_else(|| bad("no head hash"))?;
         let mut signer = None;
         let mut mac = None;
+        let mut mac_epoch = None;
         for line in sigs.lines().filter(|l| !l.is_empty()) {
             let rest = line
                 .strip_prefix(DASH)
@@ -126,8 +132,15 @@ impl Checkpoint {
             let raw = STANDARD
                 .decode(b64)
                 .map_err(|_| bad("signature encoding"))?;
-            if name == INTEGRITY_NAME {
+            let integrity = name
+                .strip_prefix(INTEGRITY_NAME)
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+            if let Some(rest) = integrity {
                 mac = Some(raw.try_into().map_err(|_| bad("integrity length"))?);
+                mac_epoch = match rest.strip_prefix('/') {
+                    Some(e) => Some(e.parse().map_err(|_| bad("integrity epoch"))?),
+                    None => None,
+                };
             } else if raw.len() == 68 && signer.is_none() {
                 let mut id = [0u8; 4];
                 id.copy_from_slice(&raw[..4]);
@@ -145,6 +158,7 @@ impl Checkpoint {
             signature,
             signer_key_id,
             mac,
+            mac_epoch,
         })
     }
 
@@ -211,10 +225,12 @@ mod tests {
     fn checkpoint_round_trips_and_detects_changes() {
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let ik = Secret32::random();
-        let cp = Checkpoint::sign(origin("v1"), 42, [9u8; 32], "user-1", &key, Some(&ik)).unwrap();
+        let cp =
+            Checkpoint::sign(origin("v1"), 42, [9u8; 32], "user-1", &key, Some((&ik, 3))).unwrap();
         let text = cp.encode();
         assert!(text.starts_with("clinvault.audit/v1\n42\n"));
         assert!(text.contains("\n\n\u{2014} user-1 "));
+        assert!(text.contains("\u{2014} clinvault-integrity/3 "));
         let parsed = Checkpoint::parse(&text).unwrap();
         assert_eq!(parsed, cp);
         let pk = key.verifying_key().to_bytes();

@@ -206,7 +206,22 @@ impl Session {
             )?;
             crate::alerts::check_hours(tx, &hours_policy, s.1, now)
         })?;
-        session.write_checkpoint()?;
+        // A rotation finished during unlock (after a crash, or a revocation that had to wait)
+        // is recorded now, and the checkpoint re-anchored under the new integrity key.
+        let rotated_from = session.vault_mut()?.take_rotation();
+        let audited_epoch: i64 =
+            rusqlite::OptionalExtension::optional(session.vault()?.conn().query_row(
+                "SELECT CAST(value AS INTEGER) FROM vault_meta WHERE key = 'audited_epoch'",
+                [],
+                |r| r.get(0),
+            ))?
+            .unwrap_or(1);
+        if i64::try_from(session.vault()?.key_epoch()).unwrap_or(i64::MAX) > audited_epoch {
+            session.record_rotation(
+                Event::new("key.rotate").detail("reason", "completed at sign-in"),
+            )?;
+        }
+        session.write_checkpoint_after(rotated_from.as_ref())?;
         session.rotate_if_due()?;
         Ok(session)
     }
@@ -246,18 +261,20 @@ impl Session {
                 self.clock.now(),
             )
         };
-        // The keyring copy wins when it vouches for more than the file (a rolled-back file).
-        let origin = checkpoint::origin(&vault.vault_id().to_string());
-        let stored = match (
-            checkpoint::read_file(&self.dir),
-            checkpoint::read_keyring(&origin),
-        ) {
-            (Ok(Some(f)), Some(k)) if k.size > f.size && k.verify_mac(&ik) => Ok(Some(k)),
-            (Ok(None), Some(k)) => Ok(Some(k)),
-            (other, _) => other,
-        };
+        let epoch = vault.key_epoch();
+        let stored = crate::audit_verify::stored_checkpoint(
+            conn,
+            &self.dir,
+            &vault.vault_id().to_string(),
+            &ik,
+            epoch,
+        );
+        let keys = crate::audit_verify::trusted_keys(conn, &ik)?;
         match stored {
-            Ok(Some(cp)) if cp.verify_mac(&ik) || previous_ik.is_some_and(|k| cp.verify_mac(k)) => {
+            Ok(Some(cp))
+                if crate::audit_verify::checkpoint_authentic(&keys, &ik, epoch, &cp)
+                    || previous_ik.is_some_and(|k| cp.verify_mac(k)) =>
+            {
                 let at_size: Option<Vec<u8>> = rusqlite::OptionalExtension::optional(conn.query_row(
                     "SELECT hash FROM audit_log WHERE seq = ?1",
                     [cp.size],
@@ -287,7 +304,7 @@ impl Session {
             head,
             &self.user.id.to_string(),
             vault.user_keys().signing_key(),
-            Some(&ik),
+            Some((&ik, epoch)),
         )?;
         checkpoint::write_file(&self.dir, &cp)?;
         checkpoint::write_keyring(&cp);

@@ -318,6 +318,26 @@ impl Session {
         self.record(event)
     }
 
+    /// Records a completed rotation and when it happened (the schedule counts from it).
+    pub(crate) fn record_rotation(&mut self, event: Event) -> Result<()> {
+        let epoch = self.vault()?.key_epoch();
+        let now = rfc3339(self.clock().now());
+        let event = event.detail("epoch", epoch);
+        self.record_with(event, |tx| {
+            for (key, value) in [
+                ("last_key_rotation", now.clone()),
+                ("audited_epoch", epoch.to_string()),
+            ] {
+                tx.execute(
+                    "INSERT INTO vault_meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [key, &value],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// Rotates on the clinic's schedule (`key-rotation-days`) when an administrator signs in and
     /// has the vault to themselves; otherwise it waits for a later sign-in.
     pub(crate) fn rotate_if_due(&mut self) -> Result<()> {
@@ -364,16 +384,8 @@ impl Session {
         }
         match &result {
             Ok(()) => {
-                let epoch = self.vault()?.key_epoch();
-                let now = rfc3339(self.clock().now());
-                self.record_with(event.detail("epoch", epoch), |tx| {
-                    tx.execute(
-                        "INSERT INTO vault_meta (key, value) VALUES ('last_key_rotation', ?1)
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        [&now],
-                    )?;
-                    Ok(())
-                })?;
+                self.vault_mut()?.take_rotation();
+                self.record_rotation(event)?;
                 // The checkpoint's integrity MAC follows the new master key.
                 self.write_checkpoint_after(Some(&previous_ik))?;
             }

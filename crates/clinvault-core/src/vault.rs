@@ -260,7 +260,7 @@ fn open_database(
     body: &mut KeyFileBody,
     mk: Secret32,
     pending_mk: Option<Secret32>,
-) -> Result<(Connection, Secret32)> {
+) -> Result<(Connection, Secret32, Option<Secret32>)> {
     let path = dir.db_file();
     if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
         return Err(Error::Integrity(
@@ -268,8 +268,8 @@ fn open_database(
         ));
     }
     let current_key = kh::db_key(&mk, body.vault_id, body.epoch)?;
-    let (conn, mk) = if db::key_opens(&path, &current_key) {
-        (db::open_existing(&path, &current_key)?, mk)
+    let (conn, mk, previous_ik) = if db::key_opens(&path, &current_key) {
+        (db::open_existing(&path, &current_key)?, mk, None)
     } else {
         let next = match (&body.pending, pending_mk) {
             (Some(p), Some(next_mk)) => {
@@ -304,11 +304,12 @@ fn open_database(
             KeyFile::write(dir, &promoted, &next_mk)?;
             *body = promoted;
         }
-        (db::open_existing(&path, &key)?, next_mk)
+        let previous_ik = kh::integrity_key(&mk, body.vault_id)?;
+        (db::open_existing(&path, &key)?, next_mk, Some(previous_ik))
     };
     db::check_not_truncated(&conn, &path)?;
     db::configure(&conn)?;
-    Ok((conn, mk))
+    Ok((conn, mk, previous_ik))
 }
 
 /// An unlocked vault: the database is open and the user's keys are in memory until it is
@@ -322,6 +323,10 @@ pub struct Vault {
     user: UserRecord,
     keys: UserKeys,
     db_lock: Option<FileLock>,
+    /// Set when this handle finished or ran a rotation itself (e.g. one interrupted by a crash,
+    /// completed at unlock): the integrity key before it, so the session can re-anchor the audit
+    /// checkpoint and record the rotation.
+    rotated_from: Option<Secret32>,
 }
 
 impl Vault {
@@ -340,7 +345,7 @@ impl Vault {
         kf.verify(&mk)?;
         let pending_mk = kh::open_pending_mk(&kf.body, &slot, &keys);
         let mut body = kf.body;
-        let (mut conn, mk) = open_database(dir, &mut body, mk, pending_mk)?;
+        let (mut conn, mk, previous_ik) = open_database(dir, &mut body, mk, pending_mk)?;
         db::migrate(&mut conn)?;
         let user = users::by_id(&conn, slot.user_id)?.ok_or_else(|| {
             Error::Integrity("a key slot belongs to no user in the database".into())
@@ -359,6 +364,7 @@ impl Vault {
             user,
             keys,
             db_lock: Some(db_lock),
+            rotated_from: previous_ik,
         };
         // A disabled user who still holds a key slot means a revocation did not finish (crash,
         // or the vault was open elsewhere): finish it, as an interrupted rotation, if nobody else
@@ -399,6 +405,11 @@ impl Vault {
 
     pub(crate) fn integrity_key(&self) -> Result<Secret32> {
         kh::integrity_key(&self.mk, self.body.vault_id)
+    }
+
+    /// The integrity key before the last rotation this handle performed or completed, once.
+    pub(crate) fn take_rotation(&mut self) -> Option<Secret32> {
+        self.rotated_from.take()
     }
 
     pub(crate) fn vault_id(&self) -> uuid::Uuid {
@@ -534,6 +545,9 @@ impl Vault {
 
         self.conn = db::open_existing(&db_path, &next_key)?;
         db::configure(&self.conn)?;
+        if self.rotated_from.is_none() {
+            self.rotated_from = Some(kh::integrity_key(&self.mk, body.vault_id)?);
+        }
         self.mk = next_mk;
         self.body = body.clone();
         Ok(())
@@ -616,7 +630,7 @@ pub fn recover(
     kf.verify(&mk)?;
     let pending_mk = kh::open_pending_mk_recovery(&kf.body, recovery);
     let mut body = kf.body;
-    let (mut conn, mk) = open_database(dir, &mut body, mk, pending_mk)?;
+    let (mut conn, mk, _) = open_database(dir, &mut body, mk, pending_mk)?;
     db::migrate(&mut conn)?;
     let user = users::by_username(&conn, &username)?
         .ok_or_else(|| Error::NotFound(format!("no user named {username:?}")))?;
