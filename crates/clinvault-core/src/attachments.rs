@@ -74,6 +74,20 @@ fn store(dir: &VaultDir) -> PathBuf {
     dir.file("attachments")
 }
 
+/// The attachment folder, owner-only like the vault directory around it.
+fn create_store(dir: &VaultDir) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(store(dir))
+        .map_err(io_err("cannot create the attachment store"))
+}
+
 fn path_of(dir: &VaultDir, id: &str) -> PathBuf {
     store(dir).join(format!("{id}.bin"))
 }
@@ -271,7 +285,7 @@ impl Session {
             return Err(Error::NotFound(format!("no patient with id {patient_id}")));
         }
         let dir = self.dir().clone();
-        fs::create_dir_all(store(&dir)).map_err(io_err("cannot create the attachment store"))?;
+        create_store(&dir)?;
         let key = Secret32::random();
         let part = store(&dir).join(format!("{id}.part"));
         let written = write_encrypted(&part, &key, &id, content);

@@ -465,6 +465,15 @@ fn a_100_mb_attachment_round_trips_byte_identical_and_never_lands_on_disk_in_pla
     }
     let mut seen = 0;
     scan(c.dir.root(), marker, &mut seen);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(c.dir.root().join("attachments"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
     assert!(
         seen as u64 > SIZE,
         "the attachment's encrypted file was scanned too"
