@@ -5,28 +5,11 @@
 
 mod support;
 
-use support::{secret, ADMIN_PASS, USER_PASS};
-
-use std::sync::Arc;
+use support::{secret, sign_in, ADMIN_PASS, USER_PASS};
 
 use clinvault_core::appointments::Booking;
-use clinvault_core::clock::SystemClock;
 use clinvault_core::patients::PatientFields;
-use clinvault_core::{ErrorKind, Session, SessionConfig, VaultDir};
-
-fn sign_in(dir: &VaultDir, user: &str, pass: &str) -> Session {
-    Session::sign_in_with(
-        dir,
-        user,
-        &secret(pass),
-        None,
-        SessionConfig {
-            device: "desk".into(),
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .unwrap()
-}
+use clinvault_core::{ErrorKind, VaultDir};
 
 /// A Sydney clinic with one physio (Mon–Fri 09:00–12:30 and 13:30–17:00) and a receptionist.
 fn clinic() -> (tempfile::TempDir, VaultDir, String) {

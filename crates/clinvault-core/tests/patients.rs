@@ -5,14 +5,11 @@
 
 mod support;
 
-use support::{secret, ADMIN_PASS, USER_PASS};
-
-use std::sync::Arc;
+use support::{secret, sign_in, ADMIN_PASS, USER_PASS};
 
 use clinvault_core::audit_review::AuditFilter;
-use clinvault_core::clock::SystemClock;
 use clinvault_core::patients::PatientFields;
-use clinvault_core::{ErrorKind, Session, SessionConfig, VaultDir};
+use clinvault_core::{ErrorKind, VaultDir};
 
 const MARKER_LAST: &str = "Zqxwyndham";
 const MARKER_EMAIL: &str = "zq.marker@example.org";
@@ -27,20 +24,6 @@ fn setup() -> (tempfile::TempDir, VaultDir) {
     a.add_user("bill", None, "biller", &secret(USER_PASS))
         .unwrap();
     (tmp, dir)
-}
-
-fn sign_in(dir: &VaultDir, user: &str, pass: &str) -> Session {
-    Session::sign_in_with(
-        dir,
-        user,
-        &secret(pass),
-        None,
-        SessionConfig {
-            device: "desk".into(),
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .unwrap()
 }
 
 fn patient(first: &str, last: &str) -> PatientFields {

@@ -7,13 +7,11 @@ mod support;
 use support::{secret, ADMIN_PASS, USER_PASS};
 
 use std::io::{Read, Write};
-use std::sync::Arc;
 
 use clinvault_core::appointments::Booking;
-use clinvault_core::clock::SystemClock;
 use clinvault_core::notes::TemplateSection;
 use clinvault_core::patients::PatientFields;
-use clinvault_core::{ErrorKind, Session, SessionConfig, VaultDir};
+use clinvault_core::{ErrorKind, Session, VaultDir};
 
 fn sign_in(dir: &VaultDir, user: &str) -> Session {
     let pass = if user == "admin" {
@@ -21,17 +19,7 @@ fn sign_in(dir: &VaultDir, user: &str) -> Session {
     } else {
         USER_PASS
     };
-    Session::sign_in_with(
-        dir,
-        user,
-        &secret(pass),
-        None,
-        SessionConfig {
-            device: "desk".into(),
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .unwrap()
+    support::sign_in(dir, user, pass)
 }
 
 struct Clinic {

@@ -2,8 +2,11 @@
 //! KDF so the suite stays fast (the real costs are covered by the life-cycle tests and benches).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+
+use clinvault_core::clock::SystemClock;
 use clinvault_core::crypto::KdfCost;
-use clinvault_core::{vault, InitOptions, VaultDir};
+use clinvault_core::{vault, InitOptions, Session, SessionConfig, VaultDir};
 use secrecy::SecretString;
 
 pub const ADMIN_PASS: &str = "plum harbour velvet tractor";
@@ -31,4 +34,19 @@ pub fn new_vault(dir: &VaultDir) {
         },
     )
     .unwrap();
+}
+
+/// Signs in on the wall clock (tests that move time build their own `SessionConfig`).
+pub fn sign_in(dir: &VaultDir, user: &str, pass: &str) -> Session {
+    Session::sign_in_with(
+        dir,
+        user,
+        &secret(pass),
+        None,
+        SessionConfig {
+            device: "desk".into(),
+            clock: Arc::new(SystemClock),
+        },
+    )
+    .unwrap()
 }
