@@ -1,0 +1,263 @@
+//! One blocking façade over an OpenDAL operator, so the repository code reads like plain file
+//! I/O. Every write becomes visible atomically: where the service can rename, objects are
+//! written under `tmp/` and renamed into place (a killed upload leaves only a `tmp/` object,
+//! which is never read and is swept by the next writer); S3 PUTs are atomic by themselves.
+//! There is no retry layer: a failed request fails the operation, and a certificate failure in
+//! particular is reported at once instead of being retried.
+
+use std::sync::Arc;
+
+use opendal::{ErrorKind as OdErr, HttpTransporter, Operator};
+use opendal_http_transport_reqwest::ReqwestTransport;
+
+use clinvault_core::{Error, Result};
+
+use crate::target::{Credentials, Location, TargetSpec, TlsMin};
+
+#[derive(Clone)]
+pub struct Backend {
+    op: Operator,
+    rt: Arc<tokio::runtime::Runtime>,
+    can_rename: bool,
+    label: String,
+}
+
+/// An entry of a listing: its name within the folder and its size when the service says.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub name: String,
+    pub size: Option<u64>,
+}
+
+fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        context: what.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// A readable message for an OpenDAL failure, naming certificate problems plainly.
+fn describe(e: &opendal::Error) -> String {
+    let mut chain = e.to_string();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("invalidcertificate") {
+        return format!(
+            "the server's TLS certificate is not trusted (not retried; pin the NAS's CA with \
+             --ca-file if it has its own): {chain}"
+        );
+    }
+    if lower.contains("protocol version") || lower.contains("protocolversion") {
+        return format!(
+            "the server does not speak TLS 1.3 (allow 1.2 for this target with --tls-min 1.2 \
+             if it is an old NAS): {chain}"
+        );
+    }
+    chain
+}
+
+impl Backend {
+    /// Connects (lazily: nothing is sent until the first request).
+    pub fn open(spec: &TargetSpec, creds: &Credentials) -> Result<Backend> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| io_error("cannot start the I/O runtime", e))?;
+        let build_err = |e: opendal::Error| {
+            Error::InvalidInput(format!("the sync target cannot be used: {}", describe(&e)))
+        };
+        let op = match &spec.location {
+            Location::File { path } => {
+                std::fs::create_dir_all(path)
+                    .map_err(|e| io_error("cannot create the target folder", e))?;
+                Operator::new(opendal::services::Fs::default().root(path)).map_err(build_err)?
+            }
+            #[cfg(unix)]
+            Location::Sftp { user, host, port, path } => {
+                let mut b = opendal::services::Sftp::default()
+                    .endpoint(&format!("ssh://{user}@{host}:{port}"))
+                    .user(user)
+                    .root(path)
+                    .known_hosts_strategy("strict");
+                if let Some(key) = &spec.ssh_key {
+                    b = b.key(&key.to_string_lossy());
+                }
+                Operator::new(b).map_err(build_err)?
+            }
+            #[cfg(not(unix))]
+            Location::Sftp { .. } => {
+                return Err(Error::Incompatible(
+                    "SFTP targets are not supported on this platform yet".into(),
+                ))
+            }
+            Location::Webdav { endpoint, path } => {
+                let mut b = opendal::services::Webdav::default().endpoint(endpoint).root(path);
+                if let Some(u) = &spec.username {
+                    b = b.username(u);
+                }
+                if let Some(p) = &creds.password {
+                    b = b.password(p);
+                }
+                with_client(Operator::new(b).map_err(build_err)?, spec, endpoint)?
+            }
+            Location::S3 { bucket, prefix, endpoint, region } => {
+                let mut b = opendal::services::S3::default()
+                    .bucket(bucket)
+                    .root(if prefix.is_empty() { "/" } else { prefix })
+                    .region(region)
+                    .disable_config_load()
+                    .disable_ec2_metadata();
+                if let Some(e) = endpoint {
+                    b = b.endpoint(e);
+                }
+                match (&creds.s3_key_id, &creds.s3_secret) {
+                    (Some(id), Some(secret)) => {
+                        b = b.access_key_id(id).secret_access_key(secret);
+                    }
+                    _ => {
+                        return Err(Error::InvalidInput(
+                            "this S3 target has no access key stored: run `sync target set` again"
+                                .into(),
+                        ))
+                    }
+                }
+                let ep = endpoint.clone().unwrap_or_else(|| "https://s3".into());
+                with_client(Operator::new(b).map_err(build_err)?, spec, &ep)?
+            }
+        };
+        let can_rename = op.info().capability().rename;
+        Ok(Backend {
+            op,
+            rt: Arc::new(rt),
+            can_rename,
+            label: spec.kind().to_owned(),
+        })
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn map(&self, what: &str, e: opendal::Error) -> Error {
+        match e.kind() {
+            OdErr::NotFound => Error::NotFound(format!("{what}: not found on the sync target")),
+            _ => io_error(&format!("{what} ({} target)", self.label), describe(&e)),
+        }
+    }
+
+    pub fn read(&self, path: &str) -> Result<Vec<u8>> {
+        self.rt
+            .block_on(self.op.read(path))
+            .map(|b| b.to_vec())
+            .map_err(|e| self.map(&format!("reading {path}"), e))
+    }
+
+    pub fn read_range(&self, path: &str, start: u64, len: u64) -> Result<Vec<u8>> {
+        self.rt
+            .block_on(self.op.read_options(path, opendal::options::ReadOptions { range: (start..start + len).into(), ..Default::default() }))
+            .map(|b| b.to_vec())
+            .map_err(|e| self.map(&format!("reading {path}"), e))
+    }
+
+    /// Writes `bytes` so that `path` appears complete or not at all.
+    pub fn write_atomic(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let what = format!("writing {path}");
+        if self.can_rename {
+            let tmp = format!("tmp/{}", uuid::Uuid::new_v4());
+            self.rt
+                .block_on(self.op.write(&tmp, bytes))
+                .map_err(|e| self.map(&what, e))?;
+            if path.starts_with("data/") {
+                clinvault_core::fault::point("sync.pack_before_rename");
+            }
+            self.rt
+                .block_on(self.op.rename(&tmp, path))
+                .map_err(|e| self.map(&what, e))
+        } else {
+            self.rt
+                .block_on(self.op.write(path, bytes))
+                .map(|_| ())
+                .map_err(|e| self.map(&what, e))
+        }
+    }
+
+    pub fn delete(&self, path: &str) -> Result<()> {
+        self.rt
+            .block_on(self.op.delete(path))
+            .map_err(|e| self.map(&format!("deleting {path}"), e))
+    }
+
+    /// Objects directly under `dir/` (no trailing slash in `dir`); an absent folder is empty.
+    pub fn list(&self, dir: &str) -> Result<Vec<Listed>> {
+        let prefix = format!("{dir}/");
+        let entries = match self.rt.block_on(self.op.list(&prefix)) {
+            Ok(e) => e,
+            Err(e) if e.kind() == OdErr::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.map(&format!("listing {dir}"), e)),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| !e.path().ends_with('/'))
+            .map(|e| {
+                let len = e.metadata().content_length();
+                Listed {
+                    name: e.name().to_owned(),
+                    size: (len > 0).then_some(len),
+                }
+            })
+            .collect())
+    }
+
+    /// Size of one object, or None when it does not exist.
+    pub fn size(&self, path: &str) -> Result<Option<u64>> {
+        match self.rt.block_on(self.op.stat(path)) {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == OdErr::NotFound => Ok(None),
+            Err(e) => Err(self.map(&format!("checking {path}"), e)),
+        }
+    }
+}
+
+/// Plugs a reqwest client with this target's TLS rules into the operator's HTTP transport:
+/// TLS 1.3 only unless the target allows 1.2, full certificate validation, and with a pinned CA
+/// file that CA alone is trusted.
+fn with_client(op: Operator, spec: &TargetSpec, endpoint: &str) -> Result<Operator> {
+    let min = match spec.tls_min {
+        TlsMin::Tls13 => reqwest::tls::Version::TLS_1_3,
+        TlsMin::Tls12 => reqwest::tls::Version::TLS_1_2,
+    };
+    let mut b = reqwest::Client::builder()
+        .tls_version_min(min)
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none());
+    if endpoint.starts_with("https://") {
+        b = b.https_only(true);
+    }
+    if let Some(ca) = &spec.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| {
+            Error::InvalidInput(format!("cannot read the CA file {}: {e}", ca.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+            Error::InvalidInput(format!("{} is not a PEM certificate file", ca.display()))
+        })?;
+        if certs.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{} holds no certificate",
+                ca.display()
+            )));
+        }
+        b = b.tls_certs_only(certs);
+    }
+    let client = b
+        .build()
+        .map_err(|e| io_error("cannot set up the HTTPS client", e))?;
+    let transport = HttpTransporter::new(ReqwestTransport::new(client));
+    let ctx = op.base_context().with_http_transport(transport);
+    Ok(op.with_context(ctx))
+}
