@@ -29,6 +29,7 @@ pub mod permissions;
 pub mod policy;
 pub mod schedule;
 pub mod session;
+pub mod sync_config;
 pub mod throttle;
 pub mod two_factor;
 pub mod user_admin;

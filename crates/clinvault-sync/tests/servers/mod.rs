@@ -128,6 +128,8 @@ fn rclone_webdav(tls: Option<(&Path, &Path)>) -> (tempfile::TempDir, PathBuf, u1
     cmd.args(["serve", "webdav"])
         .arg(&root)
         .args(["--addr", &format!("127.0.0.1:{port}"), "--user", "clinic", "--pass", "dav-pass-123"])
+        // Tamper tests change files behind the server's back: no directory cache.
+        .args(["--dir-cache-time", "0s"])
         .env("RCLONE_CONFIG", tmp.path().join("rclone.conf"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
