@@ -151,3 +151,20 @@ pub fn open_with_recovery(
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn something_sealed_to_the_recovery_key_opens_only_with_it() {
+        let rk = RecoveryKey::generate();
+        let sealed = crate::crypto::seal(&rk.public().unwrap(), b"info", b"aad", b"repo key").unwrap();
+        assert_eq!(&open_with_recovery(&rk, &sealed, b"info", b"aad").unwrap()[..], b"repo key");
+        let other = RecoveryKey::generate();
+        let e = open_with_recovery(&other, &sealed, b"info", b"aad").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Authentication);
+        assert!(open_with_recovery(&rk, &sealed, b"other info", b"aad").is_err());
+    }
+}
