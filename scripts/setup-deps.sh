@@ -20,6 +20,9 @@ apt_pkgs=(build-essential pkg-config libssl-dev ca-certificates curl)
 # independent TOTP implementation; gnome-keyring, keyutils and dbus-daemon, real OS keyring
 # services the keyring tests start privately.
 [ "$want_test" = 1 ] && apt_pkgs+=(python3 python3-venv python3-pip sqlite3 oathtool gnome-keyring keyutils dbus-daemon)
+# Sync tests: real storage servers on 127.0.0.1 (OpenSSH's sshd for SFTP, rclone for WebDAV,
+# openssl for the throwaway TLS CA); restic and borg for the side-by-side sync benchmark.
+[ "$want_test" = 1 ] && apt_pkgs+=(openssh-server openssh-client rclone openssl restic borgbackup)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -36,6 +39,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
   # shellcheck disable=SC1091
   . "$HOME/.cargo/env"
+fi
+
+if [ "$want_test" = 1 ] && ! command -v s3s-fs >/dev/null 2>&1; then
+  # An S3 server for the sync tests (0.14.1: later versions need a newer rustc than ours).
+  echo "==> installing s3s-fs (S3 test server)"
+  cargo install s3s-fs@0.14.1 --locked --features binary --quiet
 fi
 
 if [ "$want_test" = 1 ]; then
