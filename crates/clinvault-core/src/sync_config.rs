@@ -32,10 +32,13 @@ impl Session {
     /// Replaces the sync target. Returns the new target id (the keyring account suffix).
     pub fn sync_set_target(&mut self, kind: &str, spec_json: &str) -> Result<String> {
         if !KINDS.contains(&kind) {
-            return Err(Error::InvalidInput(format!("unknown sync target kind {kind:?}")));
+            return Err(Error::InvalidInput(format!(
+                "unknown sync target kind {kind:?}"
+            )));
         }
-        serde_json::from_str::<serde_json::Value>(spec_json)
-            .map_err(|_| Error::InvalidInput("the sync target settings are not valid JSON".into()))?;
+        serde_json::from_str::<serde_json::Value>(spec_json).map_err(|_| {
+            Error::InvalidInput("the sync target settings are not valid JSON".into())
+        })?;
         let target_id = uuid::Uuid::new_v4().to_string();
         let now = rfc3339(self.clock().now());
         let user = self.user().id.to_string();
@@ -160,8 +163,12 @@ mod tests {
     #[test]
     fn something_sealed_to_the_recovery_key_opens_only_with_it() {
         let rk = RecoveryKey::generate();
-        let sealed = crate::crypto::seal(&rk.public().unwrap(), b"info", b"aad", b"repo key").unwrap();
-        assert_eq!(&open_with_recovery(&rk, &sealed, b"info", b"aad").unwrap()[..], b"repo key");
+        let sealed =
+            crate::crypto::seal(&rk.public().unwrap(), b"info", b"aad", b"repo key").unwrap();
+        assert_eq!(
+            &open_with_recovery(&rk, &sealed, b"info", b"aad").unwrap()[..],
+            b"repo key"
+        );
         let other = RecoveryKey::generate();
         let e = open_with_recovery(&other, &sealed, b"info", b"aad").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Authentication);

@@ -23,7 +23,10 @@ use secrecy::SecretString;
 const PASS: &str = "plum harbour velvet tractor";
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn sign_in(dir: &VaultDir) -> Session {
@@ -32,7 +35,10 @@ fn sign_in(dir: &VaultDir) -> Session {
         "admin",
         &SecretString::from(PASS.to_owned()),
         None,
-        SessionConfig { device: "bench".into(), clock: Arc::new(SystemClock) },
+        SessionConfig {
+            device: "bench".into(),
+            clock: Arc::new(SystemClock),
+        },
     )
     .unwrap()
 }
@@ -57,14 +63,24 @@ fn vault_files(dir: &Path) -> Vec<SourceFile> {
     for name in ["vault.db", "vault.keys", "audit.checkpoint"] {
         let p = dir.join(name);
         if p.exists() {
-            out.push(SourceFile { rel_path: name.into(), size: p.metadata().unwrap().len(), path: p });
+            out.push(SourceFile {
+                rel_path: name.into(),
+                size: p.metadata().unwrap().len(),
+                path: p,
+            });
         }
     }
     let att = dir.join("attachments");
     if att.exists() {
-        let mut names: Vec<_> = std::fs::read_dir(&att).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(&att)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         names.sort();
-        for p in names.into_iter().filter(|p| p.extension().is_some_and(|e| e == "bin")) {
+        for p in names
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        {
             out.push(SourceFile {
                 rel_path: format!("attachments/{}", p.file_name().unwrap().to_string_lossy()),
                 size: p.metadata().unwrap().len(),
@@ -89,7 +105,11 @@ fn du(p: &Path) -> u64 {
 fn run(cmd: &mut Command) -> f64 {
     let t = Instant::now();
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t.elapsed().as_secs_f64()
 }
 
@@ -114,7 +134,11 @@ fn main() {
             admin_username: "admin".into(),
             admin_display_name: None,
             passphrase: SecretString::from(PASS.to_owned()),
-            kdf_cost: KdfCost { memory_kib: 1024, iterations: 1, parallelism: 1 },
+            kdf_cost: KdfCost {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
             recovery_key_file: None,
         },
     )
@@ -124,12 +148,18 @@ fn main() {
     let ids: Vec<String> = {
         let mut s = sign_in(&dir);
         s.generate_demo_clinic(patients, 42).unwrap();
-        let ids: Vec<String> = s.list_patients(false, patients).unwrap().into_iter().map(|p| p.id).collect();
+        let ids: Vec<String> = s
+            .list_patients(false, patients)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
         let per = 8u64 << 20;
         let n = (attach_mb << 20).div_ceil(per);
         for i in 0..n {
             let pid = &ids[(i as usize * 37) % ids.len()];
-            s.add_attachment(pid, "scan.pdf", &mut Pattern(per, i + 1)).unwrap();
+            s.add_attachment(pid, "scan.pdf", &mut Pattern(per, i + 1))
+                .unwrap();
         }
         ids
     };
@@ -156,59 +186,104 @@ fn main() {
     .unwrap();
     let anchor = serde_json::json!({"entries": 0});
     let t = Instant::now();
-    repo.push(&vault_files(&vault_path), anchor.clone(), b"k", &NoProgress).unwrap();
-    let mut cv = Tool { name: "ClinVault sync", first: t.elapsed().as_secs_f64(), size1: du(&cv_repo), incr: 0.0, size2: 0, restore: 0.0 };
+    repo.push(&vault_files(&vault_path), anchor.clone(), b"k", &NoProgress)
+        .unwrap();
+    let mut cv = Tool {
+        name: "ClinVault sync",
+        first: t.elapsed().as_secs_f64(),
+        size1: du(&cv_repo),
+        incr: 0.0,
+        size2: 0,
+        restore: 0.0,
+    };
 
     // restic and borg, same source, local folders, caches inside the temp dir.
     let restic_repo = root.join("repo-restic");
     let restic = |args: &[&str]| {
         let mut c = Command::new("restic");
-        c.args(["--repo"]).arg(&restic_repo).args(["--cache-dir"]).arg(root.join("restic-cache"))
-            .args(["--quiet"]).args(args).env("RESTIC_PASSWORD", "bench-pass");
+        c.args(["--repo"])
+            .arg(&restic_repo)
+            .args(["--cache-dir"])
+            .arg(root.join("restic-cache"))
+            .args(["--quiet"])
+            .args(args)
+            .env("RESTIC_PASSWORD", "bench-pass");
         c
     };
     run(&mut restic(&["init"]));
     let first = run(restic(&["backup"]).arg(&vault_path));
-    let mut rs = Tool { name: "restic", first, size1: du(&restic_repo), incr: 0.0, size2: 0, restore: 0.0 };
+    let mut rs = Tool {
+        name: "restic",
+        first,
+        size1: du(&restic_repo),
+        incr: 0.0,
+        size2: 0,
+        restore: 0.0,
+    };
 
     let borg_repo = root.join("repo-borg");
     let borg = |args: &[&str]| {
         let mut c = Command::new("borg");
-        c.args(args).env("BORG_PASSPHRASE", "bench-pass").env("BORG_BASE_DIR", root.join("borg-base"))
+        c.args(args)
+            .env("BORG_PASSPHRASE", "bench-pass")
+            .env("BORG_BASE_DIR", root.join("borg-base"))
             .env("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes");
         c
     };
     run(borg(&["init", "--encryption=repokey-blake2"]).arg(&borg_repo));
-    let first = run(borg(&["create"]).arg(format!("{}::s1", borg_repo.display())).arg(&vault_path));
-    let mut bg = Tool { name: "borg", first, size1: du(&borg_repo), incr: 0.0, size2: 0, restore: 0.0 };
+    let first = run(borg(&["create"])
+        .arg(format!("{}::s1", borg_repo.display()))
+        .arg(&vault_path));
+    let mut bg = Tool {
+        name: "borg",
+        first,
+        size1: du(&borg_repo),
+        incr: 0.0,
+        size2: 0,
+        restore: 0.0,
+    };
 
     // 1% of patient records change.
     {
         let mut s = sign_in(&dir);
         for id in ids.iter().step_by(100) {
-            let changes = PatientFields { phone: Some("+44 20 7946 0999".into()), ..Default::default() };
+            let changes = PatientFields {
+                phone: Some("+44 20 7946 0999".into()),
+                ..Default::default()
+            };
             s.update_patient(id, changes).unwrap();
         }
     }
     let t = Instant::now();
-    let r = repo.push(&vault_files(&vault_path), anchor, b"k", &NoProgress).unwrap();
+    let r = repo
+        .push(&vault_files(&vault_path), anchor, b"k", &NoProgress)
+        .unwrap();
     cv.incr = t.elapsed().as_secs_f64();
     cv.size2 = du(&cv_repo);
-    println!("ClinVault incremental: {} new blobs, {:.1} MiB uploaded", r.new_blobs, r.uploaded_bytes as f64 / 1048576.0);
+    println!(
+        "ClinVault incremental: {} new blobs, {:.1} MiB uploaded",
+        r.new_blobs,
+        r.uploaded_bytes as f64 / 1048576.0
+    );
     rs.incr = run(restic(&["backup"]).arg(&vault_path));
     rs.size2 = du(&restic_repo);
-    bg.incr = run(borg(&["create"]).arg(format!("{}::s2", borg_repo.display())).arg(&vault_path));
+    bg.incr = run(borg(&["create"])
+        .arg(format!("{}::s2", borg_repo.display()))
+        .arg(&vault_path));
     bg.size2 = du(&borg_repo);
 
     // Restore the latest snapshot into a new folder.
     let t = Instant::now();
-    repo.restore_files(&r.snapshot, &root.join("out-clinvault"), &NoProgress).unwrap();
+    repo.restore_files(&r.snapshot, &root.join("out-clinvault"), &NoProgress)
+        .unwrap();
     cv.restore = t.elapsed().as_secs_f64();
     let out = root.join("out-restic");
     rs.restore = run(restic(&["restore", "latest", "--target"]).arg(&out));
     let out = root.join("out-borg");
     std::fs::create_dir_all(&out).unwrap();
-    bg.restore = run(borg(&["extract"]).arg(format!("{}::s2", borg_repo.display())).current_dir(&out));
+    bg.restore = run(borg(&["extract"])
+        .arg(format!("{}::s2", borg_repo.display()))
+        .current_dir(&out));
 
     println!();
     println!("| tool | first backup | repository | incremental (1% of records) | incr / first | repository after | restore |");
@@ -227,8 +302,18 @@ fn main() {
     }
     let ok = |b: bool| if b { "met" } else { "NOT met" };
     println!();
-    println!("incremental ≤ 5% of first backup: {}", ok(cv.incr <= 0.05 * cv.first));
-    println!("faster than restic and borg — first: {}, incremental: {}, restore: {}",
-        ok(cv.first < rs.first.min(bg.first)), ok(cv.incr < rs.incr.min(bg.incr)), ok(cv.restore < rs.restore.min(bg.restore)));
-    println!("repository no larger than restic's: {}", ok(cv.size2 <= rs.size2));
+    println!(
+        "incremental ≤ 5% of first backup: {}",
+        ok(cv.incr <= 0.05 * cv.first)
+    );
+    println!(
+        "faster than restic and borg — first: {}, incremental: {}, restore: {}",
+        ok(cv.first < rs.first.min(bg.first)),
+        ok(cv.incr < rs.incr.min(bg.incr)),
+        ok(cv.restore < rs.restore.min(bg.restore))
+    );
+    println!(
+        "repository no larger than restic's: {}",
+        ok(cv.size2 <= rs.size2)
+    );
 }

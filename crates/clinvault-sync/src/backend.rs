@@ -46,7 +46,10 @@ fn describe(e: &opendal::Error) -> String {
         src = s.source();
     }
     let lower = chain.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("invalidcertificate") {
+    if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("invalidcertificate")
+    {
         return format!(
             "the server's TLS certificate is not trusted (not retried; pin the NAS's CA with \
              --ca-file if it has its own): {chain}"
@@ -72,65 +75,76 @@ impl Backend {
         let build_err = |e: opendal::Error| {
             Error::InvalidInput(format!("the sync target cannot be used: {}", describe(&e)))
         };
-        let op = match &spec.location {
-            Location::File { path } => {
-                std::fs::create_dir_all(path)
-                    .map_err(|e| io_error("cannot create the target folder", e))?;
-                Operator::new(opendal::services::Fs::default().root(path)).map_err(build_err)?
-            }
-            #[cfg(unix)]
-            Location::Sftp { user, host, port, path } => {
-                let mut b = opendal::services::Sftp::default()
-                    .endpoint(&format!("ssh://{user}@{host}:{port}"))
-                    .user(user)
-                    .root(path)
-                    .known_hosts_strategy("strict");
-                if let Some(key) = &spec.ssh_key {
-                    b = b.key(&key.to_string_lossy());
+        let op =
+            match &spec.location {
+                Location::File { path } => {
+                    std::fs::create_dir_all(path)
+                        .map_err(|e| io_error("cannot create the target folder", e))?;
+                    Operator::new(opendal::services::Fs::default().root(path)).map_err(build_err)?
                 }
-                Operator::new(b).map_err(build_err)?
-            }
-            #[cfg(not(unix))]
-            Location::Sftp { .. } => {
-                return Err(Error::Incompatible(
-                    "SFTP targets are not supported on this platform yet".into(),
-                ))
-            }
-            Location::Webdav { endpoint, path } => {
-                let mut b = opendal::services::Webdav::default().endpoint(endpoint).root(path);
-                if let Some(u) = &spec.username {
-                    b = b.username(u);
-                }
-                if let Some(p) = &creds.password {
-                    b = b.password(p);
-                }
-                with_client(Operator::new(b).map_err(build_err)?, spec, endpoint)?
-            }
-            Location::S3 { bucket, prefix, endpoint, region } => {
-                let mut b = opendal::services::S3::default()
-                    .bucket(bucket)
-                    .root(if prefix.is_empty() { "/" } else { prefix })
-                    .region(region)
-                    .disable_config_load()
-                    .disable_ec2_metadata();
-                if let Some(e) = endpoint {
-                    b = b.endpoint(e);
-                }
-                match (&creds.s3_key_id, &creds.s3_secret) {
-                    (Some(id), Some(secret)) => {
-                        b = b.access_key_id(id).secret_access_key(secret);
+                #[cfg(unix)]
+                Location::Sftp {
+                    user,
+                    host,
+                    port,
+                    path,
+                } => {
+                    let mut b = opendal::services::Sftp::default()
+                        .endpoint(&format!("ssh://{user}@{host}:{port}"))
+                        .user(user)
+                        .root(path)
+                        .known_hosts_strategy("strict");
+                    if let Some(key) = &spec.ssh_key {
+                        b = b.key(&key.to_string_lossy());
                     }
-                    _ => {
-                        return Err(Error::InvalidInput(
+                    Operator::new(b).map_err(build_err)?
+                }
+                #[cfg(not(unix))]
+                Location::Sftp { .. } => {
+                    return Err(Error::Incompatible(
+                        "SFTP targets are not supported on this platform yet".into(),
+                    ))
+                }
+                Location::Webdav { endpoint, path } => {
+                    let mut b = opendal::services::Webdav::default()
+                        .endpoint(endpoint)
+                        .root(path);
+                    if let Some(u) = &spec.username {
+                        b = b.username(u);
+                    }
+                    if let Some(p) = &creds.password {
+                        b = b.password(p);
+                    }
+                    with_client(Operator::new(b).map_err(build_err)?, spec, endpoint)?
+                }
+                Location::S3 {
+                    bucket,
+                    prefix,
+                    endpoint,
+                    region,
+                } => {
+                    let mut b = opendal::services::S3::default()
+                        .bucket(bucket)
+                        .root(if prefix.is_empty() { "/" } else { prefix })
+                        .region(region)
+                        .disable_config_load()
+                        .disable_ec2_metadata();
+                    if let Some(e) = endpoint {
+                        b = b.endpoint(e);
+                    }
+                    match (&creds.s3_key_id, &creds.s3_secret) {
+                        (Some(id), Some(secret)) => {
+                            b = b.access_key_id(id).secret_access_key(secret);
+                        }
+                        _ => return Err(Error::InvalidInput(
                             "this S3 target has no access key stored: run `sync target set` again"
                                 .into(),
-                        ))
+                        )),
                     }
+                    let ep = endpoint.clone().unwrap_or_else(|| "https://s3".into());
+                    with_client(Operator::new(b).map_err(build_err)?, spec, &ep)?
                 }
-                let ep = endpoint.clone().unwrap_or_else(|| "https://s3".into());
-                with_client(Operator::new(b).map_err(build_err)?, spec, &ep)?
-            }
-        };
+            };
         let can_rename = op.info().capability().rename;
         Ok(Backend {
             op,
@@ -160,7 +174,13 @@ impl Backend {
 
     pub fn read_range(&self, path: &str, start: u64, len: u64) -> Result<Vec<u8>> {
         self.rt
-            .block_on(self.op.read_options(path, opendal::options::ReadOptions { range: (start..start + len).into(), ..Default::default() }))
+            .block_on(self.op.read_options(
+                path,
+                opendal::options::ReadOptions {
+                    range: (start..start + len).into(),
+                    ..Default::default()
+                },
+            ))
             .map(|b| b.to_vec())
             .map_err(|e| self.map(&format!("reading {path}"), e))
     }

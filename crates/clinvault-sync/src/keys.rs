@@ -92,7 +92,13 @@ fn nonce() -> [u8; NONCE_LEN] {
 fn seal_with(cipher: &XChaCha20Poly1305, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     let n = nonce();
     let ct = cipher
-        .encrypt(XNonce::from_slice(&n), Payload { msg: plaintext, aad })
+        .encrypt(
+            XNonce::from_slice(&n),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| Error::Internal("encryption failed".into()))?;
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&n);
@@ -100,11 +106,7 @@ fn seal_with(cipher: &XChaCha20Poly1305, plaintext: &[u8], aad: &[u8]) -> Result
     Ok(out)
 }
 
-fn open_with(
-    cipher: &XChaCha20Poly1305,
-    sealed: &[u8],
-    aad: &[u8],
-) -> Option<Zeroizing<Vec<u8>>> {
+fn open_with(cipher: &XChaCha20Poly1305, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
         return None;
     }

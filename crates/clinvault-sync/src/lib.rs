@@ -21,12 +21,12 @@ pub mod verify;
 mod push;
 pub mod restore;
 
+pub use keys::RepoKey;
 pub use progress::{NoProgress, Progress, ProgressEvent};
 pub use prune::{KeepPolicy, PruneReport};
 pub use push::{PushReport, SourceFile};
 pub use repo::Repository;
 pub use restore::RestoreReport;
+pub use restore::Restored;
 pub use target::{Credentials, TargetSpec, TlsMin};
 pub use verify::{CheckReport, Usage};
-pub use keys::RepoKey;
-pub use restore::Restored;

@@ -41,7 +41,8 @@ fn process_alive(pid: u32) -> bool {
 }
 
 fn is_stale(l: &LockFile, host: &str, t: i64) -> bool {
-    t - l.time > STALE_SECS || (l.host == host && l.pid != std::process::id() && !process_alive(l.pid))
+    t - l.time > STALE_SECS
+        || (l.host == host && l.pid != std::process::id() && !process_alive(l.pid))
 }
 
 impl RepoLock {
@@ -110,7 +111,14 @@ impl RepoLock {
         if t - self.taken < REFRESH_SECS {
             return Ok(());
         }
-        write_lock(&self.backend, keys, &self.name, self.exclusive, &hostname(), t)?;
+        write_lock(
+            &self.backend,
+            keys,
+            &self.name,
+            self.exclusive,
+            &hostname(),
+            t,
+        )?;
         self.taken = t;
         Ok(())
     }

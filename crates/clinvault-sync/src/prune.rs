@@ -56,12 +56,16 @@ pub fn select(times: &[jiff::Timestamp], policy: KeepPolicy) -> BTreeSet<usize> 
             }
         }
     };
-    bucket(policy.daily, &|d| (i32::from(d.year()), i32::from(d.day_of_year())));
+    bucket(policy.daily, &|d| {
+        (i32::from(d.year()), i32::from(d.day_of_year()))
+    });
     bucket(policy.weekly, &|d| {
         let w = d.date().iso_week_date();
         (i32::from(w.year()), i32::from(w.week()))
     });
-    bucket(policy.monthly, &|d| (i32::from(d.year()), i32::from(d.month())));
+    bucket(policy.monthly, &|d| {
+        (i32::from(d.year()), i32::from(d.month()))
+    });
     keep
 }
 
@@ -126,7 +130,10 @@ impl Repository {
                 .filter(|b| {
                     BlobId::parse(&b.id).is_ok_and(|id| {
                         used.contains(&id)
-                            && index.blobs.get(&id).is_some_and(|l| index.pack_name(l) == name)
+                            && index
+                                .blobs
+                                .get(&id)
+                                .is_some_and(|l| index.pack_name(l) == name)
                     })
                 })
                 .collect();
@@ -135,13 +142,19 @@ impl Repository {
             } else {
                 if !live.is_empty() {
                     let bytes = self.backend.read(&format!("data/{name}")).map_err(|e| {
-                        Error::Integrity(format!("pack {} cannot be read for pruning: {e}", short(name)))
+                        Error::Integrity(format!(
+                            "pack {} cannot be read for pruning: {e}",
+                            short(name)
+                        ))
                     })?;
                     for b in live {
                         let id = BlobId::parse(&b.id)?;
-                        let end = (b.offset + b.length) as usize;
+                        let end = b.offset.saturating_add(b.length) as usize;
                         let sealed = bytes.get(b.offset as usize..end).ok_or_else(|| {
-                            Error::Integrity(format!("pack {} is shorter than its index says", short(name)))
+                            Error::Integrity(format!(
+                                "pack {} is shorter than its index says",
+                                short(name)
+                            ))
                         })?;
                         // Check before copying: prune must not spread damage.
                         crate::pack::open_chunk(&self.keys, &id, sealed)?;
@@ -224,13 +237,38 @@ mod tests {
             ts("2026-02-10T18:00:00Z"),
             ts("2026-02-11T08:00:00Z"),
         ];
-        let only_last = select(&times, KeepPolicy { last: 2, ..Default::default() });
+        let only_last = select(
+            &times,
+            KeepPolicy {
+                last: 2,
+                ..Default::default()
+            },
+        );
         assert_eq!(only_last.into_iter().collect::<Vec<_>>(), vec![3, 4]);
-        let daily = select(&times, KeepPolicy { daily: 2, ..Default::default() });
+        let daily = select(
+            &times,
+            KeepPolicy {
+                daily: 2,
+                ..Default::default()
+            },
+        );
         assert_eq!(daily.into_iter().collect::<Vec<_>>(), vec![3, 4]);
-        let monthly = select(&times, KeepPolicy { monthly: 3, ..Default::default() });
+        let monthly = select(
+            &times,
+            KeepPolicy {
+                monthly: 3,
+                ..Default::default()
+            },
+        );
         assert_eq!(monthly.into_iter().collect::<Vec<_>>(), vec![1, 4]);
-        let weekly = select(&times, KeepPolicy { weekly: 1, last: 1, ..Default::default() });
+        let weekly = select(
+            &times,
+            KeepPolicy {
+                weekly: 1,
+                last: 1,
+                ..Default::default()
+            },
+        );
         assert_eq!(weekly.into_iter().collect::<Vec<_>>(), vec![4]);
     }
 }

@@ -131,7 +131,10 @@ impl Repository {
                             let known = p.blobs.iter().all(|b| {
                                 BlobId::parse(b).is_ok_and(|id| index.blobs.contains_key(&id))
                             });
-                            if known && p.size == f.size && p.mtime_ns == mtime_ns && p.inode == inode
+                            if known
+                                && p.size == f.size
+                                && p.mtime_ns == mtime_ns
+                                && p.inode == inode
                             {
                                 entries.push((*p).clone());
                                 report.unchanged_files += 1;
@@ -154,7 +157,9 @@ impl Repository {
                         size += c.len() as u64;
                         let id = self.keys.blob_id(c);
                         blobs.push(id.hex());
-                        progress.event(ProgressEvent::Advance { done: c.len() as u64 });
+                        progress.event(ProgressEvent::Advance {
+                            done: c.len() as u64,
+                        });
                         if index.blobs.contains_key(&id) || new_ids.contains(&id) {
                             return Ok(());
                         }
@@ -170,9 +175,8 @@ impl Repository {
                         packer.add_sealed(&id, &sealed);
                         if packer.len() >= self.pack_bytes {
                             let full = std::mem::replace(&mut packer, Packer::new(self.pack_bytes));
-                            tx.send(full.finish(&self.keys)?).map_err(|_| {
-                                Error::Internal("the upload stopped early".into())
-                            })?;
+                            tx.send(full.finish(&self.keys)?)
+                                .map_err(|_| Error::Internal("the upload stopped early".into()))?;
                         }
                         Ok(())
                     })?;

@@ -193,7 +193,8 @@ impl Repository {
     pub(crate) fn write_meta(&self, dir: &str, kind: &str, json: &[u8]) -> Result<String> {
         let sealed = self.keys.seal_meta(kind, json)?;
         let name = storage_name(&sealed);
-        self.backend.write_atomic(&format!("{dir}/{name}"), sealed)?;
+        self.backend
+            .write_atomic(&format!("{dir}/{name}"), sealed)?;
         Ok(name)
     }
 
@@ -303,7 +304,9 @@ impl Repository {
             .filter(|n| n.starts_with(&sel))
             .collect();
         match found.len() {
-            0 => Err(Error::NotFound(format!("no snapshot {sel} on the sync target"))),
+            0 => Err(Error::NotFound(format!(
+                "no snapshot {sel} on the sync target"
+            ))),
             1 => Ok(found.into_iter().next().unwrap_or_default()),
             _ => Err(Error::InvalidInput(format!(
                 "{sel} matches several snapshots: give more characters"

@@ -46,7 +46,9 @@ pub(crate) struct PackCache<'a> {
 /// Shows the report only: the keys stay out of logs and panics.
 impl std::fmt::Debug for Restored {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Restored").field("report", &self.report).finish_non_exhaustive()
+        f.debug_struct("Restored")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +92,7 @@ impl<'a> PackCache<'a> {
             self.bytes = bytes;
             self.reads += 1;
         }
-        let end = loc.offset.checked_add(loc.length).unwrap_or(u64::MAX);
+        let end = loc.offset.saturating_add(loc.length);
         if end > self.bytes.len() as u64 {
             return Err(Error::Integrity(format!(
                 "pack {} is shorter than its index says",
@@ -150,7 +152,11 @@ impl Repository {
         create_private_dir(into)?;
         let mut cache = PackCache::new(self);
         for f in &snap.files {
-            if !f.path.split('/').all(|c| !c.is_empty() && c != "." && c != "..") {
+            if !f
+                .path
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+            {
                 return Err(Error::Integrity(
                     "a snapshot names a file outside the vault folder".into(),
                 ));
@@ -165,17 +171,16 @@ impl Repository {
                 let id = BlobId::parse(b)?;
                 let data = cache.blob(&index, &id)?;
                 written += data.len() as u64;
-                out.write_all(&data).map_err(io("writing a restored file"))?;
+                out.write_all(&data)
+                    .map_err(io("writing a restored file"))?;
                 progress.event(ProgressEvent::Advance {
                     done: data.len() as u64,
                 });
             }
-            let file = out
-                .into_inner()
-                .map_err(|e| Error::Io {
-                    context: "writing a restored file".into(),
-                    source: e.into_error(),
-                })?;
+            let file = out.into_inner().map_err(|e| Error::Io {
+                context: "writing a restored file".into(),
+                source: e.into_error(),
+            })?;
             file.sync_all().map_err(io("writing a restored file"))?;
             if written != f.size {
                 return Err(Error::Integrity(format!(

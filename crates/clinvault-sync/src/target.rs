@@ -168,20 +168,26 @@ impl TargetSpec {
         let location = match u.scheme() {
             "file" => {
                 if path.is_empty() || path == "/" {
-                    return Err(invalid("file:// targets need a folder, e.g. file:///mnt/nas/clinvault"));
+                    return Err(invalid(
+                        "file:// targets need a folder, e.g. file:///mnt/nas/clinvault",
+                    ));
                 }
                 Location::File { path }
             }
             "sftp" => Location::Sftp {
-                user: username
-                    .clone()
-                    .ok_or_else(|| invalid("sftp targets need a user: sftp://user@host:port/path"))?,
+                user: username.clone().ok_or_else(|| {
+                    invalid("sftp targets need a user: sftp://user@host:port/path")
+                })?,
                 host: host()?,
                 port: u.port().unwrap_or(22),
                 path: if path.is_empty() { "/".into() } else { path },
             },
             "webdav" | "webdavs" => {
-                let scheme = if u.scheme() == "webdavs" { "https" } else { "http" };
+                let scheme = if u.scheme() == "webdavs" {
+                    "https"
+                } else {
+                    "http"
+                };
                 let endpoint = match u.port() {
                     Some(p) => format!("{scheme}://{}:{p}", host()?),
                     None => format!("{scheme}://{}", host()?),
@@ -196,7 +202,11 @@ impl TargetSpec {
                     match k.as_ref() {
                         "endpoint" => endpoint = Some(v.into_owned()),
                         "region" => region = v.into_owned(),
-                        other => return Err(invalid(format!("unknown s3 option {other:?}: use endpoint and region"))),
+                        other => {
+                            return Err(invalid(format!(
+                                "unknown s3 option {other:?}: use endpoint and region"
+                            )))
+                        }
                     }
                 }
                 if let Some(e) = &endpoint {
@@ -211,11 +221,9 @@ impl TargetSpec {
                     region,
                 }
             }
-            other => {
-                return Err(invalid(format!(
-                    "unsupported sync target scheme {other:?}: use file, sftp, webdav, webdavs or s3"
-                )))
-            }
+            other => return Err(invalid(format!(
+                "unsupported sync target scheme {other:?}: use file, sftp, webdav, webdavs or s3"
+            ))),
         };
         let username = match location {
             Location::Sftp { .. } | Location::File { .. } => None,
@@ -272,23 +280,43 @@ mod tests {
     #[test]
     fn parses_each_scheme() {
         let f = TargetSpec::parse("file:///mnt/nas/clin%20vault").unwrap();
-        assert_eq!(f.location, Location::File { path: "/mnt/nas/clin vault".into() });
+        assert_eq!(
+            f.location,
+            Location::File {
+                path: "/mnt/nas/clin vault".into()
+            }
+        );
         let s = TargetSpec::parse("sftp://backup@nas.local:2222/srv/cv").unwrap();
         assert_eq!(
             s.location,
-            Location::Sftp { user: "backup".into(), host: "nas.local".into(), port: 2222, path: "/srv/cv".into() }
+            Location::Sftp {
+                user: "backup".into(),
+                host: "nas.local".into(),
+                port: 2222,
+                path: "/srv/cv".into()
+            }
         );
         let w = TargetSpec::parse("webdavs://jo@cloud.example/remote.php/dav/cv").unwrap();
         assert_eq!(
             w.location,
-            Location::Webdav { endpoint: "https://cloud.example".into(), path: "/remote.php/dav/cv".into() }
+            Location::Webdav {
+                endpoint: "https://cloud.example".into(),
+                path: "/remote.php/dav/cv".into()
+            }
         );
         assert_eq!(w.username.as_deref(), Some("jo"));
         assert!(w.needs_password());
-        let b = TargetSpec::parse("s3://bucket/clinic/a?endpoint=http://127.0.0.1:9000&region=eu-1").unwrap();
+        let b =
+            TargetSpec::parse("s3://bucket/clinic/a?endpoint=http://127.0.0.1:9000&region=eu-1")
+                .unwrap();
         assert_eq!(
             b.location,
-            Location::S3 { bucket: "bucket".into(), prefix: "/clinic/a".into(), endpoint: Some("http://127.0.0.1:9000".into()), region: "eu-1".into() }
+            Location::S3 {
+                bucket: "bucket".into(),
+                prefix: "/clinic/a".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                region: "eu-1".into()
+            }
         );
     }
 

@@ -49,7 +49,9 @@ impl Repository {
                                 Ok(id) => {
                                     referenced.insert(id);
                                 }
-                                Err(e) => r.problems.push(format!("snapshot {}: {e}", short(&name))),
+                                Err(e) => {
+                                    r.problems.push(format!("snapshot {}: {e}", short(&name)))
+                                }
                             }
                         }
                     }
@@ -84,7 +86,16 @@ impl Repository {
             .filter_map(|id| index.blobs.get(id).map(|l| index.pack_name(l)))
             .collect();
         let total: u64 = index.packs.values().map(|p| p.size).sum();
-        phase(progress, if read_data { "read-data" } else { "check" }, if read_data { total } else { index.packs.len() as u64 }, if read_data { "bytes" } else { "packs" });
+        phase(
+            progress,
+            if read_data { "read-data" } else { "check" },
+            if read_data {
+                total
+            } else {
+                index.packs.len() as u64
+            },
+            if read_data { "bytes" } else { "packs" },
+        );
         for (name, p) in &index.packs {
             let used = needed.contains(name.as_str());
             let size = match on_target.get(name) {
@@ -99,7 +110,9 @@ impl Repository {
                         short(name),
                         if used { " (snapshots need it)" } else { "" }
                     ));
-                    progress.event(ProgressEvent::Advance { done: if read_data { p.size } else { 1 } });
+                    progress.event(ProgressEvent::Advance {
+                        done: if read_data { p.size } else { 1 },
+                    });
                     continue;
                 }
                 Some(s) if s != p.size => {
@@ -108,7 +121,9 @@ impl Repository {
                         short(name),
                         p.size
                     ));
-                    progress.event(ProgressEvent::Advance { done: if read_data { p.size } else { 1 } });
+                    progress.event(ProgressEvent::Advance {
+                        done: if read_data { p.size } else { 1 },
+                    });
                     continue;
                 }
                 Some(_) => {}
@@ -142,9 +157,11 @@ impl Repository {
         }
         for b in &p.blobs {
             let id = BlobId::parse(&b.id)?;
-            let end = (b.offset + b.length) as usize;
+            let end = b.offset.saturating_add(b.length) as usize;
             if end > bytes.len() {
-                return Err(clinvault_core::Error::Integrity("a blob lies beyond its end".into()));
+                return Err(clinvault_core::Error::Integrity(
+                    "a blob lies beyond its end".into(),
+                ));
             }
             open_chunk(&self.keys, &id, &bytes[b.offset as usize..end])?;
         }

@@ -27,7 +27,13 @@ const PACK: usize = MIB;
 fn run_child(test: &str, extra_env: &[(&str, String)]) -> (bool, String) {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new(exe);
-    cmd.args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"]);
+    cmd.args([
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -37,7 +43,10 @@ fn run_child(test: &str, extra_env: &[(&str, String)]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success() && text.contains("1 passed; 0 failed"), text)
+    (
+        out.status.success() && text.contains("1 passed; 0 failed"),
+        text,
+    )
 }
 
 fn suite_in_child(target: &str) {
@@ -75,7 +84,11 @@ fn suite_folder() {
 #[ignore = "run by sftp_target"]
 fn suite_sftp() {
     let (server, bin) = servers::sftp();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     // This child runs one test on one thread: nothing else reads the environment meanwhile.
     std::env::set_var("PATH", path);
     suite(&server);
@@ -117,9 +130,15 @@ const MARKER: &str = "MARKER-PLAINTEXT-7c1f";
 fn make_source(dir: &Path) {
     std::fs::create_dir_all(dir.join("attachments")).unwrap();
     std::fs::write(dir.join("vault.db"), random_bytes(8 * MIB, 1)).unwrap();
-    let text: String = (0..400).map(|i| format!("{{\"slot\":{i},\"note\":\"{MARKER}\"}}\n")).collect();
+    let text: String = (0..400)
+        .map(|i| format!("{{\"slot\":{i},\"note\":\"{MARKER}\"}}\n"))
+        .collect();
     std::fs::write(dir.join("vault.keys"), text).unwrap();
-    std::fs::write(dir.join("audit.checkpoint"), format!("checkpoint {MARKER}\n")).unwrap();
+    std::fs::write(
+        dir.join("audit.checkpoint"),
+        format!("checkpoint {MARKER}\n"),
+    )
+    .unwrap();
     std::fs::write(dir.join("attachments/a.bin"), random_bytes(10 * MIB, 2)).unwrap();
     std::fs::write(dir.join("attachments/b.bin"), random_bytes(4 * MIB, 3)).unwrap();
 }
@@ -127,7 +146,10 @@ fn make_source(dir: &Path) {
 fn files_of(dir: &Path) -> Vec<SourceFile> {
     let mut out = Vec::new();
     fn walk(root: &Path, d: &Path, out: &mut Vec<SourceFile>) {
-        let mut entries: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
@@ -157,13 +179,27 @@ fn anchor(n: u64) -> serde_json::Value {
 }
 
 fn open_repo(server: &Server, key: &RepoKey) -> Repository {
-    Repository::open(Backend::open(&server.spec, &server.creds()).unwrap(), key, PACK).unwrap()
+    Repository::open(
+        Backend::open(&server.spec, &server.creds()).unwrap(),
+        key,
+        PACK,
+    )
+    .unwrap()
 }
 
-fn assert_restores(repo: &Repository, snapshot: &str, expected: &BTreeMap<String, Vec<u8>>, scratch: &Path) {
+fn assert_restores(
+    repo: &Repository,
+    snapshot: &str,
+    expected: &BTreeMap<String, Vec<u8>>,
+    scratch: &Path,
+) {
     let to = scratch.join(format!("restore-{}", uuid::Uuid::new_v4()));
     let restored = repo.restore_files(snapshot, &to, &NoProgress).unwrap();
-    assert_eq!(&tree(&to), expected, "restored files differ from the snapshot's source");
+    assert_eq!(
+        &tree(&to),
+        expected,
+        "restored files differ from the snapshot's source"
+    );
     assert_eq!(restored.report.files, expected.len());
     std::fs::remove_dir_all(&to).unwrap();
 }
@@ -176,7 +212,11 @@ fn scan_storage_for(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 walk(&p, needle, hits);
-            } else if std::fs::read(&p).unwrap_or_default().windows(needle.len()).any(|w| w == needle) {
+            } else if std::fs::read(&p)
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
                 hits.push(p);
             }
         }
@@ -212,7 +252,8 @@ fn child_push() {
     };
     let key = RepoKey::from_bytes(&hex::decode(job.key_hex).unwrap()).unwrap();
     let repo = Repository::open(Backend::open(&job.spec, &creds).unwrap(), &key, PACK).unwrap();
-    repo.push(&files_of(&job.source), anchor(99), b"keys", &NoProgress).unwrap();
+    repo.push(&files_of(&job.source), anchor(99), b"keys", &NoProgress)
+        .unwrap();
 }
 
 fn job_env(server: &Server, key: &RepoKey, source: &Path) -> String {
@@ -235,30 +276,55 @@ fn suite(server: &Server) {
     let key = RepoKey::generate();
     let recovery = clinvault_core::RecoveryKey::generate();
     let backend = Backend::open(&server.spec, &server.creds()).unwrap();
-    let repo = Repository::init(backend, &key, uuid::Uuid::new_v4(), &recovery.public().unwrap(), "v-test", PACK).unwrap();
+    let repo = Repository::init(
+        backend,
+        &key,
+        uuid::Uuid::new_v4(),
+        &recovery.public().unwrap(),
+        "v-test",
+        PACK,
+    )
+    .unwrap();
 
     // Round trip.
     let original = tree(&src);
-    let r1 = repo.push(&files_of(&src), anchor(10), b"vault-keys-1", &NoProgress).unwrap();
+    let r1 = repo
+        .push(&files_of(&src), anchor(10), b"vault-keys-1", &NoProgress)
+        .unwrap();
     assert!(r1.packs >= 15, "{r1:?}");
-    assert!(r1.compressed_blobs >= 1, "the plaintext key file should compress: {r1:?}");
+    assert!(
+        r1.compressed_blobs >= 1,
+        "the plaintext key file should compress: {r1:?}"
+    );
     assert_restores(&repo, &r1.snapshot, &original, scratch.path());
-    let restored = repo.restore_files(&r1.snapshot, &scratch.path().join("k"), &NoProgress).unwrap();
+    let restored = repo
+        .restore_files(&r1.snapshot, &scratch.path().join("k"), &NoProgress)
+        .unwrap();
     assert_eq!(&restored.vault_keys[..], b"vault-keys-1");
     assert_eq!(repo.snapshots().unwrap()[0].audit_entries, Some(10));
-    assert!(repo.restore_files(&r1.snapshot, &scratch.path().join("k"), &NoProgress).unwrap_err().kind() == ErrorKind::AlreadyExists);
+    assert!(
+        repo.restore_files(&r1.snapshot, &scratch.path().join("k"), &NoProgress)
+            .unwrap_err()
+            .kind()
+            == ErrorKind::AlreadyExists
+    );
 
     // Incremental: three scattered database pages change.
     {
         use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(src.join("vault.db")).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(src.join("vault.db"))
+            .unwrap();
         for off in [4096u64 * 3, 4096 * 700, 4096 * 1500] {
             f.seek(SeekFrom::Start(off)).unwrap();
             f.write_all(&random_bytes(4096, off)).unwrap();
         }
     }
     let changed = tree(&src);
-    let r2 = repo.push(&files_of(&src), anchor(11), b"vault-keys-2", &NoProgress).unwrap();
+    let r2 = repo
+        .push(&files_of(&src), anchor(11), b"vault-keys-2", &NoProgress)
+        .unwrap();
     assert_eq!(r2.unchanged_files, 2, "{r2:?}");
     assert_eq!(r2.new_blobs, 3, "{r2:?}");
     assert!(r2.uploaded_bytes < 4 * 65536, "{r2:?}");
@@ -272,13 +338,20 @@ fn suite(server: &Server) {
     assert!(scan_storage_for(&server.storage, b"vault-keys").is_empty());
 
     // Another key does not open it.
-    let e = Repository::open(Backend::open(&server.spec, &server.creds()).unwrap(), &RepoKey::generate(), PACK)
-        .err()
-        .unwrap();
+    let e = Repository::open(
+        Backend::open(&server.spec, &server.creds()).unwrap(),
+        &RepoKey::generate(),
+        PACK,
+    )
+    .err()
+    .unwrap();
     assert_eq!(e.kind(), ErrorKind::Integrity);
 
     // Interrupted uploads: a push dies at each named point, then the next push completes.
-    let can_rename = !matches!(server.spec.location, clinvault_sync::target::Location::S3 { .. });
+    let can_rename = !matches!(
+        server.spec.location,
+        clinvault_sync::target::Location::S3 { .. }
+    );
     for (i, point) in [
         "sync.after_second_pack",
         "sync.pack_before_rename",
@@ -288,18 +361,27 @@ fn suite(server: &Server) {
     .iter()
     .enumerate()
     {
-        std::fs::write(src.join(format!("attachments/c{i}.bin")), random_bytes(6 * MIB, 10 + i as u64)).unwrap();
+        std::fs::write(
+            src.join(format!("attachments/c{i}.bin")),
+            random_bytes(6 * MIB, 10 + i as u64),
+        )
+        .unwrap();
         let before = repo.snapshots().unwrap().len();
         let (ok, text) = run_child(
             "child_push",
-            &[("SYNC_TEST_JOB", job_env(server, &key, &src)), ("CLINVAULT_FAULT_POINT", point.to_string())],
+            &[
+                ("SYNC_TEST_JOB", job_env(server, &key, &src)),
+                ("CLINVAULT_FAULT_POINT", point.to_string()),
+            ],
         );
         if can_rename || *point != "sync.pack_before_rename" {
             assert!(!ok, "the push should have died at {point}:\n{text}");
             assert_eq!(repo.snapshots().unwrap().len(), before, "{point}");
         }
         let expected = tree(&src);
-        let r = repo.push(&files_of(&src), anchor(20 + i as u64), b"k", &NoProgress).unwrap();
+        let r = repo
+            .push(&files_of(&src), anchor(20 + i as u64), b"k", &NoProgress)
+            .unwrap();
         assert_restores(&repo, &r.snapshot, &expected, scratch.path());
         let c = repo.check(false, &NoProgress).unwrap();
         assert!(c.problems.is_empty(), "{point}: {:?}", c.problems);
@@ -318,7 +400,9 @@ fn suite(server: &Server) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if repo.backend().list("data").unwrap().len() >= packs_before + 2 || Instant::now() > deadline {
+        if repo.backend().list("data").unwrap().len() >= packs_before + 2
+            || Instant::now() > deadline
+        {
             break;
         }
         if child.try_wait().unwrap().is_some() {
@@ -329,7 +413,9 @@ fn suite(server: &Server) {
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
     let expected = tree(&src);
-    let r = repo.push(&files_of(&src), anchor(30), b"k", &NoProgress).unwrap();
+    let r = repo
+        .push(&files_of(&src), anchor(30), b"k", &NoProgress)
+        .unwrap();
     assert_restores(&repo, &r.snapshot, &expected, scratch.path());
 
     // Prune: b.bin and the c*.bin are deleted from the vault; keeping only the last snapshot
@@ -338,17 +424,33 @@ fn suite(server: &Server) {
     for i in 0..4 {
         std::fs::remove_file(src.join(format!("attachments/c{i}.bin"))).unwrap();
     }
-    let last = repo.push(&files_of(&src), anchor(40), b"k", &NoProgress).unwrap();
+    let last = repo
+        .push(&files_of(&src), anchor(40), b"k", &NoProgress)
+        .unwrap();
     let before = repo.usage().unwrap();
-    let p = repo.prune(KeepPolicy { last: 1, ..Default::default() }, &NoProgress).unwrap();
+    let p = repo
+        .prune(
+            KeepPolicy {
+                last: 1,
+                ..Default::default()
+            },
+            &NoProgress,
+        )
+        .unwrap();
     let after = repo.usage().unwrap();
     assert!(p.removed_snapshots >= 7, "{p:?}");
     assert_eq!(after.snapshots, 1);
     assert_eq!(after.indexed_blobs, after.referenced_blobs, "{after:?}");
     assert_eq!(after.packs_on_target, after.index_packs, "{after:?}");
     let live: u64 = tree(&src).values().map(|v| v.len() as u64).sum();
-    assert!(after.pack_bytes_on_target < before.pack_bytes_on_target / 2, "{before:?} -> {after:?}");
-    assert!(after.pack_bytes_on_target < live + live / 10, "{after:?} for {live} live bytes");
+    assert!(
+        after.pack_bytes_on_target < before.pack_bytes_on_target / 2,
+        "{before:?} -> {after:?}"
+    );
+    assert!(
+        after.pack_bytes_on_target < live + live / 10,
+        "{after:?} for {live} live bytes"
+    );
     let c = repo.check(true, &NoProgress).unwrap();
     assert!(c.problems.is_empty(), "{:?}", c.problems);
     assert_restores(&repo, &last.snapshot, &tree(&src), scratch.path());
@@ -363,21 +465,37 @@ fn suite(server: &Server) {
     bytes[mid] ^= 0x01;
     std::fs::write(&path, &bytes).unwrap();
     let c = repo.check(true, &NoProgress).unwrap();
-    assert!(c.problems.iter().any(|p| p.contains(&victim[..12])), "{:?}", c.problems);
-    let e = repo.restore_files(&last.snapshot, &scratch.path().join("t1"), &NoProgress).unwrap_err();
+    assert!(
+        c.problems.iter().any(|p| p.contains(&victim[..12])),
+        "{:?}",
+        c.problems
+    );
+    let e = repo
+        .restore_files(&last.snapshot, &scratch.path().join("t1"), &NoProgress)
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
     // ... and a missing pack is found by the quick check too.
     std::fs::remove_file(&path).unwrap();
     let c = repo.check(false, &NoProgress).unwrap();
-    assert!(c.problems.iter().any(|p| p.contains("missing")), "{:?}", c.problems);
-    let e = repo.restore_files(&last.snapshot, &scratch.path().join("t2"), &NoProgress).unwrap_err();
+    assert!(
+        c.problems.iter().any(|p| p.contains("missing")),
+        "{:?}",
+        c.problems
+    );
+    let e = repo
+        .restore_files(&last.snapshot, &scratch.path().join("t2"), &NoProgress)
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
     assert!(e.to_string().contains("missing"), "{e}");
     // A damaged snapshot file is reported, not trusted.
     let snap_path = stored(server, &format!("snapshots/{}", last.snapshot));
     std::fs::write(&snap_path, b"garbage").unwrap();
     let c = open_repo(server, &key).check(false, &NoProgress).unwrap();
-    assert!(c.problems.iter().any(|p| p.contains("snapshot")), "{:?}", c.problems);
+    assert!(
+        c.problems.iter().any(|p| p.contains("snapshot")),
+        "{:?}",
+        c.problems
+    );
     println!("suite passed on {}", server.name);
 }
 
@@ -387,18 +505,36 @@ fn tls_rules(server: &Server) {
     let mut unpinned = server.spec.clone();
     unpinned.ca_file = None;
     let started = Instant::now();
-    let e = Repository::read_config(&Backend::open(&unpinned, &server.creds()).unwrap()).unwrap_err();
+    let e =
+        Repository::read_config(&Backend::open(&unpinned, &server.creds()).unwrap()).unwrap_err();
     assert!(e.to_string().contains("not trusted"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(10), "certificate failures must not be retried");
-    assert!(Repository::read_config(&Backend::open(&server.spec, &server.creds()).unwrap()).unwrap().is_none());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "certificate failures must not be retried"
+    );
+    assert!(
+        Repository::read_config(&Backend::open(&server.spec, &server.creds()).unwrap())
+            .unwrap()
+            .is_none()
+    );
 
     // A server that speaks at most TLS 1.2, with a certificate from the same kind of CA.
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = servers::make_ca(dir.path());
     let port = servers::free_port();
     let mut s = Command::new("openssl")
-        .args(["s_server", "-quiet", "-tls1_2", "-www", "-accept", &port.to_string()])
-        .arg("-cert").arg(&cert).arg("-key").arg(&key)
+        .args([
+            "s_server",
+            "-quiet",
+            "-tls1_2",
+            "-www",
+            "-accept",
+            &port.to_string(),
+        ])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -417,7 +553,10 @@ fn tls_rules(server: &Server) {
     // is not WebDAV, which is a different error).
     let e2 = Repository::read_config(&Backend::open(&old, &server.creds()).unwrap());
     if let Err(e2) = e2 {
-        assert!(!e2.to_string().contains("TLS 1.3") && !e2.to_string().contains("not trusted"), "{e2}");
+        assert!(
+            !e2.to_string().contains("TLS 1.3") && !e2.to_string().contains("not trusted"),
+            "{e2}"
+        );
     }
     let _ = s.kill();
     let _ = s.wait();

@@ -206,20 +206,33 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
         ),
         ("role.list", None, 1, |s, _| s.list_roles().map(|_| ())),
         ("policy.show", None, 1, |s, _| s.show_policy().map(|_| ())),
-        ("sync.target.set", Some(Permission::SyncManage), 1, |s, _| {
-            s.sync_set_target("file", r#"{"url":"file:///mnt/nas/cv"}"#)
-                .map(|_| ())
-        }),
-        ("sync.target.read", Some(Permission::SyncManage), 0, |s, _| {
-            s.sync_target().map(|_| ())
-        }),
-        ("sync.repository.create", Some(Permission::SyncManage), 1, |s, r| {
-            let id = format!("repo-{r}");
-            s.sync_store_repo_key(&id, &[7u8; 32])?;
-            let key = s.sync_repo_key(&id)?.expect("stored key");
-            assert_eq!(&key[..], &[7u8; 32]);
-            Ok(())
-        }),
+        (
+            "sync.target.set",
+            Some(Permission::SyncManage),
+            1,
+            |s, _| {
+                s.sync_set_target("file", r#"{"url":"file:///mnt/nas/cv"}"#)
+                    .map(|_| ())
+            },
+        ),
+        (
+            "sync.target.read",
+            Some(Permission::SyncManage),
+            0,
+            |s, _| s.sync_target().map(|_| ()),
+        ),
+        (
+            "sync.repository.create",
+            Some(Permission::SyncManage),
+            1,
+            |s, r| {
+                let id = format!("repo-{r}");
+                s.sync_store_repo_key(&id, &[7u8; 32])?;
+                let key = s.sync_repo_key(&id)?.expect("stored key");
+                assert_eq!(&key[..], &[7u8; 32]);
+                Ok(())
+            },
+        ),
     ]
 }
 

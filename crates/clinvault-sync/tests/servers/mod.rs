@@ -72,30 +72,61 @@ fn require(tool: &str, package: &str) {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    assert!(found, "{tool} is required for the sync tests: scripts/setup-deps.sh --test installs {package}");
+    assert!(
+        found,
+        "{tool} is required for the sync tests: scripts/setup-deps.sh --test installs {package}"
+    );
 }
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("command runs");
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn folder() -> Server {
     let tmp = tempfile::tempdir().unwrap();
     let storage = tmp.path().join("repo");
     let spec = TargetSpec::parse(&format!("file://{}", storage.display())).unwrap();
-    Server { name: "folder", spec, user: None, password: None, s3_keys: None, storage, tmp, child: None }
+    Server {
+        name: "folder",
+        spec,
+        user: None,
+        password: None,
+        s3_keys: None,
+        storage,
+        tmp,
+        child: None,
+    }
 }
 
 pub fn s3() -> Server {
-    require("s3s-fs", "s3s-fs (cargo install s3s-fs@0.14.1 --locked --features binary)");
+    require(
+        "s3s-fs",
+        "s3s-fs (cargo install s3s-fs@0.14.1 --locked --features binary)",
+    );
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("s3");
     std::fs::create_dir_all(root.join("clinic-bucket")).unwrap();
     let port = free_port();
-    let (ak, sk) = ("TESTACCESSKEY".to_string(), "test-secret-key-1234567890".to_string());
+    let (ak, sk) = (
+        "TESTACCESSKEY".to_string(),
+        "test-secret-key-1234567890".to_string(),
+    );
     let mut child = Command::new("s3s-fs")
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", &ak, "--secret-key", &sk])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            &ak,
+            "--secret-key",
+            &sk,
+        ])
         .arg(&root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -127,14 +158,25 @@ fn rclone_webdav(tls: Option<(&Path, &Path)>) -> (tempfile::TempDir, PathBuf, u1
     let mut cmd = Command::new("rclone");
     cmd.args(["serve", "webdav"])
         .arg(&root)
-        .args(["--addr", &format!("127.0.0.1:{port}"), "--user", "clinic", "--pass", "dav-pass-123"])
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--user",
+            "clinic",
+            "--pass",
+            "dav-pass-123",
+        ])
         // Tamper tests change files behind the server's back: no directory cache.
         .args(["--dir-cache-time", "0s"])
         .env("RCLONE_CONFIG", tmp.path().join("rclone.conf"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some((cert, key)) = tls {
-        cmd.arg("--cert").arg(cert).arg("--key").arg(key).args(["--min-tls-version", "tls1.3"]);
+        cmd.arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .args(["--min-tls-version", "tls1.3"]);
     }
     let mut child = cmd.spawn().expect("rclone starts");
     wait_for_port(port, &mut child, "rclone serve webdav");
@@ -165,19 +207,57 @@ pub fn make_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let csr = dir.join("server.csr");
     let cert = dir.join("server.pem");
     let ext = dir.join("ext.cnf");
-    std::fs::write(&ext, "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+    std::fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
     run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=ClinVault test CA"])
-        .arg("-keyout").arg(&ca_key).arg("-out").arg(&ca));
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ClinVault test CA",
+        ])
+        .arg("-keyout")
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca));
     run(Command::new("openssl")
-        .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=127.0.0.1"])
-        .arg("-keyout").arg(&key).arg("-out").arg(&csr));
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr));
     run(Command::new("openssl")
         .args(["x509", "-req", "-days", "2"])
-        .arg("-in").arg(&csr).arg("-CA").arg(&ca).arg("-CAkey").arg(&ca_key)
+        .arg("-in")
+        .arg(&csr)
+        .arg("-CA")
+        .arg(&ca)
+        .arg("-CAkey")
+        .arg(&ca_key)
         .args(["-CAcreateserial"])
-        .arg("-extfile").arg(&ext)
-        .arg("-out").arg(&cert));
+        .arg("-extfile")
+        .arg(&ext)
+        .arg("-out")
+        .arg(&cert));
     (ca, cert, key)
 }
 
@@ -213,7 +293,10 @@ pub fn sftp() -> (Server, PathBuf) {
     let host_key = d.join("host_ed25519");
     let user_key = d.join("user_ed25519");
     for k in [&host_key, &user_key] {
-        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", ""]).arg("-f").arg(k));
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", ""])
+            .arg("-f")
+            .arg(k));
     }
     std::fs::copy(d.join("user_ed25519.pub"), d.join("authorized_keys")).unwrap();
     let port = free_port();
@@ -240,7 +323,10 @@ pub fn sftp() -> (Server, PathBuf) {
         ),
     )
     .unwrap();
-    let sshd = Command::new("sh").args(["-c", "command -v sshd || echo /usr/sbin/sshd"]).output().unwrap();
+    let sshd = Command::new("sh")
+        .args(["-c", "command -v sshd || echo /usr/sbin/sshd"])
+        .output()
+        .unwrap();
     let sshd = String::from_utf8(sshd.stdout).unwrap().trim().to_string();
     let mut child = Command::new(&sshd)
         .args(["-D", "-e", "-f"])
@@ -255,13 +341,23 @@ pub fn sftp() -> (Server, PathBuf) {
     // setting HOME would not do).
     let pubkey = std::fs::read_to_string(d.join("host_ed25519.pub")).unwrap();
     let mut parts = pubkey.split_whitespace();
-    let known = format!("[127.0.0.1]:{port} {} {}\n", parts.next().unwrap(), parts.next().unwrap());
+    let known = format!(
+        "[127.0.0.1]:{port} {} {}\n",
+        parts.next().unwrap(),
+        parts.next().unwrap()
+    );
     std::fs::write(d.join("known_hosts"), known).unwrap();
     std::fs::write(d.join("ssh_config"), "Host *\n  BatchMode yes\n").unwrap();
     let bin = d.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let real_ssh = Command::new("sh").args(["-c", "command -v ssh"]).output().unwrap();
-    let real_ssh = String::from_utf8(real_ssh.stdout).unwrap().trim().to_string();
+    let real_ssh = Command::new("sh")
+        .args(["-c", "command -v ssh"])
+        .output()
+        .unwrap();
+    let real_ssh = String::from_utf8(real_ssh.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     let wrapper = bin.join("ssh");
     std::fs::write(
         &wrapper,
@@ -280,7 +376,8 @@ pub fn sftp() -> (Server, PathBuf) {
     }
     let root = d.join("sftp-root");
     std::fs::create_dir_all(&root).unwrap();
-    let mut spec = TargetSpec::parse(&format!("sftp://{user}@127.0.0.1:{port}{}", root.display())).unwrap();
+    let mut spec =
+        TargetSpec::parse(&format!("sftp://{user}@127.0.0.1:{port}{}", root.display())).unwrap();
     spec.ssh_key = Some(user_key);
     let server = Server {
         name: "sftp",
