@@ -143,6 +143,11 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Encrypted, incremental snapshots to a folder, SFTP, WebDAV or S3 target
+    Sync {
+        #[command(subcommand)]
+        action: crate::sync_args::SyncAction,
+    },
     /// Key management
     Key {
         #[command(subcommand)]

@@ -51,7 +51,7 @@ impl Global {
         }
     }
 
-    fn sign_in(&self) -> Result<Session> {
+    pub(crate) fn sign_in(&self) -> Result<Session> {
         let dir = self.dir()?;
         // Fail fast (exit 6) on a missing vault before asking anyone for secrets.
         clinvault_core::vault::status(&dir)?;
@@ -215,6 +215,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Attachment { action } => attachment(g, action),
+        Command::Sync { action } => crate::sync_commands::sync(g, action),
         Command::Demo { patients, seed } => {
             let d = g.sign_in()?.generate_demo_clinic(patients, seed)?;
             println!(

@@ -7,6 +7,8 @@
 mod args;
 mod commands;
 mod prompt;
+mod sync_args;
+mod sync_commands;
 
 use std::process::ExitCode;
 

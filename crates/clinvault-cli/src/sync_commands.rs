@@ -83,15 +83,33 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
     let mut s = g.sign_in()?;
     let bars = Bars::new();
     match action {
-        SyncAction::Target { action: SyncTargetAction::Set { url, tls_min, ca_file, ssh_key, pack_mib } } => {
+        SyncAction::Target {
+            action:
+                SyncTargetAction::Set {
+                    url,
+                    tls_min,
+                    ca_file,
+                    ssh_key,
+                    pack_mib,
+                },
+        } => {
             let probe = clinvault_sync::TargetSpec::parse(&url)?;
             let mut creds = Credentials::default();
             if probe.needs_password() {
-                creds.password = Some(secret_from_env_or_prompt("CLINVAULT_SYNC_PASSWORD", "WebDAV password")?);
+                creds.password = Some(secret_from_env_or_prompt(
+                    "CLINVAULT_SYNC_PASSWORD",
+                    "WebDAV password",
+                )?);
             }
             if probe.needs_s3_keys() {
-                creds.s3_key_id = Some(secret_from_env_or_prompt("CLINVAULT_SYNC_S3_KEY_ID", "S3 access key id")?);
-                creds.s3_secret = Some(secret_from_env_or_prompt("CLINVAULT_SYNC_S3_SECRET", "S3 secret access key")?);
+                creds.s3_key_id = Some(secret_from_env_or_prompt(
+                    "CLINVAULT_SYNC_S3_KEY_ID",
+                    "S3 access key id",
+                )?);
+                creds.s3_secret = Some(secret_from_env_or_prompt(
+                    "CLINVAULT_SYNC_S3_SECRET",
+                    "S3 secret access key",
+                )?);
             }
             let opts = TargetOptions {
                 tls_min: tls_min.as_deref().map(TlsMin::parse).transpose()?,
@@ -102,12 +120,20 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
             let spec = ops::set_target(&mut s, &url, opts, creds)?;
             println!("Sync target set: {} ({})", spec.url, spec.kind());
         }
-        SyncAction::Target { action: SyncTargetAction::Show { json } } => {
+        SyncAction::Target {
+            action: SyncTargetAction::Show { json },
+        } => {
             let (spec, _) = ops::target(&mut s)?;
             if json {
                 print_json(&spec)?;
             } else {
-                println!("{} ({}, TLS minimum {:?}, packs {} MiB)", spec.url, spec.kind(), spec.tls_min, spec.pack_mib);
+                println!(
+                    "{} ({}, TLS minimum {:?}, packs {} MiB)",
+                    spec.url,
+                    spec.kind(),
+                    spec.tls_min,
+                    spec.pack_mib
+                );
             }
         }
         SyncAction::Push { json } => {
@@ -131,8 +157,14 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
                 for i in list {
                     println!(
                         "{}  {}  {}  {} files  {}  audit entries {}",
-                        &i.id[..12], i.time, i.host, i.files, mib(i.bytes),
-                        i.audit_entries.map(|n| n.to_string()).unwrap_or_else(|| "-".into())
+                        &i.id[..12],
+                        i.time,
+                        i.host,
+                        i.files,
+                        mib(i.bytes),
+                        i.audit_entries
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "-".into())
                     );
                 }
             }
@@ -144,7 +176,11 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
             } else {
                 println!(
                     "Snapshot {} of {} restored and verified into {} ({} files, {}).",
-                    &r.snapshot[..12], r.time, r.to.display(), r.files, mib(r.bytes)
+                    &r.snapshot[..12],
+                    r.time,
+                    r.to.display(),
+                    r.files,
+                    mib(r.bytes)
                 );
             }
         }
@@ -161,17 +197,38 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
                     if r.problems.is_empty() {
                         println!(
                             "Repository OK: {} snapshots, {} packs, {} blobs{}{}.",
-                            r.snapshots, r.packs, r.blobs,
-                            if read_data { format!(", {} read and verified", mib(r.bytes_read)) } else { String::new() },
-                            if r.unreferenced_packs > 0 { format!(" ({} unreferenced packs from an interrupted push: prune removes them)", r.unreferenced_packs) } else { String::new() }
+                            r.snapshots,
+                            r.packs,
+                            r.blobs,
+                            if read_data {
+                                format!(", {} read and verified", mib(r.bytes_read))
+                            } else {
+                                String::new()
+                            },
+                            if r.unreferenced_packs > 0 {
+                                format!(" ({} unreferenced packs from an interrupted push: prune removes them)", r.unreferenced_packs)
+                            } else {
+                                String::new()
+                            }
                         );
                     }
                 }
             }
             result?;
         }
-        SyncAction::Prune { keep_last, keep_daily, keep_weekly, keep_monthly, json } => {
-            let policy = KeepPolicy { last: keep_last, daily: keep_daily, weekly: keep_weekly, monthly: keep_monthly };
+        SyncAction::Prune {
+            keep_last,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            json,
+        } => {
+            let policy = KeepPolicy {
+                last: keep_last,
+                daily: keep_daily,
+                weekly: keep_weekly,
+                monthly: keep_monthly,
+            };
             let r = ops::prune(&mut s, policy, &bars)?;
             if json {
                 print_json(&r)?;

@@ -203,9 +203,29 @@ fn sweep_stale_staging(dir: &VaultDir) {
     }
 }
 
-/// The database copied in a single backup step: one read transaction, so the copy is one
-/// consistent state of the database even while other processes write.
+/// The database copied byte for byte while no one can write: the WAL is checkpointed into the
+/// main file, then a write transaction (`BEGIN IMMEDIATE`) holds off every writer while the
+/// main file is copied. A raw copy keeps each unchanged page's ciphertext as it is on disk;
+/// SQLite's backup API would re-encrypt every page under a fresh IV, so every page of every
+/// copy would differ and sync could deduplicate nothing (an incremental push would re-upload
+/// the whole database). When the WAL cannot be emptied (a long reader holds it), the copy falls
+/// back to the backup API: still consistent, only not deduplicable.
 fn copy_database(src: &Connection, dest_path: &Path, key: &Secret32) -> Result<()> {
+    if let Some(src_path) = src.path().filter(|p| !p.is_empty()).map(PathBuf::from) {
+        let _ = src.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        src.execute_batch("BEGIN IMMEDIATE")?;
+        let wal = PathBuf::from(format!("{}-wal", src_path.display()));
+        let wal_empty = fs::metadata(&wal).map(|m| m.len() == 0).unwrap_or(true);
+        let copied = if wal_empty {
+            Some(copy_file_raw(&src_path, dest_path))
+        } else {
+            None
+        };
+        let _ = src.execute_batch("ROLLBACK");
+        if let Some(result) = copied {
+            return result;
+        }
+    }
     let mut dest = crate::db::create_new(dest_path, key)?;
     {
         let backup = rusqlite::backup::Backup::new(src, &mut dest)?;
@@ -218,6 +238,15 @@ fn copy_database(src: &Connection, dest_path: &Path, key: &Secret32) -> Result<(
     fs::File::open(dest_path)
         .and_then(|f| f.sync_all())
         .map_err(io("cannot flush the database copy"))
+}
+
+fn copy_file_raw(from: &Path, to: &Path) -> Result<()> {
+    let mut src = fs::File::open(from).map_err(io("cannot read the vault database"))?;
+    let mut dst = crate::vault_dir::create_private(to)?;
+    std::io::copy(&mut src, &mut dst)
+        .and_then(|_| dst.sync_all())
+        .map_err(io("cannot copy the vault database"))?;
+    Ok(())
 }
 
 fn attachment_ids(conn: &Connection) -> Result<Vec<String>> {

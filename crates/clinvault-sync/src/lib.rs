@@ -11,6 +11,7 @@ pub mod chunking;
 pub mod keys;
 mod lock;
 pub mod model;
+pub mod ops;
 mod pack;
 pub mod progress;
 pub mod prune;

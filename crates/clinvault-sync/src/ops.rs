@@ -45,7 +45,9 @@ fn absolute_file(p: &Path, what: &str) -> Result<PathBuf> {
     std::fs::canonicalize(p)
         .ok()
         .filter(|p| p.is_file())
-        .ok_or_else(|| Error::InvalidInput(format!("{what} {} is not a readable file", p.display())))
+        .ok_or_else(|| {
+            Error::InvalidInput(format!("{what} {} is not a readable file", p.display()))
+        })
 }
 
 fn account(vault_id: &str, target_id: &str) -> String {
@@ -76,7 +78,9 @@ pub fn set_target(
         spec.pack_mib = m;
     }
     if spec.needs_password() && creds.password.is_none() {
-        return Err(Error::InvalidInput("this WebDAV target needs a password".into()));
+        return Err(Error::InvalidInput(
+            "this WebDAV target needs a password".into(),
+        ));
     }
     if spec.needs_s3_keys() && (creds.s3_key_id.is_none() || creds.s3_secret.is_none()) {
         return Err(Error::InvalidInput(
@@ -89,14 +93,12 @@ pub fn set_target(
     if !creds.is_empty() {
         SecretStore::new(KEYRING_SERVICE)
             .set(&account(&s.vault_id()?, &target_id), &creds.encode())
-            .map_err(|e| {
-                Error::Io {
-                    context: "the target was saved but its credentials could not be stored in the \
+            .map_err(|e| Error::Io {
+                context: "the target was saved but its credentials could not be stored in the \
                               OS keyring (they are never written anywhere else); start a keyring \
                               service and run `sync target set` again"
-                        .into(),
-                    source: std::io::Error::other(e.to_string()),
-                }
+                    .into(),
+                source: std::io::Error::other(e.to_string()),
             })?;
     }
     Ok(spec)
@@ -181,14 +183,18 @@ pub fn push(s: &mut Session, progress: &dyn Progress) -> Result<PushReport> {
     let anchor = serde_json::to_value(staged.anchor())
         .map_err(|_| Error::Internal("cannot encode the audit anchor".into()))?;
     let keys = staged.keys().to_bytes();
-    let result = s.run_audited(NEED, Event::new("sync.push").target("sync_repository", repo.repo_id()), |ev| {
-        let r = repo.push(&files, anchor, &keys, progress)?;
-        add(ev, "snapshot", short(&r.snapshot));
-        add(ev, "files", r.files as u64);
-        add(ev, "new_blobs", r.new_blobs);
-        add(ev, "uploaded_bytes", r.uploaded_bytes);
-        Ok(r)
-    });
+    let result = s.run_audited(
+        NEED,
+        Event::new("sync.push").target("sync_repository", repo.repo_id()),
+        |_s, ev| {
+            let r = repo.push(&files, anchor, &keys, progress)?;
+            add(ev, "snapshot", short(&r.snapshot));
+            add(ev, "files", r.files as u64);
+            add(ev, "new_blobs", r.new_blobs);
+            add(ev, "uploaded_bytes", r.uploaded_bytes);
+            Ok(r)
+        },
+    );
     drop(staged);
     result
 }
@@ -207,33 +213,41 @@ pub fn check(
     report: &mut Option<CheckReport>,
 ) -> Result<()> {
     let repo = open_repo(s, false)?;
-    s.run_audited(NEED, Event::new("sync.check").target("sync_repository", repo.repo_id()), |ev| {
-        let r = repo.check(read_data, progress)?;
-        add(ev, "read_data", read_data);
-        add(ev, "snapshots", r.snapshots as u64);
-        add(ev, "packs", r.packs as u64);
-        add(ev, "problems", r.problems.len() as u64);
-        let n = r.problems.len();
-        *report = Some(r);
-        if n > 0 {
-            return Err(Error::Integrity(format!(
-                "the sync repository has {n} problem(s): see above"
-            )));
-        }
-        Ok(())
-    })
+    s.run_audited(
+        NEED,
+        Event::new("sync.check").target("sync_repository", repo.repo_id()),
+        |_s, ev| {
+            let r = repo.check(read_data, progress)?;
+            add(ev, "read_data", read_data);
+            add(ev, "snapshots", r.snapshots as u64);
+            add(ev, "packs", r.packs as u64);
+            add(ev, "problems", r.problems.len() as u64);
+            let n = r.problems.len();
+            *report = Some(r);
+            if n > 0 {
+                return Err(Error::Integrity(format!(
+                    "the sync repository has {n} problem(s): see above"
+                )));
+            }
+            Ok(())
+        },
+    )
 }
 
 /// `sync prune`.
 pub fn prune(s: &mut Session, policy: KeepPolicy, progress: &dyn Progress) -> Result<PruneReport> {
     let repo = open_repo(s, false)?;
-    s.run_audited(NEED, Event::new("sync.prune").target("sync_repository", repo.repo_id()), |ev| {
-        let r = repo.prune(policy, progress)?;
-        add(ev, "kept_snapshots", r.kept_snapshots as u64);
-        add(ev, "removed_snapshots", r.removed_snapshots as u64);
-        add(ev, "deleted_packs", r.deleted_packs as u64);
-        Ok(r)
-    })
+    s.run_audited(
+        NEED,
+        Event::new("sync.prune").target("sync_repository", repo.repo_id()),
+        |_s, ev| {
+            let r = repo.prune(policy, progress)?;
+            add(ev, "kept_snapshots", r.kept_snapshots as u64);
+            add(ev, "removed_snapshots", r.removed_snapshots as u64);
+            add(ev, "deleted_packs", r.deleted_packs as u64);
+            Ok(r)
+        },
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -246,29 +260,6 @@ pub struct RestoreOutcome {
     pub verify: VerifyReport,
 }
 
-/// A fresh folder next to `to` (same file system, so the final rename is atomic).
-fn staging_dir_for(to: &Path) -> Result<PathBuf> {
-    if to.exists() {
-        return Err(Error::AlreadyExists(format!(
-            "{} already exists: restore into a new folder (an existing vault is never overwritten)",
-            to.display()
-        )));
-    }
-    let name = to
-        .file_name()
-        .ok_or_else(|| Error::InvalidInput("--to must name a new folder".into()))?
-        .to_string_lossy()
-        .into_owned();
-    let parent = match to.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !parent.is_dir() {
-        return Err(Error::NotFound(format!("{} is not a folder", parent.display())));
-    }
-    Ok(parent.join(format!(".{name}.restoring-{}", uuid::Uuid::new_v4())))
-}
-
 /// `sync restore SNAPSHOT --to DIR`: downloads into a hidden folder next to DIR, verifies it
 /// (database, integrity check, audit trail, attachments), and only then renames it to DIR.
 pub fn restore(
@@ -277,13 +268,19 @@ pub fn restore(
     to: &Path,
     progress: &dyn Progress,
 ) -> Result<RestoreOutcome> {
-    let staging = staging_dir_for(to)?;
+    if to.exists() {
+        return Err(Error::AlreadyExists(format!(
+            "{} already exists; restore into a new folder (an existing vault is never overwritten)",
+            to.display()
+        )));
+    }
     let repo = open_repo(s, false)?;
     let name = repo.resolve(selector)?;
+    let staging = snapshot::restore_workspace(to)?;
     let result = s.run_audited(
         NEED,
         Event::new("sync.restore").target("sync_snapshot", short(&name)),
-        |ev| {
+        |_s, ev| {
             let restored = repo.restore_files(&name, &staging, progress)?;
             let keys = VaultKeys::from_bytes(&restored.vault_keys)?;
             let verify =
@@ -324,7 +321,7 @@ pub fn restore_test(
     outcome: &mut Option<RestoreTest>,
 ) -> Result<()> {
     let repo = open_repo(s, false)?;
-    s.run_audited(NEED, Event::new("sync.restore_test").target("sync_repository", repo.repo_id()), |ev| {
+    s.run_audited(NEED, Event::new("sync.restore_test").target("sync_repository", repo.repo_id()), |_s, ev| {
         let mut failed = Vec::new();
         let mut list = repo.snapshots()?;
         list.reverse();
@@ -342,6 +339,12 @@ pub fn restore_test(
                 snapshot::verify_dir(&dir, &keys)
             });
             match attempt {
+                Ok(verify) if verify.audit_entries < snap.audit_entries.unwrap_or(0) => {
+                    failed.push((
+                        snap.id.clone(),
+                        "the restored audit trail is shorter than the snapshot's anchor".into(),
+                    ));
+                }
                 Ok(verify) => {
                     let t: jiff::Timestamp = snap.time.parse().unwrap_or_default();
                     let age = jiff::Timestamp::now().as_second() - t.as_second();

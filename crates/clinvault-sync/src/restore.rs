@@ -114,6 +114,14 @@ fn io(context: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// True for a folder holding only empty folders (a restore workspace the core prepared).
+fn holds_no_files(p: &Path) -> bool {
+    std::fs::read_dir(p).is_ok_and(|rd| {
+        rd.flatten()
+            .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && holds_no_files(&e.path()))
+    })
+}
+
 fn create_private_dir(p: &Path) -> Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
@@ -138,7 +146,7 @@ impl Repository {
         into: &Path,
         progress: &dyn Progress,
     ) -> Result<Restored> {
-        if into.exists() {
+        if into.exists() && !holds_no_files(into) {
             return Err(Error::AlreadyExists(format!(
                 "{} already exists: restore into a new folder",
                 into.display()

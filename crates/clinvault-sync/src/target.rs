@@ -221,9 +221,11 @@ impl TargetSpec {
                     region,
                 }
             }
-            other => return Err(invalid(format!(
+            other => {
+                return Err(invalid(format!(
                 "unsupported sync target scheme {other:?}: use file, sftp, webdav, webdavs or s3"
-            ))),
+            )))
+            }
         };
         let username = match location {
             Location::Sftp { .. } | Location::File { .. } => None,
