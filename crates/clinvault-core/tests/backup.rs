@@ -106,8 +106,7 @@ fn cancelling_an_export_leaves_nothing() {
     let out = out_dir.join("c.cvbackup");
     let err = admin
         .export_backup(&out, None, &mut |_, _| false)
-        .err()
-        .expect("cancelled");
+        .expect_err("cancelled");
     assert_eq!(err.kind(), clinvault_core::ErrorKind::Conflict);
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
     let staging = std::fs::read_dir(dir.root())
