@@ -50,10 +50,13 @@ fi
 if [ "$want_test" = 1 ]; then
   # A private virtualenv so the system Python stays untouched (PEP 668).
   venv="target/test-venv"
-  if [ ! -x "$venv/bin/python3" ] || ! "$venv/bin/python3" -c "import sqlcipher3" 2>/dev/null; then
-    echo "==> preparing $venv (sqlcipher3-binary: an independent SQLCipher 4 client)"
+  # sqlcipher3-binary: an independent SQLCipher 4 client; pycryptodome and argon2-cffi: standard
+  # crypto libraries that decrypt a backup by the published format, without ClinVault code.
+  py_pkgs=(sqlcipher3-binary pycryptodome argon2-cffi)
+  if [ ! -x "$venv/bin/python3" ] || ! "$venv/bin/python3" -c "import sqlcipher3, Crypto, argon2" 2>/dev/null; then
+    echo "==> preparing $venv (${py_pkgs[*]})"
     mkdir -p target
     python3 -m venv "$venv"
-    "$venv/bin/python3" -m pip install -q --disable-pip-version-check sqlcipher3-binary
+    "$venv/bin/python3" -m pip install -q --disable-pip-version-check "${py_pkgs[@]}"
   fi
 fi

@@ -16,6 +16,10 @@ use crate::prompt;
 type Result<T> = std::result::Result<T, Error>;
 
 impl Global {
+    pub(crate) fn signed_in(&self) -> Result<Session> {
+        self.sign_in()
+    }
+
     fn dir(&self) -> Result<VaultDir> {
         match &self.vault {
             Some(path) => Ok(VaultDir::new(path)),
@@ -75,7 +79,7 @@ fn new_passphrase() -> Result<SecretString> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Internal(format!("cannot format output: {e}")))?;
     println!("{text}");
@@ -216,6 +220,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Attachment { action } => attachment(g, action),
         Command::Sync { action } => crate::sync_commands::sync(g, action),
+        Command::Backup { action } => crate::backup_cmd::run(g, action),
         Command::Demo { patients, seed } => {
             let d = g.sign_in()?.generate_demo_clinic(patients, seed)?;
             println!(

@@ -13,7 +13,7 @@
 
 use std::cell::Cell;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -306,6 +306,63 @@ impl<R: Read> Read for OpeningReader<R> {
 // ---------------------------------------------------------------------------------------------
 // Export
 
+/// Hands sealed chunks to a thread that writes them, so encryption and disk writes overlap.
+/// At most a few chunks wait in between, so memory stays bounded.
+struct ThreadedWriter {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<io::Result<File>>>,
+}
+
+impl ThreadedWriter {
+    fn new(mut file: File) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let handle = std::thread::spawn(move || {
+            for block in rx {
+                file.write_all(&block)?;
+            }
+            Ok(file)
+        });
+        ThreadedWriter {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    fn writer_failed(&mut self) -> io::Error {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => io::Error::other("the backup writer stopped"),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<File> {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            _ => Err(io::Error::other("the backup writer stopped")),
+        }
+    }
+}
+
+impl Write for ThreadedWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(data.to_vec()).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(data.len())
+        } else {
+            Err(self.writer_failed())
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn tar_header(path: &str, size: u64) -> Result<tar::Header> {
     let mut h = tar::Header::new_ustar();
     h.set_path(path)
@@ -339,11 +396,24 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
+/// The Argon2id key for a backup passphrase: derived on its own thread while the vault is
+/// copied, since it costs as much as copying a few hundred megabytes.
+struct PassphraseKey {
+    kdf: KdfParams,
+    kek: Secret32,
+}
+
+fn derive_passphrase_key(passphrase: &SecretString) -> Result<PassphraseKey> {
+    let kdf = KdfCost::for_new_vaults().params();
+    let kek = crypto::derive_kek(passphrase, &kdf)?;
+    Ok(PassphraseKey { kdf, kek })
+}
+
 fn seal_backup_key(
     key: &Secret32,
     backup_id: uuid::Uuid,
     recovery_public: &[u8; 32],
-    passphrase: Option<&SecretString>,
+    passphrase: Option<PassphraseKey>,
 ) -> Result<(RecoveryRecipient, Option<PassphraseRecipient>)> {
     let recovery = RecoveryRecipient {
         public_key: B64(recovery_public.to_vec()),
@@ -356,9 +426,7 @@ fn seal_backup_key(
     };
     let passphrase = match passphrase {
         None => None,
-        Some(p) => {
-            let kdf = KdfCost::for_new_vaults().params();
-            let kek = crypto::derive_kek(p, &kdf)?;
+        Some(PassphraseKey { kdf, kek }) => {
             let wrapped = crypto::wrap(&kek, key.expose(), &passphrase_aad(backup_id, &kdf))?;
             Some(PassphraseRecipient { kdf, wrapped })
         }
@@ -443,7 +511,19 @@ fn export_inner(
             out.display()
         )));
     }
-    let staged = snapshot::capture(session, Permission::BackupManage)?;
+    let (staged, pass_key) = std::thread::scope(|scope| {
+        let derivation = passphrase.map(|p| scope.spawn(move || derive_passphrase_key(p)));
+        let staged = snapshot::capture(session, Permission::BackupManage);
+        let pass_key = match derivation {
+            None => Ok(None),
+            Some(handle) => handle
+                .join()
+                .map_err(|_| Error::Internal("the key derivation thread failed".into()))
+                .and_then(|r| r.map(Some)),
+        };
+        (staged, pass_key)
+    });
+    let (staged, pass_key) = (staged?, pass_key?);
     let kf_bytes = fs::read(
         staged
             .files()
@@ -465,7 +545,7 @@ fn export_inner(
     let backup_key = Secret32::random();
     let backup_id = uuid::Uuid::new_v4();
     let created_at = crate::clock::rfc3339(jiff::Timestamp::now());
-    let (recovery, pass) = seal_backup_key(&backup_key, backup_id, &recovery_public, passphrase)?;
+    let (recovery, pass) = seal_backup_key(&backup_key, backup_id, &recovery_public, pass_key)?;
     let prefix = random_bytes::<NONCE_PREFIX>();
     let header = Header {
         format: "clinvault-backup".into(),
@@ -518,7 +598,7 @@ fn export_inner(
         other => other,
     })?;
     let result = (|| -> Result<u64> {
-        let mut w = BufWriter::with_capacity(CHUNK, file);
+        let mut w = ThreadedWriter::new(file);
         w.write_all(&pre)
             .map_err(Error::io("cannot write the backup"))?;
         let sealing = SealingWriter::new(w, &backup_key, &prefix, chunk_aad(&pre));
@@ -545,7 +625,11 @@ fn export_inner(
                 progress: &mut *progress,
                 cancelled: &mut was_cancelled,
             };
-            let appended = tar.append(&tar_header(&f.rel_path, f.size)?, counted);
+            // 1 MiB reads: io::copy inside `append` then moves whole chunks at a time.
+            let appended = tar.append(
+                &tar_header(&f.rel_path, f.size)?,
+                BufReader::with_capacity(CHUNK, counted),
+            );
             if was_cancelled {
                 return Err(cancelled());
             }
@@ -553,9 +637,7 @@ fn export_inner(
         }
         let sealing = tar.into_inner().map_err(write_err)?;
         let w = sealing.finish().map_err(write_err)?;
-        let file = w
-            .into_inner()
-            .map_err(|e| Error::io("cannot write the backup")(e.into_error()))?;
+        let file = w.finish().map_err(write_err)?;
         file.sync_all()
             .map_err(Error::io("cannot flush the backup"))?;
         Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
