@@ -26,6 +26,21 @@ pub enum SyncAction {
         snapshot: String,
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
+        /// On a machine without the vault: the target URL (used with --recovery-key-file)
+        #[arg(long, value_name = "URL", requires = "recovery_key_file")]
+        from: Option<String>,
+        /// The recovery key file: opens the repository without signing in to a vault
+        #[arg(long, value_name = "PATH", requires = "from")]
+        recovery_key_file: Option<PathBuf>,
+        /// With --from: trust only this CA certificate (PEM)
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<PathBuf>,
+        /// With --from: lowest TLS version (1.3 default, or 1.2)
+        #[arg(long, value_name = "VERSION")]
+        tls_min: Option<String>,
+        /// With --from: SFTP private key file
+        #[arg(long, value_name = "PATH")]
+        ssh_key: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },

@@ -79,9 +79,78 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / 1048576.0)
 }
 
+fn credentials_for(url: &str) -> Result<Credentials> {
+    let probe = clinvault_sync::TargetSpec::parse(url)?;
+    let mut creds = Credentials::default();
+    if probe.needs_password() {
+        creds.password = Some(secret_from_env_or_prompt(
+            "CLINVAULT_SYNC_PASSWORD",
+            "WebDAV password",
+        )?);
+    }
+    if probe.needs_s3_keys() {
+        creds.s3_key_id = Some(secret_from_env_or_prompt(
+            "CLINVAULT_SYNC_S3_KEY_ID",
+            "S3 access key id",
+        )?);
+        creds.s3_secret = Some(secret_from_env_or_prompt(
+            "CLINVAULT_SYNC_S3_SECRET",
+            "S3 secret access key",
+        )?);
+    }
+    Ok(creds)
+}
+
+fn print_restored(r: &ops::RestoreOutcome, json: bool) -> Result<()> {
+    if json {
+        return print_json(r);
+    }
+    println!(
+        "Snapshot {} of {} restored and verified into {} ({} files, {}).",
+        &r.snapshot[..12],
+        r.time,
+        r.to.display(),
+        r.files,
+        mib(r.bytes)
+    );
+    Ok(())
+}
+
 pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
-    let mut s = g.sign_in()?;
     let bars = Bars::new();
+    // A new machine: no vault to sign in to, the recovery key opens the repository.
+    let action = match action {
+        SyncAction::Restore {
+            snapshot,
+            to,
+            from: Some(url),
+            recovery_key_file: Some(rk),
+            ca_file,
+            tls_min,
+            ssh_key,
+            json,
+        } => {
+            let recovery = clinvault_core::vault::read_recovery_file(&rk)?;
+            let opts = TargetOptions {
+                tls_min: tls_min.as_deref().map(TlsMin::parse).transpose()?,
+                ca_file,
+                ssh_key,
+                pack_mib: None,
+            };
+            let r = ops::restore_with_recovery(
+                &url,
+                opts,
+                credentials_for(&url)?,
+                &recovery,
+                &snapshot,
+                &to,
+                &bars,
+            )?;
+            return print_restored(&r, json);
+        }
+        other => other,
+    };
+    let mut s = g.sign_in()?;
     match action {
         SyncAction::Target {
             action:
@@ -169,20 +238,11 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
                 }
             }
         }
-        SyncAction::Restore { snapshot, to, json } => {
+        SyncAction::Restore {
+            snapshot, to, json, ..
+        } => {
             let r = ops::restore(&mut s, &snapshot, &to, &bars)?;
-            if json {
-                print_json(&r)?;
-            } else {
-                println!(
-                    "Snapshot {} of {} restored and verified into {} ({} files, {}).",
-                    &r.snapshot[..12],
-                    r.time,
-                    r.to.display(),
-                    r.files,
-                    mib(r.bytes)
-                );
-            }
+            print_restored(&r, json)?;
         }
         SyncAction::Check { read_data, json } => {
             let mut report = None;

@@ -352,3 +352,89 @@ fn child_webdav_keyring() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn a_new_machine_restores_with_only_the_recovery_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    let rk = tmp.path().join("recovery.txt");
+    ok(run({
+        let mut c = cv(&vault);
+        c.args([
+            "init",
+            "--admin",
+            "admin",
+            "--recovery-key-file",
+            rk.to_str().unwrap(),
+        ]);
+        c
+    }));
+    step(
+        &vault,
+        &["patient", "add", "--first", PATIENT, "--last", "Quorrelby"],
+    );
+    let target = tmp.path().join("usb");
+    step(
+        &vault,
+        &[
+            "sync",
+            "target",
+            "set",
+            &format!("file://{}", target.display()),
+        ],
+    );
+    step(&vault, &["sync", "push"]);
+    let url = format!("file://{}", target.display());
+    // No vault on the "new machine": CLINVAULT_VAULT points nowhere, nobody signs in.
+    let elsewhere = tmp.path().join("new-pc");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let restored = elsewhere.join("vault");
+    let mut c = cv(&elsewhere.join("none"));
+    c.args([
+        "sync",
+        "restore",
+        "latest",
+        "--to",
+        restored.to_str().unwrap(),
+        "--from",
+        &url,
+        "--recovery-key-file",
+        rk.to_str().unwrap(),
+    ]);
+    ok(run(c));
+    let found = stdout(&ok(run({
+        let mut c = cv(&restored);
+        c.args(["patient", "search", PATIENT]);
+        c
+    })));
+    assert!(found.contains("Quorrelby"), "{found}");
+    // Another vault's recovery key does not open the repository.
+    let other = tmp.path().join("other");
+    let other_rk = tmp.path().join("other-rk.txt");
+    ok(run({
+        let mut c = cv(&other);
+        c.args([
+            "init",
+            "--admin",
+            "admin",
+            "--recovery-key-file",
+            other_rk.to_str().unwrap(),
+        ]);
+        c
+    }));
+    let mut c = cv(&elsewhere.join("none"));
+    c.args([
+        "sync",
+        "restore",
+        "latest",
+        "--to",
+        elsewhere.join("v2").to_str().unwrap(),
+        "--from",
+        &url,
+        "--recovery-key-file",
+        other_rk.to_str().unwrap(),
+    ]);
+    let out = run(c);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(!elsewhere.join("v2").exists());
+}

@@ -377,3 +377,69 @@ pub fn restore_test(
         )))
     })
 }
+
+/// `sync restore SNAPSHOT --to DIR --from URL --recovery-key-file F`: a new machine with only the
+/// recovery kit. The repository key is unsealed from the target's `config` with the recovery
+/// key; no vault or session is needed. The restore is recorded in the restored vault's audit
+/// trail at its first sign-in (core `finish_restore`).
+pub fn restore_with_recovery(
+    url: &str,
+    opts: TargetOptions,
+    creds: Credentials,
+    recovery: &clinvault_core::RecoveryKey,
+    selector: &str,
+    to: &Path,
+    progress: &dyn Progress,
+) -> Result<RestoreOutcome> {
+    if to.exists() {
+        return Err(Error::AlreadyExists(format!(
+            "{} already exists; restore into a new folder (an existing vault is never overwritten)",
+            to.display()
+        )));
+    }
+    let mut spec = TargetSpec::parse(url)?;
+    if let Some(t) = opts.tls_min {
+        spec.tls_min = t;
+    }
+    if let Some(ca) = &opts.ca_file {
+        spec.ca_file = Some(absolute_file(ca, "the CA file")?);
+    }
+    if let Some(k) = &opts.ssh_key {
+        spec.ssh_key = Some(absolute_file(k, "the SSH key file")?);
+    }
+    let backend = Backend::open(&spec, &creds)?;
+    let config = Repository::read_config(&backend)?
+        .ok_or_else(|| Error::NotFound("the sync target holds no ClinVault repository".into()))?;
+    let key = clinvault_core::sync_config::open_with_recovery(
+        recovery,
+        &config.sealed_key,
+        &crate::repo::repo_key_info(config.repo_id),
+        &crate::repo::repo_key_aad(),
+    )?;
+    let repo = Repository::open(backend, &RepoKey::from_bytes(&key)?, spec.pack_bytes())?;
+    let name = repo.resolve(selector)?;
+    let staging = snapshot::restore_workspace(to)?;
+    let result = repo
+        .restore_files(&name, &staging, progress)
+        .and_then(|restored| {
+            let keys = VaultKeys::from_bytes(&restored.vault_keys)?;
+            let verify = snapshot::finish_restore(
+                &staging,
+                to,
+                &keys,
+                &format!("sync:{} (recovery key)", short(&name)),
+            )?;
+            Ok(RestoreOutcome {
+                snapshot: name.clone(),
+                time: restored.report.time,
+                files: restored.report.files,
+                bytes: restored.report.bytes,
+                to: to.to_path_buf(),
+                verify,
+            })
+        });
+    if result.is_err() && staging.exists() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
