@@ -318,7 +318,14 @@ fn child_webdav_keyring() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new("rclone")
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Command::new("rclone")
         .args(["serve", "webdav"])
         .arg(&root)
         .args([
@@ -336,8 +343,14 @@ fn child_webdav_keyring() {
         .stderr(Stdio::null())
         .spawn()
         .expect("rclone is required: scripts/setup-deps.sh --test installs it");
+    // Stopped even when an assertion below fails.
+    let mut server = KillOnDrop(server);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "rclone exited early"
+        );
         assert!(Instant::now() < deadline, "rclone did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -348,9 +361,14 @@ fn child_webdav_keyring() {
         &format!("webdav://clinic@127.0.0.1:{port}/cv"),
         &root.join("cv"),
     );
-    // Without the keyring entry the target cannot be used, and says why.
-    let _ = server.kill();
-    let _ = server.wait();
+    // Without the keyring the target's password cannot be had: one clear error line.
+    let mut c = cv(&vault);
+    c.env("CLINVAULT_KEYRING", "none").args(["sync", "push"]);
+    let out = run(c);
+    assert_ne!(code(&out), 0);
+    assert_one_error_line(&out);
+    assert!(stderr(&out).contains("keyring"), "{}", stderr(&out));
+    drop(server);
 }
 
 #[test]
