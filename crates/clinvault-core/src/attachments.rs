@@ -88,7 +88,7 @@ fn create_store(dir: &VaultDir) -> Result<()> {
         .map_err(io_err("cannot create the attachment store"))
 }
 
-fn path_of(dir: &VaultDir, id: &str) -> PathBuf {
+pub(crate) fn path_of(dir: &VaultDir, id: &str) -> PathBuf {
     store(dir).join(format!("{id}.bin"))
 }
 

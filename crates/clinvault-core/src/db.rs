@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0004_patients.sql"),
     include_str!("../../../migrations/0005_schedule.sql"),
     include_str!("../../../migrations/0006_clinical.sql"),
+    include_str!("../../../migrations/0007_privacy.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -2,6 +2,7 @@
 //! The desktop shell and the CLI only translate calls into this crate and errors out of it.
 
 pub mod alerts;
+pub mod anonymise;
 pub mod appointments;
 pub mod attachments;
 pub mod audit;
@@ -10,6 +11,7 @@ pub mod audit_verify;
 pub mod checkpoint;
 pub mod clinic_hours;
 pub mod clock;
+pub mod consents;
 pub mod crypto;
 pub mod db;
 pub mod demo;
@@ -20,13 +22,16 @@ pub mod fault;
 pub mod invoices;
 pub mod key_hierarchy;
 pub mod keyfile;
+pub mod legal_holds;
 pub mod money;
 pub mod notes;
 pub mod os_keyring;
 pub mod passphrase_rules;
+pub mod patient_history;
 pub mod patients;
 pub mod permissions;
 pub mod policy;
+pub mod privacy_settings;
 pub mod schedule;
 pub mod session;
 pub mod throttle;

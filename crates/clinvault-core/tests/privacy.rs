@@ -1,0 +1,557 @@
+//! Privacy and compliance against a real vault: rectification history, consents, legal holds
+//! and erasure by anonymisation — checked down to the decrypted pages on disk.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+mod support;
+
+use support::{plaintext, secret, ADMIN_PASS, USER_PASS};
+
+use std::path::Path;
+
+use clinvault_core::appointments::Booking;
+use clinvault_core::audit_review::AuditFilter;
+use clinvault_core::consents::NewConsent;
+use clinvault_core::patients::PatientFields;
+use clinvault_core::{ErrorKind, Session, VaultDir};
+
+fn sign_in(dir: &VaultDir, user: &str) -> Session {
+    let pass = if user == "admin" {
+        ADMIN_PASS
+    } else {
+        USER_PASS
+    };
+    support::sign_in(dir, user, pass)
+}
+
+struct Clinic {
+    tmp: tempfile::TempDir,
+    dir: VaultDir,
+}
+
+fn clinic() -> Clinic {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    support::new_vault(&dir);
+    let mut a = sign_in(&dir, "admin");
+    for (u, r) in [("sam", "practitioner"), ("rita", "receptionist")] {
+        a.add_user(u, None, r, &secret(USER_PASS)).unwrap();
+    }
+    a.add_practitioner("sam").unwrap();
+    a.set_working_hours("sam", "Mon", "09:00-17:00").unwrap();
+    a.add_appointment_type("Initial consult", 45, "95.00", Some("10"))
+        .unwrap();
+    Clinic { tmp, dir }
+}
+
+fn add(s: &mut Session, first: &str, last: &str) -> String {
+    s.add_patient(PatientFields {
+        first_name: Some(first.into()),
+        last_name: Some(last.into()),
+        ..Default::default()
+    })
+    .unwrap()
+    .id
+}
+
+#[test]
+fn every_field_change_is_kept_with_who_when_and_the_patients_request() {
+    let c = clinic();
+    let mut rita = sign_in(&c.dir, "rita");
+    let id = add(&mut rita, "Jon", "Smyth");
+    rita.update_patient_with_request(
+        &id,
+        PatientFields {
+            first_name: Some("John".into()),
+            last_name: Some("Smith".into()),
+            ..Default::default()
+        },
+        Some("Patient wrote: my name is misspelt"),
+    )
+    .unwrap();
+    rita.update_patient(
+        &id,
+        PatientFields {
+            email: Some("john@example.com".into()),
+            last_name: Some("Smith".into()), // unchanged: no history row
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(rita
+        .update_patient_with_request(&id, PatientFields::default(), Some("  "))
+        .unwrap_err()
+        .to_string()
+        .starts_with("requested-by-patient:"));
+
+    let h = rita.patient_history(&id).unwrap();
+    let rows: Vec<(&str, Option<&str>, Option<&str>, Option<&str>)> = h
+        .iter()
+        .map(|e| {
+            (
+                e.field.as_str(),
+                e.old_value.as_deref(),
+                e.new_value.as_deref(),
+                e.patient_request.as_deref(),
+            )
+        })
+        .collect();
+    let req = Some("Patient wrote: my name is misspelt");
+    assert_eq!(
+        rows,
+        [
+            ("first_name", None, Some("Jon"), None),
+            ("last_name", None, Some("Smyth"), None),
+            ("first_name", Some("Jon"), Some("John"), req),
+            ("last_name", Some("Smyth"), Some("Smith"), req),
+            ("email", None, Some("john@example.com"), None),
+        ]
+    );
+    assert!(h.iter().all(|e| e.changed_by == "rita"));
+    assert_eq!(h[2].change_id, h[3].change_id);
+    assert_ne!(h[3].change_id, h[4].change_id);
+    drop(rita);
+
+    // The audit trail names the fields, never the values or the request.
+    let mut admin = sign_in(&c.dir, "admin");
+    let entries = admin
+        .audit_list(&AuditFilter {
+            action: Some("patient.update".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    let text = serde_json::to_string(&entries).unwrap();
+    assert!(text.contains("first_name") && text.contains("\"requested_by_patient\":true"));
+    for value in ["Jon", "Smyth", "misspelt", "john@example"] {
+        assert!(!text.contains(value), "{value} in the audit trail");
+    }
+    // Only roles with patient.read see the history.
+    admin
+        .create_role(
+            "noreader",
+            &[clinvault_core::permissions::Permission::AppointmentsRead],
+        )
+        .unwrap();
+    admin
+        .add_user("nora", None, "noreader", &secret(USER_PASS))
+        .unwrap();
+    drop(admin);
+    assert_eq!(
+        sign_in(&c.dir, "nora")
+            .patient_history(&id)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+}
+
+#[test]
+fn consents_are_given_and_withdrawn_with_dates_and_a_lawful_basis() {
+    let c = clinic();
+    let mut rita = sign_in(&c.dir, "rita");
+    let id = add(&mut rita, "Ann", "Jones");
+    let basis = rita
+        .record_consent(
+            &id,
+            &NewConsent {
+                kind: "processing",
+                basis: Some("gdpr-9.2.h"),
+                note: None,
+                given_on: Some("2026-01-10"),
+            },
+        )
+        .unwrap();
+    assert_eq!(basis.basis.as_deref(), Some("gdpr-9.2.h"));
+    let email = rita
+        .record_consent(
+            &id,
+            &NewConsent {
+                kind: "email",
+                basis: None,
+                note: Some("reminders only"),
+                given_on: Some("2026-02-01"),
+            },
+        )
+        .unwrap();
+    assert!(rita.has_consent(&id, "email").unwrap());
+    assert_eq!(
+        rita.withdraw_consent(&email.id, Some("2026-01-31"))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    let w = rita
+        .withdraw_consent(&email.id, Some("2026-03-05"))
+        .unwrap();
+    assert_eq!(w.withdrawn_on.as_deref(), Some("2026-03-05"));
+    assert_eq!(w.withdrawn_by.as_deref(), Some("rita"));
+    assert_eq!(
+        rita.withdraw_consent(&email.id, None).unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+    assert!(!rita.has_consent(&id, "email").unwrap());
+    let all = rita.list_consents(&id).unwrap();
+    assert_eq!(all.len(), 2, "withdrawn consents stay on record");
+    assert_eq!(
+        rita.record_consent(
+            "nobody",
+            &NewConsent {
+                kind: "sms",
+                basis: None,
+                note: None,
+                given_on: None
+            }
+        )
+        .unwrap_err()
+        .kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn a_legal_hold_blocks_anonymisation_until_released_and_only_admins_place_it() {
+    let c = clinic();
+    let mut rita = sign_in(&c.dir, "rita");
+    let id = add(&mut rita, "Hal", "Held");
+    assert_eq!(
+        rita.place_legal_hold(&id, "complaint").unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    drop(rita);
+    let mut admin = sign_in(&c.dir, "admin");
+    assert_eq!(
+        admin.place_legal_hold(&id, " ").unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let hold = admin.place_legal_hold(&id, "Court order 2026/114").unwrap();
+    assert_eq!(hold.placed_by, "admin");
+    assert_eq!(
+        admin.place_legal_hold(&id, "again").unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+    let e = admin.anonymise_patient(&id, &id).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("legal hold"), "{e}");
+    assert_eq!(
+        admin
+            .show_patient(&id)
+            .unwrap()
+            .fields
+            .first_name
+            .as_deref(),
+        Some("Hal")
+    );
+
+    let released = admin.release_legal_hold(&id, Some("case closed")).unwrap();
+    assert!(released.released_at.is_some());
+    assert_eq!(
+        admin.release_legal_hold(&id, None).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let holds = admin.legal_holds(&id).unwrap();
+    assert_eq!(holds.len(), 1);
+    assert!(!holds[0].active());
+    admin.anonymise_patient(&id, &id).unwrap();
+}
+
+/// Every file under `root`, recursively.
+fn files(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// What an attacker holding the database key finds: every file raw, and the database and its
+/// log decrypted page by page (free and stale pages included).
+fn disk_view(root: &Path, dir: &VaultDir, key: &str) -> Vec<(String, Vec<u8>)> {
+    let mut views = Vec::new();
+    for f in files(root) {
+        views.push((f.display().to_string(), std::fs::read(&f).unwrap()));
+    }
+    let db = std::fs::read(dir.db_file()).unwrap();
+    views.push(("vault.db decrypted".into(), plaintext::database(&db, key)));
+    let wal_path = dir.db_file().with_extension("db-wal");
+    if let Ok(wal) = std::fs::read(&wal_path) {
+        views.push(("vault.db-wal decrypted".into(), plaintext::wal(&wal, key)));
+    }
+    views
+}
+
+/// Where `marker` occurs, ignoring ASCII case (the full-text index keeps lower-cased tokens)
+/// and its first two characters (the index stores a term after the prefix it shares with the
+/// term before it).
+fn found(views: &[(String, Vec<u8>)], marker: &str) -> Vec<String> {
+    let needle = marker.to_ascii_lowercase();
+    let needle = &needle[2..];
+    views
+        .iter()
+        .filter(|(_, bytes)| plaintext::contains(&bytes.to_ascii_lowercase(), needle))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+const MARKERS: &[&str] = &[
+    "Zorblattine",
+    "Quixmoorova",
+    "Oldsurnamemarker",
+    "zorb.marker@example.org",
+    "0491570156",
+    "Markerstreet",
+    "Generalnotesmarker",
+    "Clinicalnotemarker",
+    "Amendmentmarker",
+    "Attachmentcontentmarker",
+    "Attachmentnamemarker",
+    "Appointmentnotemarker",
+    "Patientrequestmarker",
+    "Consentnotemarker",
+    "Holdreasonmarker",
+    "1971-08-14",
+];
+
+#[test]
+fn anonymisation_leaves_no_identity_in_search_or_on_disk_and_keeps_the_money() {
+    let c = clinic();
+    let mut rita = sign_in(&c.dir, "rita");
+    let id = rita
+        .add_patient(PatientFields {
+            first_name: Some("Zorblattine".into()),
+            last_name: Some("Oldsurnamemarker".into()),
+            email: Some("zorb.marker@example.org".into()),
+            phone: Some("0491 570 156".into()),
+            address: Some("12 Markerstreet, Testville".into()),
+            general_notes: Some("Generalnotesmarker: prefers mornings".into()),
+            date_of_birth: Some("1971-08-14".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    rita.update_patient_with_request(
+        &id,
+        PatientFields {
+            last_name: Some("Quixmoorova".into()),
+            ..Default::default()
+        },
+        Some("Patientrequestmarker: surname after marriage"),
+    )
+    .unwrap();
+    rita.record_consent(
+        &id,
+        &NewConsent {
+            kind: "sms",
+            basis: None,
+            note: Some("Consentnotemarker"),
+            given_on: None,
+        },
+    )
+    .unwrap();
+    let other = add(&mut rita, "Bystander", "Keptintact");
+    let appt = rita
+        .book_appointment(&Booking {
+            patient_id: &id,
+            practitioner: "sam",
+            appointment_type: "Initial consult",
+            start_local: "2026-03-02T10:00",
+            weekly_occurrences: 1,
+            allow_override: false,
+        })
+        .unwrap()[0]
+        .id
+        .clone();
+    rita.set_appointment_note(&appt, "Appointmentnotemarker: bring x-rays")
+        .unwrap();
+    let inv = rita.invoice_appointment(&appt).unwrap();
+    rita.record_payment(&inv.id, "50.00", "card", None).unwrap();
+    rita.add_attachment(
+        &id,
+        "Attachmentnamemarker.txt",
+        &mut "Attachmentcontentmarker letter".as_bytes(),
+    )
+    .unwrap();
+    drop(rita);
+    let mut sam = sign_in(&c.dir, "sam");
+    let n = sam
+        .add_note(&id, Some(&appt), "Clinicalnotemarker: lower back")
+        .unwrap();
+    sam.finalise_note(&n.id).unwrap();
+    sam.amend_note(&n.id, "Amendmentmarker: and neck", "review")
+        .unwrap();
+    drop(sam);
+
+    let mut admin = sign_in(&c.dir, "admin");
+    admin.place_legal_hold(&id, "Holdreasonmarker").unwrap();
+    admin.release_legal_hold(&id, None).unwrap();
+    let revenue_before =
+        serde_json::to_value(admin.revenue_report("2026-01-01", "2026-12-31").unwrap()).unwrap();
+    let key = admin.export_db_key(&secret(ADMIN_PASS), None).unwrap();
+    let key = key.as_str().to_owned();
+
+    // Positive control: before erasure the decrypted pages do hold the values, so the scan
+    // below can find what it looks for.
+    let before = disk_view(c.tmp.path(), &c.dir, &key);
+    for m in [
+        "Zorblattine",
+        "Clinicalnotemarker",
+        "Patientrequestmarker",
+        "Consentnotemarker",
+    ] {
+        assert!(
+            !found(&before, m).is_empty(),
+            "control: {m} should be on disk before"
+        );
+    }
+    for m in MARKERS {
+        assert!(
+            !found(&before, m).iter().any(|n| !n.contains("decrypted")),
+            "{m} readable without the key before erasure"
+        );
+    }
+
+    assert_eq!(
+        admin
+            .anonymise_patient(&id, "something else")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    drop(admin);
+    assert_eq!(
+        sign_in(&c.dir, "rita")
+            .anonymise_patient(&id, &id)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+
+    let mut admin = sign_in(&c.dir, "admin");
+    let done = admin.anonymise_patient(&id, &id).unwrap();
+    assert!(done.pseudonym.starts_with("ANON-"));
+    assert_eq!(
+        (
+            done.notes_removed,
+            done.attachments_removed,
+            done.invoices_kept
+        ),
+        (1, 1, 1)
+    );
+    assert!(done.log_truncated);
+    assert_eq!(
+        admin.anonymise_patient(&id, &id).unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+
+    let p = admin.show_patient(&id).unwrap();
+    assert_eq!(p.fields.first_name.as_deref(), Some("Anonymised"));
+    assert_eq!(p.fields.last_name.as_deref(), Some(done.pseudonym.as_str()));
+    assert_eq!(p.fields.date_of_birth, None);
+    assert_eq!(
+        p.birth_year, None,
+        "the year is kept only when the setting says so"
+    );
+    assert!(admin.search_patients("Zorb", 10).unwrap().is_empty());
+    assert!(admin.search_patients("0491570156", 10).unwrap().is_empty());
+    assert_eq!(admin.search_patients("Bystander", 10).unwrap()[0].id, other);
+    assert!(admin.list_attachments(&id).unwrap().is_empty());
+    assert_eq!(
+        admin.show_note(&n.id).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(admin
+        .patient_history(&id)
+        .unwrap()
+        .iter()
+        .all(|h| h.old_value.is_none() && h.new_value.is_none() && h.patient_request.is_none()));
+    assert_eq!(
+        admin
+            .update_patient(
+                &id,
+                PatientFields {
+                    first_name: Some("Back".into()),
+                    ..Default::default()
+                }
+            )
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+    // The money is untouched.
+    let kept = admin.show_invoice(&inv.id).unwrap();
+    assert_eq!(kept.number, inv.number);
+    assert_eq!(admin.patient_balance(&id).unwrap(), inv.total_minor - 5000);
+    let revenue_after =
+        serde_json::to_value(admin.revenue_report("2026-01-01", "2026-12-31").unwrap()).unwrap();
+    assert_eq!(revenue_before, revenue_after);
+    // The audit entry does not carry the erased identity.
+    let entries = admin
+        .audit_list(&AuditFilter {
+            action: Some("patient.anonymise".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let text = serde_json::to_string(&entries).unwrap();
+    assert!(text.contains(&done.pseudonym));
+    for m in MARKERS {
+        assert!(!text.contains(m), "{m} in the audit entry");
+    }
+
+    // Nothing on disk, raw or decrypted with the database key, free pages and log included —
+    // while the session is still open (the log is in use) and after everyone signed out.
+    let open = disk_view(c.tmp.path(), &c.dir, &key);
+    for m in MARKERS {
+        assert!(
+            found(&open, m).is_empty(),
+            "{m} on disk in {:?}",
+            found(&open, m)
+        );
+    }
+    drop(admin);
+    let after = disk_view(c.tmp.path(), &c.dir, &key);
+    for m in MARKERS {
+        assert!(
+            found(&after, m).is_empty(),
+            "{m} still on disk in {:?}",
+            found(&after, m)
+        );
+    }
+    // The bystander's record is untouched, so the scan is not passing on an emptied file.
+    assert!(!found(&after, "Keptintact").is_empty());
+}
+
+#[test]
+fn the_birth_year_is_kept_only_when_the_clinic_chose_it() {
+    let c = clinic();
+    let mut admin = sign_in(&c.dir, "admin");
+    assert_eq!(
+        sign_in(&c.dir, "rita")
+            .set_privacy_setting("anonymise-keep-birth-year", "on")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+    admin
+        .set_privacy_setting("anonymise-keep-birth-year", "on")
+        .unwrap();
+    let id = admin
+        .add_patient(PatientFields {
+            first_name: Some("Yara".into()),
+            last_name: Some("Year".into()),
+            date_of_birth: Some("1984-02-29".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    admin.anonymise_patient(&id, &id).unwrap();
+    let p = admin.show_patient(&id).unwrap();
+    assert_eq!((p.birth_year, p.fields.date_of_birth), (Some(1984), None));
+}
