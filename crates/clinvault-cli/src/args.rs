@@ -95,6 +95,11 @@ pub enum Command {
         #[command(subcommand)]
         action: PatientAction,
     },
+    /// Privacy settings: patient names in titles, calendars and emails; anonymisation
+    Privacy {
+        #[command(subcommand)]
+        action: PrivacyAction,
+    },
     /// Practitioners and their working hours
     Practitioner {
         #[command(subcommand)]
@@ -331,11 +336,53 @@ pub enum PatientAction {
         #[arg(long)]
         json: bool,
     },
-    /// Change some fields of a patient
+    /// Change some fields of a patient (every change is kept in the patient's history)
     Update {
         id: String,
         #[command(flatten)]
         fields: PatientFieldArgs,
+        /// The correction was asked for by the patient: their request, kept with the history
+        #[arg(long, value_name = "TEXT")]
+        requested_by_patient: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every change of the patient's fields: who, when, old and new value, the patient's request
+    History {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Consents and the lawful basis for processing
+    Consent {
+        #[command(subcommand)]
+        action: ConsentAction,
+    },
+    /// Place a legal hold: nothing about the patient is deleted or anonymised until released
+    Hold {
+        id: String,
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Release the patient's legal hold
+    ReleaseHold {
+        id: String,
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// List the patient's legal holds, active and released
+    Holds {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase the patient's identity and clinical content, keeping invoices under a pseudonym
+    /// (administrators; irreversible; asks for the id again unless --confirm repeats it)
+    Anonymise {
+        id: String,
+        /// The patient's id again, to confirm
+        #[arg(long, value_name = "ID")]
+        confirm: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -356,6 +403,52 @@ pub enum PatientAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ConsentAction {
+    /// List a patient's consents, withdrawn ones included
+    List {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a consent or lawful basis: kinds processing (with --basis), treatment, email, sms,
+    /// phone, research, sharing
+    Give {
+        id: String,
+        #[arg(long)]
+        kind: String,
+        /// For kind processing: gdpr-6.1.a … gdpr-6.1.f, gdpr-9.2.a/c/h/i, hipaa-tpo, app-3, other
+        #[arg(long)]
+        basis: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// Date given, YYYY-MM-DD (default today)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        on: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record that a consent was withdrawn
+    Withdraw {
+        consent_id: String,
+        /// Date withdrawn, YYYY-MM-DD (default today)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        on: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PrivacyAction {
+    /// Show the privacy settings
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change one: window-titles|calendar|emails hidden|initials|full;
+    /// anonymise-keep-birth-year on|off
+    Set { key: String, value: String },
 }
 
 #[derive(Subcommand)]

@@ -137,6 +137,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key { action } => key(g, action),
         Command::Audit { action } => audit(g, action),
         Command::Patient { action } => patient(g, action),
+        Command::Privacy { action } => privacy(g, action),
         Command::Practitioner { action } => match action {
             PractitionerAction::Add => {
                 let target = g.user.clone().ok_or_else(|| {
@@ -607,6 +608,9 @@ fn print_patient(p: &clinvault_core::patients::Patient, json: bool) -> Result<()
     if f.archived == Some(true) {
         println!("archived");
     }
+    if let (Some(at), Some(pseudonym)) = (&p.anonymised_at, &p.pseudonym) {
+        println!("anonymised:    {at} (reference {pseudonym})");
+    }
     Ok(())
 }
 
@@ -639,12 +643,96 @@ fn patient(g: &Global, action: PatientAction) -> Result<()> {
             }
         }
         PatientAction::Show { id, json } => print_patient(&s.show_patient(&id)?, json)?,
-        PatientAction::Update { id, fields, json } => {
-            let p = s.update_patient(&id, patient_fields(fields))?;
+        PatientAction::Update {
+            id,
+            fields,
+            requested_by_patient,
+            json,
+        } => {
+            let p = s.update_patient_with_request(
+                &id,
+                patient_fields(fields),
+                requested_by_patient.as_deref(),
+            )?;
             if json {
                 print_json(&p)?;
             } else {
                 println!("{}", p.id);
+            }
+        }
+        PatientAction::History { id, json } => {
+            let rows = s.patient_history(&id)?;
+            if json {
+                return print_json(&rows);
+            }
+            for h in rows {
+                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".into());
+                println!(
+                    "{}  {:<10} {:<18} {} -> {}",
+                    h.changed_at,
+                    h.changed_by,
+                    h.field,
+                    show(&h.old_value),
+                    show(&h.new_value)
+                );
+                if let Some(r) = h.patient_request {
+                    println!("    requested by the patient: {r}");
+                }
+            }
+        }
+        PatientAction::Consent { action } => consent(&mut s, action)?,
+        PatientAction::Hold { id, reason } => {
+            let h = s.place_legal_hold(&id, &reason)?;
+            println!("Legal hold {} placed on patient {}.", h.id, h.patient_id);
+        }
+        PatientAction::ReleaseHold { id, note } => {
+            let h = s.release_legal_hold(&id, note.as_deref())?;
+            println!("Legal hold {} released.", h.id);
+        }
+        PatientAction::Holds { id, json } => {
+            let rows = s.legal_holds(&id)?;
+            if json {
+                return print_json(&rows);
+            }
+            for h in rows {
+                let state = match &h.released_at {
+                    None => "ACTIVE".to_owned(),
+                    Some(at) => format!(
+                        "released {at} by {}",
+                        h.released_by.as_deref().unwrap_or("?")
+                    ),
+                };
+                println!(
+                    "{}  placed {} by {}  {}  reason: {}",
+                    h.id, h.placed_at, h.placed_by, state, h.reason
+                );
+            }
+        }
+        PatientAction::Anonymise { id, confirm, json } => {
+            let confirm = match confirm {
+                Some(c) => c,
+                None => prompt::ask_line(
+                    "This erases the patient's identity and clinical records for good. \
+                     Type the patient's id to confirm",
+                    "--confirm ID",
+                )?,
+            };
+            let done = s.anonymise_patient(&id, &confirm)?;
+            if json {
+                return print_json(&done);
+            }
+            println!(
+                "Patient {} anonymised as {}: {} notes and {} attachments removed, {} invoices kept.",
+                done.patient_id,
+                done.pseudonym,
+                done.notes_removed,
+                done.attachments_removed,
+                done.invoices_kept
+            );
+            if !done.log_truncated {
+                println!(
+                    "Another program has the vault open: old pages leave the database log when it closes."
+                );
             }
         }
         PatientAction::Search { query, limit, json } => {
@@ -655,6 +743,80 @@ fn patient(g: &Global, action: PatientAction) -> Result<()> {
             limit,
             json,
         } => print_summaries(&s.list_patients(archived, limit)?, json)?,
+    }
+    Ok(())
+}
+
+fn consent(s: &mut Session, action: ConsentAction) -> Result<()> {
+    match action {
+        ConsentAction::List { id, json } => {
+            let rows = s.list_consents(&id)?;
+            if json {
+                return print_json(&rows);
+            }
+            for c in rows {
+                let state = match &c.withdrawn_on {
+                    None => "active".to_owned(),
+                    Some(d) => format!("withdrawn {d}"),
+                };
+                println!(
+                    "{}  {:<10} {:<12} given {}  {}",
+                    c.id,
+                    c.kind,
+                    c.basis.as_deref().unwrap_or("-"),
+                    c.given_on,
+                    state
+                );
+            }
+        }
+        ConsentAction::Give {
+            id,
+            kind,
+            basis,
+            note,
+            on,
+            json,
+        } => {
+            let c = s.record_consent(
+                &id,
+                &clinvault_core::consents::NewConsent {
+                    kind: &kind,
+                    basis: basis.as_deref(),
+                    note: note.as_deref(),
+                    given_on: on.as_deref(),
+                },
+            )?;
+            if json {
+                return print_json(&c);
+            }
+            println!("{}", c.id);
+        }
+        ConsentAction::Withdraw { consent_id, on } => {
+            let c = s.withdraw_consent(&consent_id, on.as_deref())?;
+            println!(
+                "Consent {} withdrawn on {}.",
+                c.id,
+                c.withdrawn_on.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn privacy(g: &Global, action: PrivacyAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    let settings = match action {
+        PrivacyAction::Show { json } => {
+            let settings = s.privacy_settings()?;
+            if json {
+                return print_json(&settings);
+            }
+            settings
+        }
+        PrivacyAction::Set { key, value } => s.set_privacy_setting(&key, &value)?,
+    };
+    for (k, v) in settings.entries() {
+        println!("{k:<28}{v}");
     }
     Ok(())
 }

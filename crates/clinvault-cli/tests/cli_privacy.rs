@@ -1,0 +1,204 @@
+//! `clinvault patient history|consent|hold|anonymise` and `clinvault privacy` through the real
+//! binary: exit codes, the confirmation, and a receptionist refused the administrator's acts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on setup failures
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+const USER_PASS: &str = "quiet lantern orbit meadow";
+
+fn step(vault: &Path, args: &[&str]) -> String {
+    let mut c = cv(vault);
+    c.args(args);
+    stdout(&ok(run(c))).trim().to_owned()
+}
+
+fn json(vault: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&step(vault, args)).unwrap()
+}
+
+fn fails(vault: &Path, args: &[&str], user: Option<&str>) -> (i32, String) {
+    let mut c = cv(vault);
+    if let Some(u) = user {
+        c.env("CLINVAULT_USER", u)
+            .env("CLINVAULT_PASSPHRASE", USER_PASS);
+    }
+    c.args(args);
+    let out = run(c);
+    assert!(!out.status.success());
+    assert_one_error_line(&out);
+    (code(&out), stderr(&out))
+}
+
+#[test]
+fn history_consents_holds_and_anonymisation_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let mut c = cv(&vault);
+    c.env("CLINVAULT_NEW_PASSPHRASE", USER_PASS).args([
+        "user",
+        "add",
+        "rita",
+        "--role",
+        "receptionist",
+    ]);
+    ok(run(c));
+
+    let id = step(
+        &vault,
+        &["patient", "add", "--first", "Jon", "--last", "Smyth"],
+    );
+    step(
+        &vault,
+        &[
+            "patient",
+            "update",
+            &id,
+            "--first",
+            "John",
+            "--requested-by-patient",
+            "letter of 3 May",
+        ],
+    );
+    let h = json(&vault, &["patient", "history", &id, "--json"]);
+    let last = &h.as_array().unwrap()[2];
+    assert_eq!(last["field"], "first_name");
+    assert_eq!(last["old_value"], "Jon");
+    assert_eq!(last["new_value"], "John");
+    assert_eq!(last["patient_request"], "letter of 3 May");
+    assert!(step(&vault, &["patient", "history", &id])
+        .contains("requested by the patient: letter of 3 May"));
+
+    let consent = step(
+        &vault,
+        &[
+            "patient",
+            "consent",
+            "give",
+            &id,
+            "--kind",
+            "processing",
+            "--basis",
+            "gdpr-9.2.h",
+        ],
+    );
+    let (code_, err) = fails(
+        &vault,
+        &["patient", "consent", "give", &id, "--kind", "processing"],
+        None,
+    );
+    assert_eq!(code_, 2);
+    assert!(err.contains("basis"), "{err}");
+    step(&vault, &["patient", "consent", "withdraw", &consent]);
+    let list = json(&vault, &["patient", "consent", "list", &id, "--json"]);
+    assert!(list[0]["withdrawn_on"].is_string());
+
+    assert_eq!(
+        fails(
+            &vault,
+            &["patient", "hold", &id, "--reason", "x"],
+            Some("rita")
+        )
+        .0,
+        4
+    );
+    step(
+        &vault,
+        &["patient", "hold", &id, "--reason", "insurer dispute"],
+    );
+    let (code_, err) = fails(
+        &vault,
+        &["patient", "anonymise", &id, "--confirm", &id],
+        None,
+    );
+    assert_eq!(code_, 1);
+    assert!(err.contains("legal hold"), "{err}");
+    step(
+        &vault,
+        &["patient", "release-hold", &id, "--note", "settled"],
+    );
+    assert!(step(&vault, &["patient", "holds", &id]).contains("released"));
+
+    // No terminal and no --confirm: refused as invalid input, nothing erased.
+    let (code_, err) = fails(&vault, &["patient", "anonymise", &id], None);
+    assert_eq!(code_, 2);
+    assert!(err.contains("--confirm"), "{err}");
+    assert_eq!(
+        fails(
+            &vault,
+            &["patient", "anonymise", &id, "--confirm", "wrong"],
+            None
+        )
+        .0,
+        2
+    );
+    assert_eq!(
+        fails(
+            &vault,
+            &["patient", "anonymise", &id, "--confirm", &id],
+            Some("rita")
+        )
+        .0,
+        4
+    );
+    let done = json(
+        &vault,
+        &["patient", "anonymise", &id, "--confirm", &id, "--json"],
+    );
+    assert!(done["pseudonym"].as_str().unwrap().starts_with("ANON-"));
+    let found = json(&vault, &["patient", "search", "john", "--json"]);
+    assert_eq!(found.as_array().unwrap().len(), 0);
+    let p = json(&vault, &["patient", "show", &id, "--json"]);
+    assert_eq!(p["first_name"], "Anonymised");
+    assert!(p["anonymised_at"].is_string());
+    assert_eq!(
+        fails(
+            &vault,
+            &["patient", "anonymise", &id, "--confirm", &id],
+            None
+        )
+        .0,
+        1
+    );
+}
+
+#[test]
+fn privacy_settings_are_shown_and_set_by_administrators_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let shown = json(&vault, &["privacy", "show", "--json"]);
+    assert_eq!(shown["window_titles"], "hidden");
+    assert_eq!(shown["anonymise_keep_birth_year"], false);
+    assert!(step(&vault, &["privacy", "set", "calendar", "initials"]).contains("initials"));
+    assert_eq!(
+        json(&vault, &["privacy", "show", "--json"])["calendar"],
+        "initials"
+    );
+    assert_eq!(
+        fails(&vault, &["privacy", "set", "calendar", "loud"], None).0,
+        2
+    );
+    let mut c = cv(&vault);
+    c.env("CLINVAULT_NEW_PASSPHRASE", USER_PASS).args([
+        "user",
+        "add",
+        "rita",
+        "--role",
+        "receptionist",
+    ]);
+    ok(run(c));
+    assert_eq!(
+        fails(
+            &vault,
+            &["privacy", "set", "calendar", "full"],
+            Some("rita")
+        )
+        .0,
+        4
+    );
+}
