@@ -100,6 +100,11 @@ pub enum Command {
         #[command(subcommand)]
         action: PrivacyAction,
     },
+    /// Retention schedules: jurisdiction presets, periods, and the run that removes what is due
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
     /// Practitioners and their working hours
     Practitioner {
         #[command(subcommand)]
@@ -449,6 +454,33 @@ pub enum PrivacyAction {
     /// Change one: window-titles|calendar|emails hidden|initials|full;
     /// anonymise-keep-birth-year on|off
     Set { key: String, value: String },
+}
+
+#[derive(Subcommand)]
+pub enum RetentionAction {
+    /// Show the clinic's schedule
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the jurisdiction presets with their sources
+    Presets {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adopt a preset: australia, united-kingdom, united-states, european-union
+    SetPreset { name: String },
+    /// Adjust one period: clinical-years, majority-age, minor-years-after-majority,
+    /// financial-years, audit-years
+    Set { key: String, value: String },
+    /// Anonymise or delete what is due (patients under a legal hold are skipped)
+    Run {
+        /// Only list what is due (ids and counts, no names)
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

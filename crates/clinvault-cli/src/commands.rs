@@ -138,6 +138,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Audit { action } => audit(g, action),
         Command::Patient { action } => patient(g, action),
         Command::Privacy { action } => privacy(g, action),
+        Command::Retention { action } => retention(g, action),
         Command::Practitioner { action } => match action {
             PractitionerAction::Add => {
                 let target = g.user.clone().ok_or_else(|| {
@@ -817,6 +818,100 @@ fn privacy(g: &Global, action: PrivacyAction) -> Result<()> {
     };
     for (k, v) in settings.entries() {
         println!("{k:<28}{v}");
+    }
+    Ok(())
+}
+
+fn print_rules(r: &clinvault_core::retention::Rules) {
+    println!("preset:                      {}", r.preset);
+    println!(
+        "clinical records:            {} years after the last visit",
+        r.clinical_years
+    );
+    println!(
+        "minors (younger than {}):    also until {} years after turning {}",
+        r.majority_age, r.minor_years_after_majority, r.majority_age
+    );
+    println!("financial records:           {} years", r.financial_years);
+    println!("audit trail:                 {} years", r.audit_years);
+}
+
+fn print_plan(p: &clinvault_core::retention::RetentionPlan) {
+    println!("As of {} ({} schedule):", p.as_of, p.rules.preset);
+    println!("  patients to anonymise: {}", p.patients_to_anonymise.len());
+    for d in &p.patients_to_anonymise {
+        println!("    {}  due {}", d.patient_id, d.due_on);
+    }
+    println!(
+        "  skipped, under a legal hold: {}",
+        p.held_patients_skipped.len()
+    );
+    for id in &p.held_patients_skipped {
+        println!("    {id}");
+    }
+    println!("  invoices to delete: {}", p.invoices_to_delete.len());
+    for id in &p.invoices_to_delete {
+        println!("    {id}");
+    }
+    println!(
+        "  audit entries before {}: {}",
+        p.audit_before, p.audit_entries_due
+    );
+}
+
+fn retention(g: &Global, action: RetentionAction) -> Result<()> {
+    if let RetentionAction::Presets { json } = action {
+        let all = clinvault_core::retention::presets()?;
+        if json {
+            return print_json(&all);
+        }
+        for (name, p) in all {
+            println!(
+                "{name}: {} — clinical {} y, minors to {}+{}, financial {} y, audit {} y",
+                p.label,
+                p.clinical_years,
+                p.majority_age,
+                p.minor_years_after_majority,
+                p.financial_years,
+                p.audit_years
+            );
+            for src in p.sources {
+                println!("    {src}");
+            }
+        }
+        return Ok(());
+    }
+    let mut s = g.sign_in()?;
+    match action {
+        RetentionAction::Presets { .. } => {}
+        RetentionAction::Show { json } => {
+            let r = s.retention_rules()?;
+            if json {
+                return print_json(&r);
+            }
+            print_rules(&r);
+        }
+        RetentionAction::SetPreset { name } => print_rules(&s.set_retention_preset(&name)?),
+        RetentionAction::Set { key, value } => print_rules(&s.set_retention(&key, &value)?),
+        RetentionAction::Run { dry_run, json } => {
+            if dry_run {
+                let p = s.retention_plan()?;
+                if json {
+                    return print_json(&p);
+                }
+                print_plan(&p);
+            } else {
+                let r = s.retention_run()?;
+                if json {
+                    return print_json(&r);
+                }
+                print_plan(&r.plan);
+                println!(
+                    "Done: {} patients anonymised, {} invoices deleted, {} audit entries pruned.",
+                    r.patients_anonymised, r.invoices_deleted, r.audit_entries_pruned
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -202,3 +202,53 @@ fn privacy_settings_are_shown_and_set_by_administrators_only() {
         4
     );
 }
+
+#[test]
+fn retention_presets_settings_and_a_dry_run_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let presets = json(&vault, &["retention", "presets", "--json"]);
+    assert_eq!(presets["united-kingdom"]["clinical_years"], 8);
+    assert_eq!(
+        json(&vault, &["retention", "show", "--json"])["preset"],
+        "none"
+    );
+    step(&vault, &["retention", "set-preset", "united-kingdom"]);
+    step(&vault, &["retention", "set", "clinical-years", "10"]);
+    let r = json(&vault, &["retention", "show", "--json"]);
+    assert_eq!(
+        (r["preset"].as_str(), r["clinical_years"].as_u64()),
+        (Some("united-kingdom"), Some(10))
+    );
+    assert_eq!(
+        fails(&vault, &["retention", "set", "clinical-years", "0"], None).0,
+        2
+    );
+    assert_eq!(
+        fails(&vault, &["retention", "set-preset", "mars"], None).0,
+        2
+    );
+    step(
+        &vault,
+        &["patient", "add", "--first", "Dora", "--last", "Dryrun"],
+    );
+    let plan = json(&vault, &["retention", "run", "--dry-run", "--json"]);
+    assert_eq!(plan["patients_to_anonymise"].as_array().unwrap().len(), 0);
+    let text = step(&vault, &["retention", "run"]);
+    assert!(text.contains("0 patients anonymised"), "{text}");
+    assert!(!text.contains("Dora"));
+    let mut c = cv(&vault);
+    c.env("CLINVAULT_NEW_PASSPHRASE", USER_PASS).args([
+        "user",
+        "add",
+        "rita",
+        "--role",
+        "receptionist",
+    ]);
+    ok(run(c));
+    assert_eq!(
+        fails(&vault, &["retention", "run", "--dry-run"], Some("rita")).0,
+        4
+    );
+}

@@ -32,6 +32,7 @@ pub mod patients;
 pub mod permissions;
 pub mod policy;
 pub mod privacy_settings;
+pub mod retention;
 pub mod schedule;
 pub mod session;
 pub mod throttle;

@@ -555,3 +555,161 @@ fn the_birth_year_is_kept_only_when_the_clinic_chose_it() {
     let p = admin.show_patient(&id).unwrap();
     assert_eq!((p.birth_year, p.fields.date_of_birth), (Some(1984), None));
 }
+
+fn sign_in_at(dir: &VaultDir, user: &str, when: &str) -> Session {
+    let ts: jiff::Timestamp = when.parse().unwrap();
+    Session::sign_in_with(
+        dir,
+        user,
+        &secret(ADMIN_PASS),
+        None,
+        clinvault_core::SessionConfig {
+            device: "desk".into(),
+            clock: std::sync::Arc::new(clinvault_core::clock::ManualClock::at(ts.as_second())),
+        },
+    )
+    .unwrap()
+}
+
+fn book(s: &mut Session, patient: &str, start: &str) -> String {
+    s.book_appointment(&Booking {
+        patient_id: patient,
+        practitioner: "sam",
+        appointment_type: "Initial consult",
+        start_local: start,
+        weekly_occurrences: 1,
+        allow_override: false,
+    })
+    .unwrap()[0]
+        .id
+        .clone()
+}
+
+#[test]
+fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_without_names() {
+    let c = clinic();
+    let mut rita = sign_in(&c.dir, "rita");
+    let mk = |s: &mut Session, first: &str, dob: &str| {
+        s.add_patient(PatientFields {
+            first_name: Some(first.into()),
+            last_name: Some("Retentionmarker".into()),
+            date_of_birth: Some(dob.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id
+    };
+    let adult = mk(&mut rita, "Adela", "1970-01-01");
+    let child = mk(&mut rita, "Chico", "2016-02-29");
+    let held = mk(&mut rita, "Helga", "1965-01-01");
+    let recent = mk(&mut rita, "Rena", "1980-01-01");
+    let a1 = book(&mut rita, &adult, "2026-03-02T09:00");
+    book(&mut rita, &child, "2026-03-02T10:00");
+    book(&mut rita, &held, "2026-03-02T11:00");
+    book(&mut rita, &recent, "2026-03-02T12:00");
+    let inv = rita.invoice_appointment(&a1).unwrap();
+    drop(rita);
+
+    // Years later the recent patient came back.
+    let mut admin = sign_in_at(&c.dir, "admin", "2032-01-10T10:00:00Z");
+    admin
+        .set_working_hours("sam", "Mon", "09:00-17:00")
+        .unwrap();
+    book(&mut admin, &recent, "2032-01-12T09:00");
+    admin.place_legal_hold(&held, "pending claim").unwrap();
+    drop(admin);
+
+    let mut admin = sign_in_at(&c.dir, "admin", "2033-06-01T10:00:00Z");
+    // Until the clinic picks a schedule nothing is due.
+    let plan = admin.retention_plan().unwrap();
+    assert!(plan.patients_to_anonymise.is_empty() && plan.invoices_to_delete.is_empty());
+    assert_eq!(
+        admin.set_retention_preset("atlantis").unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let rules = admin.set_retention_preset("australia").unwrap();
+    assert_eq!((rules.clinical_years, rules.audit_years), (7, 7));
+    assert_eq!(
+        admin
+            .set_retention("financial-years", "6")
+            .unwrap()
+            .financial_years,
+        6
+    );
+    assert_eq!(
+        admin.set_retention("audit-years", "6").unwrap().audit_years,
+        6
+    );
+    assert_eq!(admin.policy().audit_retention_years, 6);
+
+    let plan = admin.retention_plan().unwrap();
+    let due: Vec<&str> = plan
+        .patients_to_anonymise
+        .iter()
+        .map(|d| d.patient_id.as_str())
+        .collect();
+    assert_eq!(
+        due,
+        [adult.as_str()],
+        "the child (until 25) and the recent patient are not due"
+    );
+    assert_eq!(plan.patients_to_anonymise[0].due_on, "2033-03-02");
+    assert_eq!(plan.held_patients_skipped, [held.clone()]);
+    assert_eq!(plan.invoices_to_delete, [inv.id.clone()]);
+    let text = serde_json::to_string(&plan).unwrap();
+    for name in ["Adela", "Chico", "Helga", "Rena", "Retentionmarker"] {
+        assert!(!text.contains(name), "{name} in the plan");
+    }
+
+    let report = admin.retention_run().unwrap();
+    assert_eq!(
+        (report.patients_anonymised, report.invoices_deleted),
+        (1, 1)
+    );
+    assert!(
+        report.audit_entries_pruned > 0,
+        "entries from 2026 are past 6 years in mid-2033: {report:?}"
+    );
+    assert_eq!(
+        admin
+            .show_patient(&adult)
+            .unwrap()
+            .fields
+            .first_name
+            .as_deref(),
+        Some("Anonymised")
+    );
+    assert_eq!(
+        admin.show_invoice(&inv.id).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    for (id, name) in [(&child, "Chico"), (&held, "Helga"), (&recent, "Rena")] {
+        assert_eq!(
+            admin.show_patient(id).unwrap().fields.first_name.as_deref(),
+            Some(name)
+        );
+    }
+    assert!(admin.verify_audit().unwrap().intact);
+    // A second run finds nothing more.
+    let again = admin.retention_plan().unwrap();
+    assert!(again.patients_to_anonymise.is_empty() && again.invoices_to_delete.is_empty());
+    drop(admin);
+
+    // The child's records fall due in 2041 (25th birthday of a 29 February child: 1 March).
+    let mut admin = sign_in_at(&c.dir, "admin", "2041-03-02T10:00:00Z");
+    admin.release_legal_hold(&held, None).unwrap();
+    let plan = admin.retention_plan().unwrap();
+    let mut due: Vec<(&str, &str)> = plan
+        .patients_to_anonymise
+        .iter()
+        .map(|d| (d.patient_id.as_str(), d.due_on.as_str()))
+        .collect();
+    due.sort();
+    let mut want = vec![
+        (child.as_str(), "2041-03-01"),
+        (held.as_str(), "2033-03-02"),
+        (recent.as_str(), "2039-01-12"),
+    ];
+    want.sort();
+    assert_eq!(due, want);
+}
