@@ -381,6 +381,15 @@ pub enum PatientAction {
         #[arg(long)]
         json: bool,
     },
+    /// Write everything held about the patient (FHIR R4 bundle, plain JSON, readable HTML,
+    /// attachments) into a new or empty folder (administrators)
+    Export {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Erase the patient's identity and clinical content, keeping invoices under a pseudonym
     /// (administrators; irreversible; asks for the id again unless --confirm repeats it)
     Anonymise {

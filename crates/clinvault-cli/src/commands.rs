@@ -709,6 +709,18 @@ fn patient(g: &Global, action: PatientAction) -> Result<()> {
                 );
             }
         }
+        PatientAction::Export { id, out, json } => {
+            let done = s.export_patient(&id, &out)?;
+            if json {
+                return print_json(&done);
+            }
+            println!(
+                "Exported {} records into {}: {}",
+                done.records,
+                done.out_dir.display(),
+                done.files.join(", ")
+            );
+        }
         PatientAction::Anonymise { id, confirm, json } => {
             let confirm = match confirm {
                 Some(c) => c,

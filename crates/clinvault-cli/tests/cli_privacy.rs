@@ -252,3 +252,49 @@ fn retention_presets_settings_and_a_dry_run_from_the_command_line() {
         4
     );
 }
+
+#[test]
+fn export_writes_three_formats_and_refuses_a_folder_in_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let id = step(
+        &vault,
+        &["patient", "add", "--first", "Eva", "--last", "Export"],
+    );
+    let out = tmp.path().join("sar");
+    let out_s = out.to_str().unwrap();
+    let done = json(
+        &vault,
+        &["patient", "export", &id, "--out", out_s, "--json"],
+    );
+    assert!(done["records"].as_u64().unwrap() >= 2);
+    for f in ["patient.fhir.json", "patient.json", "summary.html"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("patient.fhir.json")).unwrap()).unwrap();
+    assert_eq!(bundle["type"], "collection");
+    assert_eq!(
+        bundle["entry"][0]["resource"]["name"][0]["family"],
+        "Export"
+    );
+    let (code_, err) = fails(&vault, &["patient", "export", &id, "--out", out_s], None);
+    assert_eq!(code_, 2);
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(
+        fails(
+            &vault,
+            &[
+                "patient",
+                "export",
+                "no-such-id",
+                "--out",
+                tmp.path().join("x").to_str().unwrap()
+            ],
+            None
+        )
+        .0,
+        6
+    );
+}

@@ -172,7 +172,7 @@ fn damaged() -> Error {
 }
 
 /// Decrypts the file into `out`, checking every chunk, the end, and the plaintext checksum.
-fn read_encrypted(
+pub(crate) fn read_encrypted(
     path: &std::path::Path,
     key: &Secret32,
     id: &str,
@@ -236,9 +236,9 @@ fn read_encrypted(
     Ok(())
 }
 
-type Row = (Attachment, Vec<u8>, Vec<u8>);
+pub(crate) type Row = (Attachment, Vec<u8>, Vec<u8>);
 
-fn load(conn: &rusqlite::Connection, id: &str) -> Result<Row> {
+pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Row> {
     conn.query_row(
         "SELECT id, patient_id, file_name, media_type, size, created_at, sha256, file_key FROM attachments WHERE id = ?1",
         [id],

@@ -60,6 +60,17 @@ pub(crate) fn active_hold(conn: &Connection, patient_id: &str) -> Result<Option<
         .optional()?)
 }
 
+/// Every hold the patient has had, oldest first.
+pub(crate) fn list(conn: &Connection, patient_id: &str) -> Result<Vec<LegalHold>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM legal_holds WHERE patient_id = ?1 ORDER BY placed_at, id"
+    ))?;
+    let rows = st
+        .query_map([patient_id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 /// Refuses with a clear message when a hold is active.
 pub(crate) fn ensure_not_held(conn: &Connection, patient_id: &str) -> Result<()> {
     match active_hold(conn, patient_id)? {
@@ -163,13 +174,7 @@ impl Session {
         let event = Event::new("patient.holds").target("patient", patient_id);
         self.gate(Need::Permission(Permission::PatientRead), event, |tx, _| {
             crate::patients::load(tx, patient_id)?;
-            let mut st = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM legal_holds WHERE patient_id = ?1 ORDER BY placed_at, id"
-            ))?;
-            let rows = st
-                .query_map([patient_id], from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            list(tx, patient_id)
         })
     }
 }

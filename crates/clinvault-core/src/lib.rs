@@ -35,6 +35,7 @@ pub mod privacy_settings;
 pub mod retention;
 pub mod schedule;
 pub mod session;
+pub mod subject_access;
 pub mod throttle;
 pub mod two_factor;
 pub mod user_admin;

@@ -55,7 +55,7 @@ fn validate_body(body: &str) -> Result<String> {
     Ok(b)
 }
 
-fn load(conn: &rusqlite::Connection, id: &str) -> Result<Note> {
+pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Note> {
     let head = conn
         .query_row(
             "SELECT n.id, n.patient_id, n.appointment_id, u.username, n.status, n.created_at, n.finalised_at

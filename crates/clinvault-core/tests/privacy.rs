@@ -713,3 +713,172 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
     want.sort();
     assert_eq!(due, want);
 }
+
+/// Validates a FHIR R4 bundle with an independent implementation: the Python `fhir.resources`
+/// 5.1.1 models (FHIR 4.0.1), strict mode — unknown elements, missing required elements and
+/// wrong types are errors — plus its date parser, whose complaints are printed, not raised.
+/// Prints the resource types it saw.
+fn validate_fhir_r4(path: &Path) -> Vec<String> {
+    let script = r#"
+import json, sys, io, contextlib
+import fhir.resources
+from fhir.resources.bundle import Bundle
+assert fhir.resources.__fhir_version__ == "4.0.1", fhir.resources.__fhir_version__
+data = json.load(open(sys.argv[1]))
+noise = io.StringIO()
+with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
+    b = Bundle(data, strict=True)
+if "Failed" in noise.getvalue():
+    sys.exit("invalid primitive: " + noise.getvalue())
+assert b.type == "collection"
+print(" ".join(type(e.resource).__name__ for e in b.entry))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3 with fhir.resources (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "FHIR R4 validation failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_subject_access_export_holds_everything_in_fhir_json_and_html() {
+    let c = clinic();
+    let mut rita = sign_in(&c.dir, "rita");
+    let id = rita
+        .add_patient(PatientFields {
+            first_name: Some("Eva".into()),
+            last_name: Some("Export".into()),
+            email: Some("eva@example.org".into()),
+            phone: Some("0491 570 110".into()),
+            date_of_birth: Some("1988-02-29".into()),
+            sex: Some("female".into()),
+            address: Some("1 <Script> Lane & Co".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    rita.update_patient_with_request(
+        &id,
+        PatientFields {
+            email: Some("eva.export@example.org".into()),
+            ..Default::default()
+        },
+        Some("new address by phone"),
+    )
+    .unwrap();
+    rita.record_consent(
+        &id,
+        &NewConsent {
+            kind: "processing",
+            basis: Some("gdpr-9.2.h"),
+            note: None,
+            given_on: Some("2026-01-05"),
+        },
+    )
+    .unwrap();
+    let appt = book(&mut rita, &id, "2026-03-02T10:00");
+    book(&mut rita, &id, "2026-03-09T10:00");
+    rita.set_appointment_status(&appt, "arrived", None).unwrap();
+    rita.set_appointment_status(&appt, "completed", None)
+        .unwrap();
+    let inv = rita.invoice_appointment(&appt).unwrap();
+    rita.record_payment(&inv.id, "20.00", "card", None).unwrap();
+    rita.add_attachment(&id, "referral letter.txt", &mut "Dear colleague".as_bytes())
+        .unwrap();
+    drop(rita);
+    let mut sam = sign_in(&c.dir, "sam");
+    let n = sam
+        .add_note(&id, Some(&appt), "Knee pain, 3 weeks.")
+        .unwrap();
+    sam.finalise_note(&n.id).unwrap();
+    sam.amend_note(&n.id, "Knee pain, 4 weeks.", "patient corrected")
+        .unwrap();
+    drop(sam);
+
+    let out = c.tmp.path().join("export");
+    assert_eq!(
+        sign_in(&c.dir, "rita")
+            .export_patient(&id, &out)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert!(!out.exists());
+    let mut admin = sign_in(&c.dir, "admin");
+    let done = admin.export_patient(&id, &out).unwrap();
+    assert!(done.records >= 10, "{done:?}");
+
+    let types = validate_fhir_r4(&out.join("patient.fhir.json"));
+    let count = |t: &str| types.iter().filter(|x| *x == t).count();
+    assert_eq!(count("Patient"), 1);
+    assert_eq!(count("Appointment"), 2);
+    assert_eq!(count("Encounter"), 1, "only the visit that took place");
+    assert_eq!(count("DocumentReference"), 2, "the note and the attachment");
+    assert_eq!(count("Invoice"), 1);
+    assert_eq!(count("Consent"), 1);
+
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("patient.fhir.json")).unwrap()).unwrap();
+    let note = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"]["id"] == n.id.as_str())
+        .unwrap();
+    let versions = note["resource"]["content"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "every version of the note");
+    use base64::Engine as _;
+    let last = base64::engine::general_purpose::STANDARD
+        .decode(versions[1]["attachment"]["data"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(last, b"Knee pain, 4 weeks.");
+
+    let plain: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("patient.json")).unwrap()).unwrap();
+    assert_eq!(plain["patient"]["email"], "eva.export@example.org");
+    assert_eq!(
+        plain["history"].as_array().unwrap().last().unwrap()["patient_request"],
+        "new address by phone"
+    );
+    assert_eq!(plain["invoices"][0]["payments"][0]["amount_minor"], 2000);
+    assert!(plain["access_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "note.create"
+            || e["action"] == "patient.view"
+            || e["action"] == "patient.update"));
+    let file = plain["attachments"][0]["file"].as_str().unwrap();
+    assert_eq!(std::fs::read(out.join(file)).unwrap(), b"Dear colleague");
+
+    let html = std::fs::read_to_string(out.join("summary.html")).unwrap();
+    assert!(html.contains("Eva") && html.contains("Knee pain, 4 weeks."));
+    assert!(
+        html.contains("1 &lt;Script&gt; Lane &amp; Co"),
+        "values are escaped"
+    );
+    assert!(!html.contains("<Script>"));
+
+    // Never into a folder that holds anything.
+    let e = admin.export_patient(&id, &out).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("not empty"), "{e}");
+    let entries = admin
+        .audit_list(&AuditFilter {
+            action: Some("patient.export".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let ok_entry = entries.iter().find(|e| e.outcome == "ok").unwrap();
+    assert_eq!(ok_entry.details["records"], done.records);
+}
