@@ -100,6 +100,11 @@ pub enum Command {
         #[command(subcommand)]
         action: PrivacyAction,
     },
+    /// Calendar files for phones and calendar apps (patients shown as the privacy setting says)
+    Calendar {
+        #[command(subcommand)]
+        action: CalendarAction,
+    },
     /// Retention schedules: jurisdiction presets, periods, and the run that removes what is due
     Retention {
         #[command(subcommand)]
@@ -463,6 +468,22 @@ pub enum PrivacyAction {
     /// Change one: window-titles|calendar|emails hidden|initials|full;
     /// anonymise-keep-birth-year on|off
     Set { key: String, value: String },
+}
+
+#[derive(Subcommand)]
+pub enum CalendarAction {
+    /// Write a practitioner's appointments as an iCalendar (.ics) file
+    Export {
+        #[arg(long, value_name = "NAME")]
+        practitioner: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: String,
+        /// A new file (an existing one is not overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]

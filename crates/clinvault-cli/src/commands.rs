@@ -139,6 +139,27 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Patient { action } => patient(g, action),
         Command::Privacy { action } => privacy(g, action),
         Command::Retention { action } => retention(g, action),
+        Command::Calendar {
+            action:
+                CalendarAction::Export {
+                    practitioner,
+                    from,
+                    to,
+                    out,
+                },
+        } => {
+            let mut s = g.sign_in()?;
+            let ics = s.calendar_ics(&practitioner, &from, &to)?;
+            let mut f = clinvault_core::vault_dir::create_private(&out)?;
+            f.write_all(ics.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| Error::Io {
+                    context: format!("cannot write {}", out.display()),
+                    source: e,
+                })?;
+            println!("Wrote {}.", out.display());
+            Ok(())
+        }
         Command::Practitioner { action } => match action {
             PractitionerAction::Add => {
                 let target = g.user.clone().ok_or_else(|| {

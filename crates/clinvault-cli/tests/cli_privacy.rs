@@ -298,3 +298,77 @@ fn export_writes_three_formats_and_refuses_a_folder_in_use() {
         6
     );
 }
+
+#[test]
+fn calendar_export_writes_a_new_ics_file_without_names_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let mut c = cv(&vault);
+    c.env("CLINVAULT_NEW_PASSPHRASE", USER_PASS).args([
+        "user",
+        "add",
+        "sam",
+        "--role",
+        "practitioner",
+    ]);
+    ok(run(c));
+    step(&vault, &["practitioner", "add", "--user", "sam"]);
+    step(
+        &vault,
+        &["practitioner", "hours", "sam", "Mon", "09:00-17:00"],
+    );
+    step(
+        &vault,
+        &[
+            "appointment-type",
+            "add",
+            "Consult",
+            "--minutes",
+            "30",
+            "--price",
+            "80",
+        ],
+    );
+    let id = step(
+        &vault,
+        &["patient", "add", "--first", "Ann", "--last", "Jones"],
+    );
+    step(
+        &vault,
+        &[
+            "appointment",
+            "add",
+            "--patient",
+            &id,
+            "--practitioner",
+            "sam",
+            "--type",
+            "Consult",
+            "--start",
+            "2026-03-02T10:00",
+        ],
+    );
+    let out = tmp.path().join("sam.ics");
+    let args = [
+        "calendar",
+        "export",
+        "--practitioner",
+        "sam",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-31",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    step(&vault, &args);
+    let ics = std::fs::read_to_string(&out).unwrap();
+    assert!(ics.contains("SUMMARY:Patient — Consult\r\n"), "{ics}");
+    assert!(!ics.contains("Jones"));
+    assert_eq!(
+        fails(&vault, &args, None).0,
+        1,
+        "an existing file is not overwritten"
+    );
+}

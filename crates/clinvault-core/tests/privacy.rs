@@ -882,3 +882,105 @@ fn a_subject_access_export_holds_everything_in_fhir_json_and_html() {
     let ok_entry = entries.iter().find(|e| e.outcome == "ok").unwrap();
     assert_eq!(ok_entry.details["records"], done.records);
 }
+
+/// Parses an iCalendar file with the Python `icalendar` package (RFC 5545) and prints each
+/// event's SUMMARY, STATUS, start and end.
+fn parse_ics(ics: &str) -> Vec<String> {
+    let script = r#"
+import sys, icalendar
+cal = icalendar.Calendar.from_ical(sys.stdin.buffer.read())
+assert cal["VERSION"] == "2.0" and "PRODID" in cal
+for e in cal.walk("VEVENT"):
+    for req in ("UID", "DTSTAMP", "DTSTART", "DTEND"):
+        assert req in e, req
+    print("%s|%s|%s|%s" % (e["SUMMARY"], e["STATUS"], e.decoded("DTSTART").isoformat(), e.decoded("DTEND").isoformat()))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with icalendar (scripts/test.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "iCalendar parse failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn calendar_exports_show_patients_as_the_setting_says_and_parse_as_icalendar() {
+    let c = clinic();
+    let mut rita = sign_in(&c.dir, "rita");
+    let ann = add(&mut rita, "Ann", "Jones");
+    let bob = add(&mut rita, "Bob", "O'Brien; Jr, \\ Esq");
+    book(&mut rita, &ann, "2026-03-02T10:00");
+    let b = book(&mut rita, &bob, "2026-03-02T11:00");
+    book(&mut rita, &ann, "2026-03-09T10:00");
+    rita.set_appointment_status(&b, "cancelled", Some("unwell"))
+        .unwrap();
+
+    let ics = rita
+        .calendar_ics("sam", "2026-03-02", "2026-03-02")
+        .unwrap();
+    assert!(ics.ends_with("END:VCALENDAR\r\n"));
+    assert!(!ics.contains("Ann") && !ics.contains("Jones") && !ics.contains("Brien"));
+    assert!(!ics.contains("unwell"), "no reasons or notes");
+    let events = parse_ics(&ics);
+    assert_eq!(
+        events,
+        [
+            "Patient — Initial consult|CONFIRMED|2026-03-02T10:00:00+00:00|2026-03-02T10:45:00+00:00",
+            "Patient — Initial consult|CANCELLED|2026-03-02T11:00:00+00:00|2026-03-02T11:45:00+00:00",
+        ]
+    );
+    drop(rita);
+
+    let mut admin = sign_in(&c.dir, "admin");
+    admin.set_privacy_setting("calendar", "initials").unwrap();
+    let ics = admin
+        .calendar_ics("sam", "2026-03-01", "2026-03-31")
+        .unwrap();
+    let events = parse_ics(&ics);
+    assert_eq!(events.len(), 3);
+    assert!(events[0].starts_with("A.J. — "), "{events:?}");
+    assert!(!ics.contains("Jones"));
+    admin.set_privacy_setting("calendar", "full").unwrap();
+    let events = parse_ics(
+        &admin
+            .calendar_ics("sam", "2026-03-01", "2026-03-31")
+            .unwrap(),
+    );
+    assert!(
+        events[1].starts_with("Bob O'Brien; Jr, \\ Esq — "),
+        "escaped and read back: {events:?}"
+    );
+
+    assert_eq!(
+        admin
+            .calendar_ics("sam", "2026-03-31", "2026-03-01")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        admin
+            .calendar_ics("nobody", "2026-03-01", "2026-03-31")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
