@@ -105,6 +105,11 @@ pub enum Command {
         #[command(subcommand)]
         action: CalendarAction,
     },
+    /// Booking notification emails to practitioners (SMTP)
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Retention schedules: jurisdiction presets, periods, and the run that removes what is due
     Retention {
         #[command(subcommand)]
@@ -483,6 +488,42 @@ pub enum CalendarAction {
         /// A new file (an existing one is not overwritten)
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NotifyAction {
+    /// Set the SMTP server (STARTTLS or TLS; unencrypted only to localhost)
+    Smtp {
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 587)]
+        port: u16,
+        /// starttls, tls or none
+        #[arg(long, default_value = "starttls")]
+        security: String,
+        /// Sender address
+        #[arg(long)]
+        from: String,
+        /// Sign in as this user; the password goes in the OS keyring (`notify smtp-password`)
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Keep the SMTP password in this computer's OS keyring (from CLINVAULT_SMTP_PASSWORD or a
+    /// prompt)
+    SmtpPassword,
+    /// Where a practitioner's booking notifications go
+    Address {
+        practitioner: String,
+        email: Option<String>,
+        /// Stop notifications for this practitioner
+        #[arg(long)]
+        off: bool,
+    },
+    /// Show the SMTP set-up
+    Show {
+        #[arg(long)]
+        json: bool,
     },
 }
 

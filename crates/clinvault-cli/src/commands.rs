@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use clinvault_core::booking_mail::{BookingChange, SmtpSecurity, SmtpSettings};
 use clinvault_core::clock::SystemClock;
 use clinvault_core::crypto::KdfCost;
 use clinvault_core::permissions::Permission;
@@ -139,6 +140,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Patient { action } => patient(g, action),
         Command::Privacy { action } => privacy(g, action),
         Command::Retention { action } => retention(g, action),
+        Command::Notify { action } => notify_cmd(g, action),
         Command::Calendar {
             action:
                 CalendarAction::Export {
@@ -969,6 +971,10 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
                 weekly_occurrences: repeat_weekly,
                 allow_override: r#override,
             })?;
+            // One email per booking request (a weekly series is one message about its first).
+            if let Some(first) = booked.first() {
+                notify(&mut s, &first.id, BookingChange::New);
+            }
             if json {
                 return print_json(&booked);
             }
@@ -1010,7 +1016,81 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
         }
         AppointmentAction::Status { id, status, reason } => {
             let a = s.set_appointment_status(&id, &status, reason.as_deref())?;
+            if a.status == "cancelled" {
+                notify(&mut s, &a.id, BookingChange::Cancelled);
+            }
             println!("{} is {}.", a.id, a.status);
+        }
+    }
+    Ok(())
+}
+
+/// Emails the practitioner when the clinic set that up. The booking stands either way, so a
+/// failure is a warning, not an error.
+fn notify(s: &mut Session, appointment: &str, change: BookingChange) {
+    if let Err(e) = s.notify_booking(appointment, change) {
+        eprintln!("warning: the practitioner was not notified: {e}");
+    }
+}
+
+fn notify_cmd(g: &Global, action: NotifyAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        NotifyAction::Smtp {
+            host,
+            port,
+            security,
+            from,
+            username,
+        } => {
+            s.set_smtp(&SmtpSettings {
+                host,
+                port,
+                security: SmtpSecurity::parse(&security)?,
+                from,
+                username,
+            })?;
+            println!("SMTP server set.");
+        }
+        NotifyAction::SmtpPassword => {
+            let password = match prompt::from_env("CLINVAULT_SMTP_PASSWORD") {
+                Some(p) => p,
+                None => prompt::ask("SMTP password", "CLINVAULT_SMTP_PASSWORD")?,
+            };
+            s.set_smtp_password(&password)?;
+            println!("SMTP password kept in this computer's keyring.");
+        }
+        NotifyAction::Address {
+            practitioner,
+            email,
+            off,
+        } => {
+            if email.is_none() && !off {
+                return Err(Error::InvalidInput(
+                    "email: give an address, or --off to stop notifications".into(),
+                ));
+            }
+            s.set_notification_address(&practitioner, email.as_deref())?;
+            println!("Notification address for {practitioner} updated.");
+        }
+        NotifyAction::Show { json } => {
+            let smtp = s.smtp_settings()?;
+            if json {
+                return print_json(&smtp);
+            }
+            match smtp {
+                None => println!("No SMTP server set up: no notification emails are sent."),
+                Some(m) => println!(
+                    "{}:{} ({:?}) from {}{}",
+                    m.host,
+                    m.port,
+                    m.security,
+                    m.from,
+                    m.username
+                        .map(|u| format!(", signing in as {u}"))
+                        .unwrap_or_default()
+                ),
+            }
         }
     }
     Ok(())

@@ -372,3 +372,47 @@ fn calendar_export_writes_a_new_ics_file_without_names_by_default() {
         "an existing file is not overwritten"
     );
 }
+
+#[test]
+fn notify_settings_refuse_unencrypted_remote_servers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    assert_eq!(
+        json(&vault, &["notify", "show", "--json"]),
+        serde_json::Value::Null
+    );
+    let (code_, err) = fails(
+        &vault,
+        &[
+            "notify",
+            "smtp",
+            "--host",
+            "smtp.example.org",
+            "--security",
+            "none",
+            "--from",
+            "c@example.org",
+        ],
+        None,
+    );
+    assert_eq!(code_, 2);
+    assert!(err.contains("only to localhost"), "{err}");
+    step(
+        &vault,
+        &[
+            "notify",
+            "smtp",
+            "--host",
+            "smtp.example.org",
+            "--from",
+            "c@example.org",
+        ],
+    );
+    let shown = json(&vault, &["notify", "show", "--json"]);
+    assert_eq!(
+        (shown["port"].as_u64(), shown["security"].as_str()),
+        (Some(587), Some("start_tls"))
+    );
+    assert_eq!(fails(&vault, &["notify", "address", "sam"], None).0, 2);
+}

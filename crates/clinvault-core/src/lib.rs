@@ -8,6 +8,7 @@ pub mod attachments;
 pub mod audit;
 pub mod audit_review;
 pub mod audit_verify;
+pub mod booking_mail;
 pub mod calendar_export;
 pub mod checkpoint;
 pub mod clinic_hours;
