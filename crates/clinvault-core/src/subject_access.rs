@@ -582,7 +582,7 @@ fn esc(s: &str) -> String {
 }
 
 fn table(out: &mut String, title: &str, head: &[&str], rows: Vec<Vec<String>>) {
-    let _ = write!(out, "<h2>{}</h2>\n", esc(title));
+    let _ = writeln!(out, "<h2>{}</h2>", esc(title));
     if rows.is_empty() {
         out.push_str("<p>None.</p>\n");
         return;
@@ -707,9 +707,9 @@ pub fn html_summary(d: &SubjectAccessData) -> String {
         out.push_str("<p>None.</p>\n");
     }
     for n in &d.notes {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<h3>{} — {} ({})</h3>\n",
+            "<h3>{} — {} ({})</h3>",
             esc(&n.created_at),
             esc(&n.practitioner),
             esc(&n.status)

@@ -85,7 +85,8 @@ fn every_field_change_is_kept_with_who_when_and_the_patients_request() {
         .starts_with("requested-by-patient:"));
 
     let h = rita.patient_history(&id).unwrap();
-    let rows: Vec<(&str, Option<&str>, Option<&str>, Option<&str>)> = h
+    type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let rows: Vec<Row<'_>> = h
         .iter()
         .map(|e| {
             (
@@ -654,8 +655,8 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
         "the child (until 25) and the recent patient are not due"
     );
     assert_eq!(plan.patients_to_anonymise[0].due_on, "2033-03-02");
-    assert_eq!(plan.held_patients_skipped, [held.clone()]);
-    assert_eq!(plan.invoices_to_delete, [inv.id.clone()]);
+    assert_eq!(plan.held_patients_skipped, std::slice::from_ref(&held));
+    assert_eq!(plan.invoices_to_delete, std::slice::from_ref(&inv.id));
     let text = serde_json::to_string(&plan).unwrap();
     for name in ["Adela", "Chico", "Helga", "Rena", "Retentionmarker"] {
         assert!(!text.contains(name), "{name} in the plan");
