@@ -416,3 +416,101 @@ fn notify_settings_refuse_unencrypted_remote_servers() {
     );
     assert_eq!(fails(&vault, &["notify", "address", "sam"], None).0, 2);
 }
+
+#[path = "../../clinvault-core/tests/support/plaintext.rs"]
+#[allow(dead_code)]
+mod plaintext;
+
+fn all_files(root: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn after_anonymising_through_the_binary_no_marker_is_in_the_vault_its_pages_or_the_temp_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    let tmpdir = tmp.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    init(&vault);
+    let with_tmp = |args: &[&str]| {
+        let mut c = cv(&vault);
+        c.env("TMPDIR", &tmpdir).args(args);
+        stdout(&ok(run(c))).trim().to_owned()
+    };
+    let id = with_tmp(&[
+        "patient",
+        "add",
+        "--first",
+        "Quorvanella",
+        "--last",
+        "Brixtonmarker",
+        "--email",
+        "quorva@example.org",
+        "--phone",
+        "0491 570 199",
+        "--dob",
+        "1966-06-06",
+    ]);
+    with_tmp(&[
+        "patient",
+        "update",
+        &id,
+        "--last",
+        "Newmarkername",
+        "--requested-by-patient",
+        "Requestmarker text",
+    ]);
+    let letter = tmp.path().join("letter.txt");
+    std::fs::write(&letter, "Lettermarker content").unwrap();
+    with_tmp(&[
+        "attachment",
+        "add",
+        "--patient",
+        &id,
+        letter.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&letter).unwrap();
+    assert!(!with_tmp(&["patient", "search", "Quorv"]).is_empty());
+    with_tmp(&["patient", "anonymise", &id, "--confirm", &id]);
+    assert!(with_tmp(&["patient", "search", "Quorv"]).is_empty());
+    let key: serde_json::Value =
+        serde_json::from_str(&with_tmp(&["key", "export-db-key", "--json"])).unwrap();
+    let key = key["db_key_hex"].as_str().unwrap();
+
+    let markers = [
+        "uorvanella",
+        "rixtonmarker",
+        "ewmarkername",
+        "uorva@example",
+        "91570199",
+        "equestmarker",
+        "ettermarker",
+        "966-06-06",
+    ];
+    let mut views: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut files = Vec::new();
+    all_files(tmp.path(), &mut files);
+    for f in files {
+        views.push((f.display().to_string(), std::fs::read(&f).unwrap()));
+    }
+    let db = std::fs::read(vault.join("vault.db")).unwrap();
+    views.push(("vault.db decrypted".into(), plaintext::database(&db, key)));
+    if let Ok(wal) = std::fs::read(vault.join("vault.db-wal")) {
+        views.push(("vault.db-wal decrypted".into(), plaintext::wal(&wal, key)));
+    }
+    for m in markers {
+        for (name, bytes) in &views {
+            assert!(
+                !plaintext::contains(&bytes.to_ascii_lowercase(), m),
+                "{m} found in {name}"
+            );
+        }
+    }
+}

@@ -486,6 +486,22 @@ fn anonymisation_leaves_no_identity_in_search_or_on_disk_and_keeps_the_money() {
             .kind(),
         ErrorKind::Conflict
     );
+    // A subject-access export of the anonymised record holds none of it either.
+    let export_dir = c.tmp.path().join("after-export");
+    admin.export_patient(&id, &export_dir).unwrap();
+    let exported: Vec<(String, Vec<u8>)> = files(&export_dir)
+        .into_iter()
+        .map(|f| (f.display().to_string(), std::fs::read(&f).unwrap()))
+        .collect();
+    assert!(!exported.is_empty());
+    for m in MARKERS {
+        assert!(
+            found(&exported, m).is_empty(),
+            "{m} in the export: {:?}",
+            found(&exported, m)
+        );
+    }
+    std::fs::remove_dir_all(&export_dir).unwrap();
     // The money is untouched.
     let kept = admin.show_invoice(&inv.id).unwrap();
     assert_eq!(kept.number, inv.number);
