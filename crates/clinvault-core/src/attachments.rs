@@ -276,14 +276,7 @@ impl Session {
             Need::Permission(Permission::AttachmentsWrite),
             event.clone(),
         )?;
-        let exists: bool = self.vault()?.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)",
-            [patient_id],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            return Err(Error::NotFound(format!("no patient with id {patient_id}")));
-        }
+        crate::patients::ensure_can_add_records(self.vault()?.conn(), patient_id)?;
         let dir = self.dir().clone();
         create_store(&dir)?;
         let key = Secret32::random();

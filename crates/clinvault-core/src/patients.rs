@@ -318,6 +318,24 @@ pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Patient> {
     .ok_or_else(|| Error::NotFound(format!("no patient with id {id}")))
 }
 
+/// Refuses new clinical content for a patient who does not exist or has been anonymised.
+pub(crate) fn ensure_can_add_records(conn: &rusqlite::Connection, id: &str) -> Result<()> {
+    let anonymised: Option<Option<String>> = conn
+        .query_row(
+            "SELECT anonymised_at FROM patients WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match anonymised {
+        None => Err(Error::NotFound(format!("no patient with id {id}"))),
+        Some(Some(_)) => Err(Error::Conflict(
+            "this patient has been anonymised; nothing can be added".into(),
+        )),
+        Some(None) => Ok(()),
+    }
+}
+
 fn save(conn: &rusqlite::Connection, p: &Patient) -> Result<()> {
     let f = &p.fields;
     conn.execute(

@@ -486,6 +486,14 @@ fn anonymisation_leaves_no_identity_in_search_or_on_disk_and_keeps_the_money() {
             .kind(),
         ErrorKind::Conflict
     );
+    // Nothing new can be attached to the erased identity.
+    assert_eq!(
+        admin
+            .add_attachment(&id, "x.txt", &mut "x".as_bytes())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
     // A subject-access export of the anonymised record holds none of it either.
     let export_dir = c.tmp.path().join("after-export");
     admin.export_patient(&id, &export_dir).unwrap();
