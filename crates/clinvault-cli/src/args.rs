@@ -151,6 +151,11 @@ pub enum Command {
         #[command(subcommand)]
         action: AttachmentAction,
     },
+    /// Encrypted single-file backups: export, verify, restore into a new folder
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
     /// Fill an empty vault with a synthetic clinic (deterministic for a seed)
     Demo {
         #[arg(long)]
@@ -736,5 +741,40 @@ pub enum AttachmentAction {
         id: String,
         #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BackupAction {
+    /// Write the whole vault to one encrypted file (sealed to the recovery key and, with
+    /// CLINVAULT_BACKUP_PASSPHRASE or --with-passphrase, to a backup passphrase)
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        /// Ask for a backup passphrase (unless CLINVAULT_BACKUP_PASSPHRASE is set)
+        #[arg(long)]
+        with_passphrase: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt and check a backup (database, audit trail, attachments) without restoring it
+    Verify {
+        file: std::path::PathBuf,
+        /// Open with the recovery key in this file (else the backup passphrase)
+        #[arg(long, value_name = "PATH")]
+        recovery_key_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a new folder (never over an existing vault)
+    Restore {
+        file: std::path::PathBuf,
+        #[arg(long, value_name = "DIR")]
+        to: std::path::PathBuf,
+        /// Open with the recovery key in this file (else the backup passphrase)
+        #[arg(long, value_name = "PATH")]
+        recovery_key_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }

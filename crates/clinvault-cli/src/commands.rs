@@ -17,6 +17,10 @@ use crate::prompt;
 type Result<T> = std::result::Result<T, Error>;
 
 impl Global {
+    pub(crate) fn signed_in(&self) -> Result<Session> {
+        self.sign_in()
+    }
+
     fn dir(&self) -> Result<VaultDir> {
         match &self.vault {
             Some(path) => Ok(VaultDir::new(path)),
@@ -76,7 +80,7 @@ fn new_passphrase() -> Result<SecretString> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Internal(format!("cannot format output: {e}")))?;
     println!("{text}");
@@ -240,6 +244,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Attachment { action } => attachment(g, action),
+        Command::Backup { action } => crate::backup_cmd::run(g, action),
         Command::Demo { patients, seed } => {
             let d = g.sign_in()?.generate_demo_clinic(patients, seed)?;
             println!(

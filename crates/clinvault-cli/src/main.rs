@@ -5,6 +5,7 @@
 //! 4 permission denied, 5 integrity failure, 6 not found.
 
 mod args;
+mod backup_cmd;
 mod commands;
 mod prompt;
 
