@@ -897,6 +897,13 @@ fn print_plan(p: &clinvault_core::retention::RetentionPlan) {
         "  audit entries before {}: {}",
         p.audit_before, p.audit_entries_due
     );
+    if !p.backups_past_retention.is_empty() {
+        println!(
+            "  single-file backups older than the retention period (made {}): destroy them, \
+             they may hold removed records",
+            p.backups_past_retention.join(", ")
+        );
+    }
 }
 
 fn retention(g: &Global, action: RetentionAction) -> Result<()> {

@@ -161,6 +161,16 @@ pub fn add_years(d: Date, years: u32) -> Date {
         .unwrap_or(Date::MAX)
 }
 
+/// `d` minus `years` calendar years (29 February into a common year is 28 February, so the
+/// cut-off never moves later than the period allows).
+fn add_years_back(d: Date, years: u32) -> Date {
+    let year = i32::from(d.year()) - years as i32;
+    let year = i16::try_from(year.max(1)).unwrap_or(1);
+    Date::new(year, d.month(), d.day())
+        .or_else(|_| Date::new(year, 2, 28))
+        .unwrap_or(Date::MIN)
+}
+
 /// Completed years of age on `on` (a 29 February birthday counts on 1 March in common years).
 pub fn age_on(born: Date, on: Date) -> u32 {
     if on < born {
@@ -190,6 +200,10 @@ pub struct RetentionPlan {
     /// Audit entries before this date are pruned.
     pub audit_before: String,
     pub audit_entries_due: u64,
+    /// When single-file backups were made that are older than the clinical retention period:
+    /// they may hold records a run has removed since, so the administrator should destroy them
+    /// (the vault does not know where they are kept).
+    pub backups_past_retention: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -294,7 +308,19 @@ fn plan(conn: &Connection, rules: &Rules, today: Date, now_unix: i64) -> Result<
         [audit_before.to_string()],
         |r| r.get(0),
     )?;
+    let backup_cutoff = add_years_back(today, rules.clinical_years);
+    let backups_past_retention = {
+        let mut st = conn.prepare(
+            "SELECT at FROM audit_log WHERE action = 'backup.export' AND outcome = 'ok'
+               AND substr(at, 1, 10) < ?1 ORDER BY seq",
+        )?;
+        let rows = st
+            .query_map([backup_cutoff.to_string()], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows
+    };
     Ok(RetentionPlan {
+        backups_past_retention,
         as_of: today.to_string(),
         rules: rules.clone(),
         patients_to_anonymise: due,

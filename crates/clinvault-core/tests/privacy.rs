@@ -642,6 +642,9 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
         .unwrap();
     book(&mut admin, &recent, "2032-01-12T09:00");
     admin.place_legal_hold(&held, "pending claim").unwrap();
+    admin
+        .export_backup(&c.tmp.path().join("2032.cvbackup"), None, &mut |_, _| true)
+        .unwrap();
     drop(admin);
 
     let mut admin = sign_in_at(&c.dir, "admin", "2033-06-01T10:00:00Z");
@@ -681,6 +684,10 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
     assert_eq!(plan.patients_to_anonymise[0].due_on, "2033-03-02");
     assert_eq!(plan.held_patients_skipped, std::slice::from_ref(&held));
     assert_eq!(plan.invoices_to_delete, std::slice::from_ref(&inv.id));
+    assert!(
+        plan.backups_past_retention.is_empty(),
+        "the backup of 2032 is not yet 7 years old in mid-2033"
+    );
     let text = serde_json::to_string(&plan).unwrap();
     for name in ["Adela", "Chico", "Helga", "Rena", "Retentionmarker"] {
         assert!(!text.contains(name), "{name} in the plan");
@@ -724,6 +731,12 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
     let mut admin = sign_in_at(&c.dir, "admin", "2041-03-02T10:00:00Z");
     admin.release_legal_hold(&held, None).unwrap();
     let plan = admin.retention_plan().unwrap();
+    assert_eq!(
+        plan.backups_past_retention.len(),
+        1,
+        "the 2032 backup is flagged in 2041"
+    );
+    assert!(plan.backups_past_retention[0].starts_with("2032-01-10"));
     let mut due: Vec<(&str, &str)> = plan
         .patients_to_anonymise
         .iter()
