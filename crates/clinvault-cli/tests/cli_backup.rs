@@ -407,3 +407,39 @@ fn only_administrators_export_and_a_refusal_is_audited() {
     assert!(!stderr(&o).contains("password1"));
     assert_eq!(std::fs::read_dir(&f.out_dir).unwrap().count(), 0);
 }
+
+/// The format document is enough: standard Python libraries decrypt a backup, and the database
+/// inside opens in an independent SQLCipher client with the key derived as documented.
+#[test]
+fn a_backup_decrypts_with_standard_libraries_by_the_published_format() {
+    let f = fixture();
+    let out = export(&f, "doc.cvbackup");
+    let dest = f.root.join("independent");
+    std::fs::create_dir(&dest).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent/decrypt_backup.py");
+    let o = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&out)
+        .arg(&dest)
+        .env("CLINVAULT_BACKUP_PASSPHRASE", BACKUP_PASS)
+        .output()
+        .expect("python3 runs (scripts/test.sh puts the test virtualenv first on PATH)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(result["last_names"][0], MARKER_NAME);
+    let entries: Vec<&str> = result["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(entries[0], "clinvault-backup.json");
+    assert!(entries.contains(&"vault.keys"));
+    let att = format!("attachments/{}.bin", f.attachment);
+    assert!(entries.contains(&att.as_str()), "{entries:?}");
+    // The attachment in the archive is the vault's encrypted file, byte for byte.
+    assert_eq!(
+        std::fs::read(dest.join(&att)).unwrap(),
+        std::fs::read(f.vault.join(&att)).unwrap()
+    );
+}
