@@ -19,7 +19,10 @@ impl Read for Pseudo {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min(self.0 as usize);
         for b in &mut buf[..n] {
-            self.1 = self.1.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.1 = self
+                .1
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (self.1 >> 56) as u8;
         }
         self.0 -= n as u64;
@@ -28,7 +31,10 @@ impl Read for Pseudo {
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The disk's sequential write speed in the same folder: 1 MiB writes, then fsync.
@@ -108,5 +114,8 @@ fn main() {
         &mut |_, _| true,
     )
     .unwrap();
-    println!("restore (with full verification): {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "restore (with full verification): {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 }
