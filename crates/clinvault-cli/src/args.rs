@@ -95,6 +95,26 @@ pub enum Command {
         #[command(subcommand)]
         action: PatientAction,
     },
+    /// Privacy settings: patient names in titles, calendars and emails; anonymisation
+    Privacy {
+        #[command(subcommand)]
+        action: PrivacyAction,
+    },
+    /// Calendar files for phones and calendar apps (patients shown as the privacy setting says)
+    Calendar {
+        #[command(subcommand)]
+        action: CalendarAction,
+    },
+    /// Booking notification emails to practitioners (SMTP)
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
+    /// Retention schedules: jurisdiction presets, periods, and the run that removes what is due
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
     /// Practitioners and their working hours
     Practitioner {
         #[command(subcommand)]
@@ -341,11 +361,62 @@ pub enum PatientAction {
         #[arg(long)]
         json: bool,
     },
-    /// Change some fields of a patient
+    /// Change some fields of a patient (every change is kept in the patient's history)
     Update {
         id: String,
         #[command(flatten)]
         fields: PatientFieldArgs,
+        /// The correction was asked for by the patient: their request, kept with the history
+        #[arg(long, value_name = "TEXT")]
+        requested_by_patient: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every change of the patient's fields: who, when, old and new value, the patient's request
+    History {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Consents and the lawful basis for processing
+    Consent {
+        #[command(subcommand)]
+        action: ConsentAction,
+    },
+    /// Place a legal hold: nothing about the patient is deleted or anonymised until released
+    Hold {
+        id: String,
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Release the patient's legal hold
+    ReleaseHold {
+        id: String,
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// List the patient's legal holds, active and released
+    Holds {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write everything held about the patient (FHIR R4 bundle, plain JSON, readable HTML,
+    /// attachments) into a new or empty folder (administrators)
+    Export {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase the patient's identity and clinical content, keeping invoices under a pseudonym
+    /// (administrators; irreversible; asks for the id again unless --confirm repeats it)
+    Anonymise {
+        id: String,
+        /// The patient's id again, to confirm
+        #[arg(long, value_name = "ID")]
+        confirm: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -363,6 +434,131 @@ pub enum PatientAction {
         archived: bool,
         #[arg(long, default_value_t = 1000)]
         limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConsentAction {
+    /// List a patient's consents, withdrawn ones included
+    List {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a consent or lawful basis: kinds processing (with --basis), treatment, email, sms,
+    /// phone, research, sharing
+    Give {
+        id: String,
+        #[arg(long)]
+        kind: String,
+        /// For kind processing: gdpr-6.1.a … gdpr-6.1.f, gdpr-9.2.a/c/h/i, hipaa-tpo, app-3, other
+        #[arg(long)]
+        basis: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+        /// Date given, YYYY-MM-DD (default today)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        on: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record that a consent was withdrawn
+    Withdraw {
+        consent_id: String,
+        /// Date withdrawn, YYYY-MM-DD (default today)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        on: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PrivacyAction {
+    /// Show the privacy settings
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change one: window-titles|calendar|emails hidden|initials|full;
+    /// anonymise-keep-birth-year on|off
+    Set { key: String, value: String },
+}
+
+#[derive(Subcommand)]
+pub enum CalendarAction {
+    /// Write a practitioner's appointments as an iCalendar (.ics) file
+    Export {
+        #[arg(long, value_name = "NAME")]
+        practitioner: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: String,
+        /// A new file (an existing one is not overwritten)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NotifyAction {
+    /// Set the SMTP server (STARTTLS or TLS; unencrypted only to localhost)
+    Smtp {
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 587)]
+        port: u16,
+        /// starttls, tls or none
+        #[arg(long, default_value = "starttls")]
+        security: String,
+        /// Sender address
+        #[arg(long)]
+        from: String,
+        /// Sign in as this user; the password goes in the OS keyring (`notify smtp-password`)
+        #[arg(long)]
+        username: Option<String>,
+    },
+    /// Keep the SMTP password in this computer's OS keyring (from CLINVAULT_SMTP_PASSWORD or a
+    /// prompt)
+    SmtpPassword,
+    /// Where a practitioner's booking notifications go
+    Address {
+        practitioner: String,
+        email: Option<String>,
+        /// Stop notifications for this practitioner
+        #[arg(long)]
+        off: bool,
+    },
+    /// Show the SMTP set-up
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RetentionAction {
+    /// Show the clinic's schedule
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the jurisdiction presets with their sources
+    Presets {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adopt a preset: australia, united-kingdom, united-states, european-union
+    SetPreset { name: String },
+    /// Adjust one period: clinical-years, majority-age, minor-years-after-majority,
+    /// financial-years, audit-years
+    Set { key: String, value: String },
+    /// Anonymise or delete what is due (patients under a legal hold are skipped)
+    Run {
+        /// Only list what is due (ids and counts, no names)
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use clinvault_core::booking_mail::{BookingChange, SmtpSecurity, SmtpSettings};
 use clinvault_core::clock::SystemClock;
 use clinvault_core::crypto::KdfCost;
 use clinvault_core::permissions::Permission;
@@ -141,6 +142,30 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key { action } => key(g, action),
         Command::Audit { action } => audit(g, action),
         Command::Patient { action } => patient(g, action),
+        Command::Privacy { action } => privacy(g, action),
+        Command::Retention { action } => retention(g, action),
+        Command::Notify { action } => notify_cmd(g, action),
+        Command::Calendar {
+            action:
+                CalendarAction::Export {
+                    practitioner,
+                    from,
+                    to,
+                    out,
+                },
+        } => {
+            let mut s = g.sign_in()?;
+            let ics = s.calendar_ics(&practitioner, &from, &to)?;
+            let mut f = clinvault_core::vault_dir::create_private(&out)?;
+            f.write_all(ics.as_bytes())
+                .and_then(|_| f.sync_all())
+                .map_err(|e| Error::Io {
+                    context: format!("cannot write {}", out.display()),
+                    source: e,
+                })?;
+            println!("Wrote {}.", out.display());
+            Ok(())
+        }
         Command::Practitioner { action } => match action {
             PractitionerAction::Add => {
                 let target = g.user.clone().ok_or_else(|| {
@@ -613,6 +638,9 @@ fn print_patient(p: &clinvault_core::patients::Patient, json: bool) -> Result<()
     if f.archived == Some(true) {
         println!("archived");
     }
+    if let (Some(at), Some(pseudonym)) = (&p.anonymised_at, &p.pseudonym) {
+        println!("anonymised:    {at} (reference {pseudonym})");
+    }
     Ok(())
 }
 
@@ -645,12 +673,108 @@ fn patient(g: &Global, action: PatientAction) -> Result<()> {
             }
         }
         PatientAction::Show { id, json } => print_patient(&s.show_patient(&id)?, json)?,
-        PatientAction::Update { id, fields, json } => {
-            let p = s.update_patient(&id, patient_fields(fields))?;
+        PatientAction::Update {
+            id,
+            fields,
+            requested_by_patient,
+            json,
+        } => {
+            let p = s.update_patient_with_request(
+                &id,
+                patient_fields(fields),
+                requested_by_patient.as_deref(),
+            )?;
             if json {
                 print_json(&p)?;
             } else {
                 println!("{}", p.id);
+            }
+        }
+        PatientAction::History { id, json } => {
+            let rows = s.patient_history(&id)?;
+            if json {
+                return print_json(&rows);
+            }
+            for h in rows {
+                let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".into());
+                println!(
+                    "{}  {:<10} {:<18} {} -> {}",
+                    h.changed_at,
+                    h.changed_by,
+                    h.field,
+                    show(&h.old_value),
+                    show(&h.new_value)
+                );
+                if let Some(r) = h.patient_request {
+                    println!("    requested by the patient: {r}");
+                }
+            }
+        }
+        PatientAction::Consent { action } => consent(&mut s, action)?,
+        PatientAction::Hold { id, reason } => {
+            let h = s.place_legal_hold(&id, &reason)?;
+            println!("Legal hold {} placed on patient {}.", h.id, h.patient_id);
+        }
+        PatientAction::ReleaseHold { id, note } => {
+            let h = s.release_legal_hold(&id, note.as_deref())?;
+            println!("Legal hold {} released.", h.id);
+        }
+        PatientAction::Holds { id, json } => {
+            let rows = s.legal_holds(&id)?;
+            if json {
+                return print_json(&rows);
+            }
+            for h in rows {
+                let state = match &h.released_at {
+                    None => "ACTIVE".to_owned(),
+                    Some(at) => format!(
+                        "released {at} by {}",
+                        h.released_by.as_deref().unwrap_or("?")
+                    ),
+                };
+                println!(
+                    "{}  placed {} by {}  {}  reason: {}",
+                    h.id, h.placed_at, h.placed_by, state, h.reason
+                );
+            }
+        }
+        PatientAction::Export { id, out, json } => {
+            let done = s.export_patient(&id, &out)?;
+            if json {
+                return print_json(&done);
+            }
+            println!(
+                "Exported {} records into {}: {}",
+                done.records,
+                done.out_dir.display(),
+                done.files.join(", ")
+            );
+        }
+        PatientAction::Anonymise { id, confirm, json } => {
+            let confirm = match confirm {
+                Some(c) => c,
+                None => prompt::ask_line(
+                    "This erases the patient's identity and clinical records for good. \
+                     Type the patient's id to confirm",
+                    "--confirm ID",
+                )?,
+            };
+            let done = s.anonymise_patient(&id, &confirm)?;
+            if json {
+                return print_json(&done);
+            }
+            println!(
+                "Patient {} anonymised as {}: {} notes and {} attachments removed, {} invoices kept.",
+                done.patient_id,
+                done.pseudonym,
+                done.notes_removed,
+                done.attachments_removed,
+                done.invoices_kept
+            );
+            if !done.log_truncated {
+                println!(
+                    "Another program has the vault open: old pages leave the database log when it closes."
+                );
             }
         }
         PatientAction::Search { query, limit, json } => {
@@ -661,6 +785,181 @@ fn patient(g: &Global, action: PatientAction) -> Result<()> {
             limit,
             json,
         } => print_summaries(&s.list_patients(archived, limit)?, json)?,
+    }
+    Ok(())
+}
+
+fn consent(s: &mut Session, action: ConsentAction) -> Result<()> {
+    match action {
+        ConsentAction::List { id, json } => {
+            let rows = s.list_consents(&id)?;
+            if json {
+                return print_json(&rows);
+            }
+            for c in rows {
+                let state = match &c.withdrawn_on {
+                    None => "active".to_owned(),
+                    Some(d) => format!("withdrawn {d}"),
+                };
+                println!(
+                    "{}  {:<10} {:<12} given {}  {}",
+                    c.id,
+                    c.kind,
+                    c.basis.as_deref().unwrap_or("-"),
+                    c.given_on,
+                    state
+                );
+            }
+        }
+        ConsentAction::Give {
+            id,
+            kind,
+            basis,
+            note,
+            on,
+            json,
+        } => {
+            let c = s.record_consent(
+                &id,
+                &clinvault_core::consents::NewConsent {
+                    kind: &kind,
+                    basis: basis.as_deref(),
+                    note: note.as_deref(),
+                    given_on: on.as_deref(),
+                },
+            )?;
+            if json {
+                return print_json(&c);
+            }
+            println!("{}", c.id);
+        }
+        ConsentAction::Withdraw { consent_id, on } => {
+            let c = s.withdraw_consent(&consent_id, on.as_deref())?;
+            println!(
+                "Consent {} withdrawn on {}.",
+                c.id,
+                c.withdrawn_on.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn privacy(g: &Global, action: PrivacyAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    let settings = match action {
+        PrivacyAction::Show { json } => {
+            let settings = s.privacy_settings()?;
+            if json {
+                return print_json(&settings);
+            }
+            settings
+        }
+        PrivacyAction::Set { key, value } => s.set_privacy_setting(&key, &value)?,
+    };
+    for (k, v) in settings.entries() {
+        println!("{k:<28}{v}");
+    }
+    Ok(())
+}
+
+fn print_rules(r: &clinvault_core::retention::Rules) {
+    println!("preset:                      {}", r.preset);
+    println!(
+        "clinical records:            {} years after the last visit",
+        r.clinical_years
+    );
+    println!(
+        "minors (younger than {}):    also until {} years after turning {}",
+        r.majority_age, r.minor_years_after_majority, r.majority_age
+    );
+    println!("financial records:           {} years", r.financial_years);
+    println!("audit trail:                 {} years", r.audit_years);
+}
+
+fn print_plan(p: &clinvault_core::retention::RetentionPlan) {
+    println!("As of {} ({} schedule):", p.as_of, p.rules.preset);
+    println!("  patients to anonymise: {}", p.patients_to_anonymise.len());
+    for d in &p.patients_to_anonymise {
+        println!("    {}  due {}", d.patient_id, d.due_on);
+    }
+    println!(
+        "  skipped, under a legal hold: {}",
+        p.held_patients_skipped.len()
+    );
+    for id in &p.held_patients_skipped {
+        println!("    {id}");
+    }
+    println!("  invoices to delete: {}", p.invoices_to_delete.len());
+    for id in &p.invoices_to_delete {
+        println!("    {id}");
+    }
+    println!(
+        "  audit entries before {}: {}",
+        p.audit_before, p.audit_entries_due
+    );
+    if !p.backups_past_retention.is_empty() {
+        println!(
+            "  single-file backups older than the retention period (made {}): destroy them, \
+             they may hold removed records",
+            p.backups_past_retention.join(", ")
+        );
+    }
+}
+
+fn retention(g: &Global, action: RetentionAction) -> Result<()> {
+    if let RetentionAction::Presets { json } = action {
+        let all = clinvault_core::retention::presets()?;
+        if json {
+            return print_json(&all);
+        }
+        for (name, p) in all {
+            println!(
+                "{name}: {} — clinical {} y, minors to {}+{}, financial {} y, audit {} y",
+                p.label,
+                p.clinical_years,
+                p.majority_age,
+                p.minor_years_after_majority,
+                p.financial_years,
+                p.audit_years
+            );
+            for src in p.sources {
+                println!("    {src}");
+            }
+        }
+        return Ok(());
+    }
+    let mut s = g.sign_in()?;
+    match action {
+        RetentionAction::Presets { .. } => {}
+        RetentionAction::Show { json } => {
+            let r = s.retention_rules()?;
+            if json {
+                return print_json(&r);
+            }
+            print_rules(&r);
+        }
+        RetentionAction::SetPreset { name } => print_rules(&s.set_retention_preset(&name)?),
+        RetentionAction::Set { key, value } => print_rules(&s.set_retention(&key, &value)?),
+        RetentionAction::Run { dry_run, json } => {
+            if dry_run {
+                let p = s.retention_plan()?;
+                if json {
+                    return print_json(&p);
+                }
+                print_plan(&p);
+            } else {
+                let r = s.retention_run()?;
+                if json {
+                    return print_json(&r);
+                }
+                print_plan(&r.plan);
+                println!(
+                    "Done: {} patients anonymised, {} invoices deleted, {} audit entries pruned.",
+                    r.patients_anonymised, r.invoices_deleted, r.audit_entries_pruned
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -685,6 +984,10 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
                 weekly_occurrences: repeat_weekly,
                 allow_override: r#override,
             })?;
+            // One email per booking request (a weekly series is one message about its first).
+            if let Some(first) = booked.first() {
+                notify(&mut s, &first.id, BookingChange::New);
+            }
             if json {
                 return print_json(&booked);
             }
@@ -726,7 +1029,81 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
         }
         AppointmentAction::Status { id, status, reason } => {
             let a = s.set_appointment_status(&id, &status, reason.as_deref())?;
+            if a.status == "cancelled" {
+                notify(&mut s, &a.id, BookingChange::Cancelled);
+            }
             println!("{} is {}.", a.id, a.status);
+        }
+    }
+    Ok(())
+}
+
+/// Emails the practitioner when the clinic set that up. The booking stands either way, so a
+/// failure is a warning, not an error.
+fn notify(s: &mut Session, appointment: &str, change: BookingChange) {
+    if let Err(e) = s.notify_booking(appointment, change) {
+        eprintln!("warning: the practitioner was not notified: {e}");
+    }
+}
+
+fn notify_cmd(g: &Global, action: NotifyAction) -> Result<()> {
+    let mut s = g.sign_in()?;
+    match action {
+        NotifyAction::Smtp {
+            host,
+            port,
+            security,
+            from,
+            username,
+        } => {
+            s.set_smtp(&SmtpSettings {
+                host,
+                port,
+                security: SmtpSecurity::parse(&security)?,
+                from,
+                username,
+            })?;
+            println!("SMTP server set.");
+        }
+        NotifyAction::SmtpPassword => {
+            let password = match prompt::from_env("CLINVAULT_SMTP_PASSWORD") {
+                Some(p) => p,
+                None => prompt::ask("SMTP password", "CLINVAULT_SMTP_PASSWORD")?,
+            };
+            s.set_smtp_password(&password)?;
+            println!("SMTP password kept in this computer's keyring.");
+        }
+        NotifyAction::Address {
+            practitioner,
+            email,
+            off,
+        } => {
+            if email.is_none() && !off {
+                return Err(Error::InvalidInput(
+                    "email: give an address, or --off to stop notifications".into(),
+                ));
+            }
+            s.set_notification_address(&practitioner, email.as_deref())?;
+            println!("Notification address for {practitioner} updated.");
+        }
+        NotifyAction::Show { json } => {
+            let smtp = s.smtp_settings()?;
+            if json {
+                return print_json(&smtp);
+            }
+            match smtp {
+                None => println!("No SMTP server set up: no notification emails are sent."),
+                Some(m) => println!(
+                    "{}:{} ({:?}) from {}{}",
+                    m.host,
+                    m.port,
+                    m.security,
+                    m.from,
+                    m.username
+                        .map(|u| format!(", signing in as {u}"))
+                        .unwrap_or_default()
+                ),
+            }
         }
     }
     Ok(())

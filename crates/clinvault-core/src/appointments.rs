@@ -47,7 +47,7 @@ pub struct Booking<'a> {
 
 pub const STATUSES: &[&str] = &["booked", "arrived", "completed", "cancelled", "no_show"];
 
-fn clinic_tz(s: &Session) -> TimeZone {
+pub(crate) fn clinic_tz(s: &Session) -> TimeZone {
     TimeZone::get(&s.policy().clinic_timezone).unwrap_or(TimeZone::UTC)
 }
 
@@ -168,7 +168,7 @@ fn overlapping(
         .optional()?)
 }
 
-const SELECT: &str =
+pub(crate) const SELECT: &str =
     "SELECT a.id, a.patient_id, p.first_name || ' ' || p.last_name, u.username, t.name,
         a.starts_at, a.ends_at, a.status, a.cancel_reason, a.series_id, a.note
      FROM appointments a
@@ -177,7 +177,9 @@ const SELECT: &str =
      JOIN users u ON u.id = pr.user_id
      JOIN appointment_types t ON t.id = a.type_id";
 
-fn row(tz: &TimeZone) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Appointment> + '_ {
+pub(crate) fn row(
+    tz: &TimeZone,
+) -> impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Appointment> + '_ {
     move |r| {
         let (s, e): (i64, i64) = (r.get(5)?, r.get(6)?);
         Ok(Appointment {

@@ -88,7 +88,7 @@ fn create_store(dir: &VaultDir) -> Result<()> {
         .map_err(io_err("cannot create the attachment store"))
 }
 
-fn path_of(dir: &VaultDir, id: &str) -> PathBuf {
+pub(crate) fn path_of(dir: &VaultDir, id: &str) -> PathBuf {
     store(dir).join(format!("{id}.bin"))
 }
 
@@ -172,7 +172,7 @@ fn damaged() -> Error {
 }
 
 /// Decrypts the file into `out`, checking every chunk, the end, and the plaintext checksum.
-fn read_encrypted(
+pub(crate) fn read_encrypted(
     path: &std::path::Path,
     key: &Secret32,
     id: &str,
@@ -250,9 +250,9 @@ pub(crate) fn verify_file(
     read_encrypted(path, &key, id, size, sha, &mut std::io::sink())
 }
 
-type Row = (Attachment, Vec<u8>, Vec<u8>);
+pub(crate) type Row = (Attachment, Vec<u8>, Vec<u8>);
 
-fn load(conn: &rusqlite::Connection, id: &str) -> Result<Row> {
+pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Row> {
     conn.query_row(
         "SELECT id, patient_id, file_name, media_type, size, created_at, sha256, file_key FROM attachments WHERE id = ?1",
         [id],
@@ -290,14 +290,7 @@ impl Session {
             Need::Permission(Permission::AttachmentsWrite),
             event.clone(),
         )?;
-        let exists: bool = self.vault()?.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)",
-            [patient_id],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            return Err(Error::NotFound(format!("no patient with id {patient_id}")));
-        }
+        crate::patients::ensure_can_add_records(self.vault()?.conn(), patient_id)?;
         let dir = self.dir().clone();
         create_store(&dir)?;
         let key = Secret32::random();

@@ -18,7 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0004_patients.sql"),
     include_str!("../../../migrations/0005_schedule.sql"),
     include_str!("../../../migrations/0006_clinical.sql"),
-    // 0007 (privacy) is reserved for the privacy branch; merge it in before this line.
+    include_str!("../../../migrations/0007_privacy.sql"),
     include_str!("../../../migrations/0008_sync.sql"),
 ];
 

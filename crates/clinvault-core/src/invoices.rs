@@ -129,7 +129,7 @@ fn tax_for(net: i64, bp: i64) -> i64 {
     (net * bp + 5_000) / 10_000
 }
 
-fn load(conn: &rusqlite::Connection, id: &str) -> Result<Invoice> {
+pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Invoice> {
     let head = conn
         .query_row(
             "SELECT id, number, patient_id, appointment_id, status, issued_on, void_reason FROM invoices WHERE id = ?1",

@@ -55,7 +55,7 @@ fn validate_body(body: &str) -> Result<String> {
     Ok(b)
 }
 
-fn load(conn: &rusqlite::Connection, id: &str) -> Result<Note> {
+pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Note> {
     let head = conn
         .query_row(
             "SELECT n.id, n.patient_id, n.appointment_id, u.username, n.status, n.created_at, n.finalised_at
@@ -203,10 +203,7 @@ impl Session {
             .detail("note", id.as_str());
         self.gate(Need::Permission(Permission::NotesWrite), event, |tx, _| {
             let pr = own_practitioner(tx, &me)?.ok_or_else(|| Error::PermissionDenied("only a practitioner writes treatment notes".into()))?;
-            let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM patients WHERE id = ?1)", [patient_id], |r| r.get(0))?;
-            if !exists {
-                return Err(Error::NotFound(format!("no patient with id {patient_id}")));
-            }
+            crate::patients::ensure_can_add_records(tx, patient_id)?;
             if let Some(a) = appointment_id {
                 let owner: Option<String> = tx.query_row("SELECT patient_id FROM appointments WHERE id = ?1", [a], |r| r.get(0)).optional()?;
                 match owner {

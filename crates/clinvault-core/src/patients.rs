@@ -41,6 +41,15 @@ pub struct Patient {
     pub fields: PatientFields,
     pub created_at: String,
     pub updated_at: String,
+    /// Set once the patient has been erased by anonymisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anonymised_at: Option<String>,
+    /// The pseudonymous reference an anonymised patient's invoices stay linked to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
+    /// Year of birth, kept after anonymisation only when the clinic's setting says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub birth_year: Option<i32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -54,7 +63,7 @@ pub struct PatientSummary {
     pub archived: bool,
 }
 
-const TEXT_FIELDS: &[&str] = &[
+pub(crate) const TEXT_FIELDS: &[&str] = &[
     "title",
     "first_name",
     "last_name",
@@ -198,8 +207,9 @@ impl PatientFields {
         )
     }
 
-    /// Applies the fields set in `changes`; returns the names of fields whose value changed.
-    fn apply(&mut self, changes: &PatientFields) -> Vec<&'static str> {
+    /// Applies the fields set in `changes`; returns each field whose value changed, with its
+    /// old and new value (for the rectification history).
+    fn apply(&mut self, changes: &PatientFields) -> Vec<FieldChange> {
         let mut changed = Vec::new();
         for name in TEXT_FIELDS {
             if let (Some(new), Some(cur)) =
@@ -207,19 +217,48 @@ impl PatientFields {
             {
                 let new = Some(new);
                 if *cur != new {
-                    *cur = new;
-                    changed.push(*name);
+                    let old = std::mem::replace(cur, new.clone());
+                    changed.push(FieldChange {
+                        field: name,
+                        old,
+                        new,
+                    });
                 }
             }
         }
         if let Some(a) = changes.archived {
             if self.archived != Some(a) {
+                changed.push(FieldChange {
+                    field: "archived",
+                    old: self.archived.map(|b| b.to_string()),
+                    new: Some(a.to_string()),
+                });
                 self.archived = Some(a);
-                changed.push("archived");
             }
         }
         changed
     }
+
+    /// Every field that has a value, as changes from "not set" (the history of a new record).
+    fn as_changes(&self) -> Vec<FieldChange> {
+        TEXT_FIELDS
+            .iter()
+            .filter_map(|name| {
+                self.text(name).cloned().flatten().map(|v| FieldChange {
+                    field: name,
+                    old: None,
+                    new: Some(v),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One field's change, kept in the rectification history (the audit entry gets the name only).
+pub(crate) struct FieldChange {
+    pub field: &'static str,
+    pub old: Option<String>,
+    pub new: Option<String>,
 }
 
 /// The search tokens for phone numbers: every suffix (4+ digits) of each number's digits.
@@ -236,7 +275,8 @@ pub(crate) fn phone_search_tokens<'a>(phones: impl Iterator<Item = &'a str>) -> 
 
 const COLUMNS: &str = "id, title, first_name, last_name, preferred_name, date_of_birth, sex,
     gender_identity, phone, phone_alt, email, address, emergency_contact, insurance_number,
-    referral_source, occupation, general_notes, archived, created_at, updated_at";
+    referral_source, occupation, general_notes, archived, created_at, updated_at, anonymised_at,
+    pseudonym, birth_year";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Patient> {
     Ok(Patient {
@@ -262,10 +302,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Patient> {
         },
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
+        anonymised_at: r.get(20)?,
+        pseudonym: r.get(21)?,
+        birth_year: r.get(22)?,
     })
 }
 
-fn load(conn: &rusqlite::Connection, id: &str) -> Result<Patient> {
+pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Patient> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM patients WHERE id = ?1"),
         [id],
@@ -273,6 +316,24 @@ fn load(conn: &rusqlite::Connection, id: &str) -> Result<Patient> {
     )
     .optional()?
     .ok_or_else(|| Error::NotFound(format!("no patient with id {id}")))
+}
+
+/// Refuses new clinical content for a patient who does not exist or has been anonymised.
+pub(crate) fn ensure_can_add_records(conn: &rusqlite::Connection, id: &str) -> Result<()> {
+    let anonymised: Option<Option<String>> = conn
+        .query_row(
+            "SELECT anonymised_at FROM patients WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match anonymised {
+        None => Err(Error::NotFound(format!("no patient with id {id}"))),
+        Some(Some(_)) => Err(Error::Conflict(
+            "this patient has been anonymised; nothing can be added".into(),
+        )),
+        Some(None) => Ok(()),
+    }
 }
 
 fn save(conn: &rusqlite::Connection, p: &Patient) -> Result<()> {
@@ -360,7 +421,7 @@ fn summary(r: &Row<'_>) -> rusqlite::Result<PatientSummary> {
     })
 }
 
-fn today(s: &Session) -> jiff::civil::Date {
+pub(crate) fn today(s: &Session) -> jiff::civil::Date {
     s.clock().now().to_zoned(jiff::tz::TimeZone::UTC).date()
 }
 
@@ -385,6 +446,7 @@ impl Session {
         let event = Event::new("patient.create")
             .target("patient", &id)
             .detail("fields", set);
+        let who = crate::patient_history::Author::of(self);
         self.gate(
             Need::Permission(Permission::PatientWrite),
             event,
@@ -393,9 +455,13 @@ impl Session {
                     id: id.clone(),
                     fields,
                     created_at: now.clone(),
-                    updated_at: now,
+                    updated_at: now.clone(),
+                    anonymised_at: None,
+                    pseudonym: None,
+                    birth_year: None,
                 };
                 save(tx, &p)?;
+                crate::patient_history::record(tx, &id, &who, &now, &p.fields.as_changes(), None)?;
                 Ok(p)
             },
         )
@@ -408,17 +474,50 @@ impl Session {
         })
     }
 
-    /// Applies the fields set in `changes`; the audit entry names the fields that changed.
+    /// Applies the fields set in `changes`; the audit entry names the fields that changed, the
+    /// rectification history keeps their old and new values.
     pub fn update_patient(&mut self, id: &str, changes: PatientFields) -> Result<Patient> {
+        self.update_patient_with_request(id, changes, None)
+    }
+
+    /// As `update_patient`, for a correction the patient asked for: `request` (what they asked,
+    /// in their words or the clinic's summary) is kept with every changed field's history.
+    pub fn update_patient_with_request(
+        &mut self,
+        id: &str,
+        changes: PatientFields,
+        request: Option<&str>,
+    ) -> Result<Patient> {
         let mut changes = changes;
         changes.normalise_and_validate(today(self))?;
+        let request = match request.map(str::trim) {
+            Some("") => {
+                return Err(Error::InvalidInput(
+                    "requested-by-patient: describe the patient's request".into(),
+                ))
+            }
+            Some(r) if r.chars().count() > 2000 => {
+                return Err(Error::InvalidInput(
+                    "requested-by-patient: at most 2000 characters".into(),
+                ))
+            }
+            other => other.map(str::to_owned),
+        };
         let now = rfc3339(self.clock().now());
-        let event = Event::new("patient.update").target("patient", id);
+        let event = Event::new("patient.update")
+            .target("patient", id)
+            .detail("requested_by_patient", request.is_some());
+        let who = crate::patient_history::Author::of(self);
         self.gate(
             Need::Permission(Permission::PatientWrite),
             event,
             |tx, ev| {
                 let mut p = load(tx, id)?;
+                if p.anonymised_at.is_some() {
+                    return Err(Error::Conflict(
+                        "this patient has been anonymised; the record cannot be changed".into(),
+                    ));
+                }
                 let changed = p.fields.apply(&changes);
                 if p.fields.first_name.is_none() || p.fields.last_name.is_none() {
                     return Err(Error::InvalidInput(
@@ -426,10 +525,19 @@ impl Session {
                     ));
                 }
                 if !changed.is_empty() {
-                    p.updated_at = now;
+                    p.updated_at = now.clone();
                     save(tx, &p)?;
+                    crate::patient_history::record(
+                        tx,
+                        id,
+                        &who,
+                        &now,
+                        &changed,
+                        request.as_deref(),
+                    )?;
                 }
-                *ev = ev.clone().detail("fields", changed);
+                let names: Vec<&str> = changed.iter().map(|c| c.field).collect();
+                *ev = ev.clone().detail("fields", names);
                 Ok(p)
             },
         )

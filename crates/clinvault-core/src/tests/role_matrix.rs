@@ -204,6 +204,65 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
                     .map(|_| ())
             },
         ),
+        (
+            "patient.history",
+            Some(Permission::PatientRead),
+            1,
+            |s, _| s.patient_history(&seed_patient(s)).map(|_| ()),
+        ),
+        (
+            "consent.record",
+            Some(Permission::PatientWrite),
+            1,
+            |s, _| {
+                s.record_consent(
+                    &seed_patient(s),
+                    &crate::consents::NewConsent {
+                        kind: "email",
+                        basis: None,
+                        note: None,
+                        given_on: None,
+                    },
+                )
+                .map(|_| ())
+            },
+        ),
+        ("consent.list", Some(Permission::PatientRead), 1, |s, _| {
+            s.list_consents(&seed_patient(s)).map(|_| ())
+        }),
+        ("patient.hold", Some(Permission::RecordsErase), 1, |s, _| {
+            s.place_legal_hold(&seed_patient(s), "matrix").map(|_| ())
+        }),
+        (
+            "patient.export",
+            Some(Permission::PatientExport),
+            1,
+            |s, r| {
+                let out = s.dir().file(&format!("export-{r}"));
+                s.export_patient(&seed_patient(s), &out).map(|_| ())
+            },
+        ),
+        (
+            "retention.plan",
+            Some(Permission::RecordsErase),
+            1,
+            |s, _| s.retention_plan().map(|_| ()),
+        ),
+        (
+            "privacy.set",
+            Some(Permission::SettingsManage),
+            1,
+            |s, _| s.set_privacy_setting("calendar", "initials").map(|_| ()),
+        ),
+        (
+            "calendar.export",
+            Some(Permission::AppointmentsRead),
+            1,
+            |s, _| {
+                s.calendar_ics("as-practitioner", "2030-01-01", "2030-01-31")
+                    .map(|_| ())
+            },
+        ),
         ("role.list", None, 1, |s, _| s.list_roles().map(|_| ())),
         ("policy.show", None, 1, |s, _| s.show_policy().map(|_| ())),
         (
@@ -282,6 +341,9 @@ fn snapshot(s: &Session) -> Vec<u8> {
         "invoices",
         "payments",
         "attachments",
+        "patient_history",
+        "patient_consents",
+        "legal_holds",
     ] {
         let mut st = conn
             .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))

@@ -2,6 +2,8 @@
 //! KDF so the suite stays fast (the real costs are covered by the life-cycle tests and benches).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod plaintext;
+
 use std::sync::Arc;
 
 use clinvault_core::clock::SystemClock;
