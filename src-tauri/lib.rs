@@ -21,7 +21,31 @@ pub fn command_names() -> Vec<&'static str> {
     names
 }
 
+/// Allows exactly the isolation frame in `frame-src`. Its scheme is random per build
+/// (`isolation-<uuid>`) and known only to the generated context, so it is added here; the
+/// configured value is `'none'`, which is what stays if the pattern were ever switched off.
+fn allow_isolation_frame(ctx: &mut tauri::Context<tauri::Wry>) {
+    let tauri::Pattern::Isolation { schema, .. } = ctx.pattern() else {
+        return;
+    };
+    let origin = if cfg!(windows) {
+        format!("http://{schema}.localhost")
+    } else {
+        format!("{schema}://localhost")
+    };
+    if let Some(tauri::utils::config::Csp::DirectiveMap(map)) =
+        ctx.config_mut().app.security.csp.as_mut()
+    {
+        map.insert(
+            "frame-src".into(),
+            tauri::utils::config::CspDirectiveSources::Inline(origin),
+        );
+    }
+}
+
 pub fn run() {
+    let mut context = tauri::generate_context!();
+    allow_isolation_frame(&mut context);
     let app = tauri::Builder::default()
         // First, so a second start hands over to the running window before anything else runs.
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -69,7 +93,7 @@ pub fn run() {
             commands::rotate_keys,
             commands::passphrase_strength,
         ])
-        .build(tauri::generate_context!());
+        .build(context);
     match app {
         Ok(app) => app.run(|handle, event| {
             if let tauri::RunEvent::Exit = event {

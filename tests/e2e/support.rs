@@ -157,8 +157,6 @@ impl App {
             .env("XDG_CONFIG_HOME", tmp.path().join("config"))
             .env("XDG_DATA_HOME", tmp.path().join("data"))
             .env("XDG_CACHE_HOME", tmp.path().join("cache"))
-            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-            .env("LIBGL_ALWAYS_SOFTWARE", "1")
             // No session bus: no single-instance hand-over to a developer's running app, no keyring.
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .stdin(Stdio::null())
@@ -166,6 +164,7 @@ impl App {
             .stderr(log)
             .spawn()
             .unwrap();
+        eprintln!("[{name}] display {display}, tauri-driver on {port}/{native}");
         wait_for_port(port, &mut driver, "tauri-driver");
         wait_for_port(native, &mut driver, "WebKitWebDriver");
 
@@ -190,6 +189,7 @@ impl App {
                 panic!("no WebDriver session within 60 s (is there a display?)");
             }
         };
+        eprintln!("[{name}] session open");
         App {
             client,
             vault,
@@ -206,6 +206,7 @@ impl App {
     }
 
     pub async fn wait_for(&self, css: &str, secs: u64) -> Element {
+        eprintln!("[{}] waiting for {css}", self.name);
         match self
             .client
             .wait()
