@@ -2,6 +2,11 @@
 //! tauri-driver and WebKitWebDriver. Each test starts the app on a fresh vault and leaves a
 //! screenshot in target/e2e/.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests hold a process-wide guard across awaits on purpose: each test has its own runtime, and
+// the guard only keeps two app windows from running at once.
+#![allow(clippy::await_holding_lock)]
+
 mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
