@@ -236,6 +236,20 @@ fn read_encrypted(
     Ok(())
 }
 
+/// Decrypts and checks one stored attachment file without writing its content anywhere (backup
+/// and restore verification).
+pub(crate) fn verify_file(
+    path: &std::path::Path,
+    file_key: &[u8],
+    id: &str,
+    size: i64,
+    sha: &[u8],
+) -> Result<()> {
+    let mut copy = file_key.to_vec();
+    let key = Secret32::from_slice_wiping(&mut copy).ok_or_else(damaged)?;
+    read_encrypted(path, &key, id, size, sha, &mut std::io::sink())
+}
+
 type Row = (Attachment, Vec<u8>, Vec<u8>);
 
 fn load(conn: &rusqlite::Connection, id: &str) -> Result<Row> {

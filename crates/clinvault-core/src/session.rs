@@ -221,6 +221,12 @@ impl Session {
                 Event::new("key.rotate").detail("reason", "completed at sign-in"),
             )?;
         }
+        // The first sign-in into a restored vault is the first moment anyone can sign the
+        // restore into its trail.
+        if let Some(restored) = crate::snapshot::take_restore_marker(dir) {
+            session.record(restored)?;
+            crate::snapshot::clear_restore_marker(dir);
+        }
         session.write_checkpoint_after(rotated_from.as_ref())?;
         session.rotate_if_due()?;
         Ok(session)

@@ -412,6 +412,12 @@ impl Vault {
         self.rotated_from.take()
     }
 
+    /// The key material a backup or sync snapshot carries so it can be verified and opened
+    /// without anyone's passphrase.
+    pub(crate) fn snapshot_keys(&self) -> Result<crate::snapshot::VaultKeys> {
+        crate::snapshot::VaultKeys::new(self.body.vault_id, self.body.epoch, &self.mk)
+    }
+
     pub(crate) fn vault_id(&self) -> uuid::Uuid {
         self.body.vault_id
     }
