@@ -14,8 +14,12 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 
-# Build: a C compiler and OpenSSL headers for the bundled SQLCipher.
-apt_pkgs=(build-essential pkg-config libssl-dev ca-certificates curl)
+# Build: a C compiler and OpenSSL headers for the bundled SQLCipher; WebKitGTK and GTK for the
+# desktop app (Tauri 2), with librsvg, libxdo and the app-indicator library its bundler and tray
+# support link against; file for the AppImage bundler; Node.js and npm build the frontend.
+apt_pkgs=(build-essential pkg-config libssl-dev ca-certificates curl file
+  libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev)
+command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 # Tests: python3 with venv for the independent SQLCipher/SQLite clients; oathtool, an
 # independent TOTP implementation; gnome-keyring, keyutils and dbus-daemon, real OS keyring
 # services the keyring tests start privately.
@@ -23,6 +27,9 @@ apt_pkgs=(build-essential pkg-config libssl-dev ca-certificates curl)
 # Sync tests: real storage servers on 127.0.0.1 (OpenSSH's sshd for SFTP, rclone for WebDAV,
 # openssl for the throwaway TLS CA); restic and borg for the side-by-side sync benchmark.
 [ "$want_test" = 1 ] && apt_pkgs+=(openssh-server openssh-client rclone openssl restic borgbackup)
+# The desktop end-to-end tests: Xvfb (a virtual display) and WebKitWebDriver, which tauri-driver
+# drives.
+[ "$want_test" = 1 ] && apt_pkgs+=(xvfb xauth webkit2gtk-driver)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -65,4 +72,17 @@ if [ "$want_test" = 1 ]; then
     [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
     "$venv/bin/python3" -m pip install -q --disable-pip-version-check "${py_pkgs[@]}"
   fi
+fi
+
+# The frontend's packages (ui/package-lock.json; the tauri CLI is deliberately not in it — see
+# README "Installers"). Reinstalled when the lock file is newer than the installed tree.
+if [ ! -f ui/node_modules/.package-lock.json ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+  echo "==> installing the frontend's npm packages (ui/)"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+if [ "$want_test" = 1 ] && ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "==> installing tauri-driver (WebDriver for the desktop app's end-to-end tests)"
+  cargo install tauri-driver --version '^2' --locked
 fi

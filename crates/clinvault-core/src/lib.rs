@@ -1,6 +1,7 @@
 //! ClinVault core: everything that decides anything — keys, the vault, access, audit, records.
 //! The desktop shell and the CLI only translate calls into this crate and errors out of it.
 
+pub mod account_view;
 pub mod alerts;
 pub mod anonymise;
 pub mod appointments;

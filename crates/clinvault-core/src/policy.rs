@@ -215,6 +215,24 @@ impl Policy {
                 "key-rotation-days".into(),
                 self.key_rotation_days.to_string(),
             ),
+            (
+                "alert.bulk-view-count".into(),
+                self.alert_bulk_view_count.to_string(),
+            ),
+            (
+                "alert.bulk-view-minutes".into(),
+                self.alert_bulk_view_minutes.to_string(),
+            ),
+            (
+                "alert.failed-signins".into(),
+                self.alert_failed_signins.to_string(),
+            ),
+            ("clinic-hours".into(), self.clinic_hours.clone()),
+            ("clinic-timezone".into(), self.clinic_timezone.clone()),
+            (
+                "audit-retention-years".into(),
+                self.audit_retention_years.to_string(),
+            ),
         ]);
         out
     }
@@ -252,6 +270,26 @@ pub(crate) fn set(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_list_every_setting_and_each_round_trips() {
+        let p = Policy::default();
+        let entries = p.entries();
+        for key in [
+            "clinic-hours",
+            "clinic-timezone",
+            "alert.failed-signins",
+            "audit-retention-years",
+        ] {
+            assert!(entries.iter().any(|(k, _)| k == key), "{key} missing");
+        }
+        let mut q = Policy::default();
+        for (k, v) in &entries {
+            assert_eq!(&q.apply(k, v).unwrap(), v, "{k}");
+        }
+        // One entry per role for require-2fa, plus one per other field of `Policy` (13).
+        assert_eq!(entries.len(), p.require_2fa.len() + 13);
+    }
 
     #[test]
     fn settings_are_validated_with_clear_reasons() {

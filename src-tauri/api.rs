@@ -1,0 +1,317 @@
+//! What crosses the IPC boundary: request and reply types of the commands, and the error shape.
+//! TypeScript declarations for all of them are generated from these definitions (ts-rs) into
+//! `ui/src/lib/bindings.ts`; a test fails when that file is out of date, so the two sides cannot
+//! drift. Passphrases arrive as `SecretString`; the only secrets that ever travel the other way
+//! are those the person must see once (recovery key, authenticator secret, recovery codes), in
+//! `Shown`, which wipes its copy when dropped.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+use zeroize::Zeroizing;
+
+/// The stable classification of a failure; the UI branches on it (mirrors the core's `ErrorKind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    InvalidInput,
+    Authentication,
+    PermissionDenied,
+    SessionLocked,
+    Integrity,
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Busy,
+    Incompatible,
+    Io,
+    Internal,
+}
+
+/// Every command's error: a stable kind and a message a person can act on (never a secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// A secret shown to the person once (and then wiped from this process).
+pub struct Shown(pub Zeroizing<String>);
+
+impl Serialize for Shown {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct VaultInfo {
+    pub path: String,
+    pub exists: bool,
+    /// Set by CLINVAULT_VAULT: the first-run screen cannot choose another place.
+    pub fixed: bool,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct SessionInfo {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    /// The role's permissions, to shape menus; the core still checks every operation.
+    pub permissions: Vec<String>,
+    pub must_enrol_2fa: bool,
+    pub two_factor: bool,
+    pub idle_lock_minutes: u32,
+    pub notices: Vec<String>,
+}
+
+/// Where the app is: which screen the UI shows follows from this alone.
+#[derive(Clone, Debug, Serialize, TS)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Stage {
+    NoVault,
+    SignedOut,
+    SecondFactor {
+        username: String,
+    },
+    Locked {
+        username: String,
+        display_name: String,
+    },
+    Active {
+        session: SessionInfo,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AppStatus {
+    pub vault: VaultInfo,
+    pub stage: Stage,
+}
+
+#[derive(Deserialize, TS)]
+pub struct CreateVault {
+    /// A folder for the vault; None keeps the default.
+    pub location: Option<String>,
+    pub username: String,
+    pub display_name: Option<String>,
+    #[ts(type = "string")]
+    pub passphrase: SecretString,
+}
+
+#[derive(Serialize, TS)]
+pub struct VaultCreated {
+    /// Shown once; the UI asks for "I have saved it" before moving on.
+    #[ts(type = "string")]
+    pub recovery_key: Shown,
+    pub status: AppStatus,
+}
+
+#[derive(Deserialize, TS)]
+pub struct SignInRequest {
+    pub username: String,
+    #[ts(type = "string")]
+    pub passphrase: SecretString,
+}
+
+#[derive(Deserialize, TS)]
+pub struct SecondFactor {
+    /// An authenticator code or a recovery code.
+    pub code: String,
+    pub remember_device: bool,
+}
+
+#[derive(Deserialize, TS)]
+pub struct Unlock {
+    #[ts(type = "string")]
+    pub passphrase: SecretString,
+}
+
+#[derive(Deserialize, TS)]
+pub struct StrengthRequest {
+    #[ts(type = "string")]
+    pub passphrase: SecretString,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Strength {
+    /// 0 (trivial) to 4 (strong).
+    pub score: u8,
+    pub acceptable: bool,
+    pub reason: Option<String>,
+    pub min_length: u32,
+}
+
+#[derive(Serialize, TS)]
+pub struct Enrolment {
+    #[ts(type = "string")]
+    pub otpauth_uri: Shown,
+    #[ts(type = "string")]
+    pub secret_base32: Shown,
+    /// The same URI as a QR code, a PNG in base64.
+    pub qr_png_base64: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct Code {
+    pub code: String,
+}
+
+#[derive(Serialize, TS)]
+pub struct RecoveryCodes {
+    #[ts(type = "Array<string>")]
+    pub codes: Vec<Shown>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct ChangePassphrase {
+    #[ts(type = "string")]
+    pub current: SecretString,
+    #[ts(type = "string")]
+    pub new: SecretString,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct UserRow {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub status: String,
+    pub created_at: String,
+    pub two_factor: bool,
+}
+
+#[derive(Deserialize, TS)]
+pub struct AddUser {
+    pub username: String,
+    pub display_name: Option<String>,
+    pub role: String,
+    /// The initial passphrase, which the person changes at first use.
+    #[ts(type = "string")]
+    pub passphrase: SecretString,
+}
+
+#[derive(Deserialize, TS)]
+pub struct EnableUser {
+    pub username: String,
+    #[ts(type = "string")]
+    pub passphrase: SecretString,
+}
+
+#[derive(Deserialize, TS)]
+pub struct UserRef {
+    pub username: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct SetRole {
+    pub username: String,
+    pub role: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct HistoryRequest {
+    pub username: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct SignInRow {
+    pub username: String,
+    pub at: String,
+    pub device: String,
+    pub outcome: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RoleRow {
+    pub name: String,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PermissionRow {
+    pub name: String,
+    pub description: String,
+    pub admin_only: bool,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RolesMatrix {
+    pub roles: Vec<RoleRow>,
+    pub permissions: Vec<PermissionRow>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct CreateRole {
+    pub name: String,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PolicyEntry {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct SetPolicy {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Rotated {
+    pub key_epoch: u64,
+}
+
+/// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
+pub fn typescript_bindings() -> String {
+    let decls = [
+        ErrorKind::decl(),
+        ApiError::decl(),
+        VaultInfo::decl(),
+        SessionInfo::decl(),
+        Stage::decl(),
+        AppStatus::decl(),
+        CreateVault::decl(),
+        VaultCreated::decl(),
+        SignInRequest::decl(),
+        SecondFactor::decl(),
+        Unlock::decl(),
+        StrengthRequest::decl(),
+        Strength::decl(),
+        Enrolment::decl(),
+        Code::decl(),
+        RecoveryCodes::decl(),
+        ChangePassphrase::decl(),
+        UserRow::decl(),
+        AddUser::decl(),
+        EnableUser::decl(),
+        UserRef::decl(),
+        SetRole::decl(),
+        HistoryRequest::decl(),
+        SignInRow::decl(),
+        RoleRow::decl(),
+        PermissionRow::decl(),
+        RolesMatrix::decl(),
+        CreateRole::decl(),
+        PolicyEntry::decl(),
+        SetPolicy::decl(),
+        Rotated::decl(),
+    ];
+    let mut out = String::from(
+        "// Generated from src-tauri/api.rs by ts-rs. Do not edit: run\n\
+         // `UPDATE_BINDINGS=1 cargo test -p clinvault-desktop --lib bindings` after changing the Rust types.\n\n",
+    );
+    for d in decls {
+        out.push_str("export ");
+        out.push_str(&d);
+        out.push_str("\n\n");
+    }
+    out
+}

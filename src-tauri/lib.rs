@@ -1,0 +1,113 @@
+//! ClinVault desktop shell (Tauri 2). As thin as the CLI: `shell` translates commands into core
+//! calls, `commands` exposes them to the window, `api` defines what crosses the boundary.
+
+pub mod api;
+mod commands;
+mod errors;
+pub mod host;
+pub mod shell;
+
+use std::sync::Mutex;
+
+use tauri::Manager;
+
+use crate::host::DesktopHost;
+use crate::shell::Shell;
+
+/// The command names the window may call (also in `commands.txt`, read by build.rs).
+pub fn command_names() -> Vec<&'static str> {
+    let mut names = commands::NAMES.to_vec();
+    names.push("passphrase_strength");
+    names
+}
+
+/// Allows exactly the isolation frame in `frame-src`. Its scheme is random per build
+/// (`isolation-<uuid>`) and known only to the generated context, so it is added here; the
+/// configured value is `'none'`, which is what stays if the pattern were ever switched off.
+fn allow_isolation_frame(ctx: &mut tauri::Context<tauri::Wry>) {
+    let tauri::Pattern::Isolation { schema, .. } = ctx.pattern() else {
+        return;
+    };
+    let origin = if cfg!(windows) {
+        format!("http://{schema}.localhost")
+    } else {
+        format!("{schema}://localhost")
+    };
+    if let Some(tauri::utils::config::Csp::DirectiveMap(map)) =
+        ctx.config_mut().app.security.csp.as_mut()
+    {
+        map.insert(
+            "frame-src".into(),
+            tauri::utils::config::CspDirectiveSources::Inline(origin),
+        );
+    }
+}
+
+pub fn run() {
+    let mut context = tauri::generate_context!();
+    allow_isolation_frame(&mut context);
+    let app = tauri::Builder::default()
+        // First, so a second start hands over to the running window before anything else runs.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.unminimize();
+                let _ = w.set_focus();
+            }
+        }))
+        .manage::<commands::AppState>(Mutex::new(Shell::new(DesktopHost)))
+        .on_window_event(|window, event| {
+            if matches!(
+                event,
+                tauri::WindowEvent::CloseRequested { .. } | tauri::WindowEvent::Destroyed
+            ) {
+                let state = window.state::<commands::AppState>();
+                let mut shell = state.lock().unwrap_or_else(|p| p.into_inner());
+                shell.window_closed();
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::create_vault,
+            commands::sign_in,
+            commands::complete_sign_in,
+            commands::cancel_sign_in,
+            commands::sign_out,
+            commands::report_activity,
+            commands::lock,
+            commands::unlock,
+            commands::enroll_2fa,
+            commands::confirm_2fa,
+            commands::regenerate_recovery_codes,
+            commands::change_passphrase,
+            commands::list_users,
+            commands::add_user,
+            commands::disable_user,
+            commands::enable_user,
+            commands::set_user_role,
+            commands::reset_2fa,
+            commands::signin_history,
+            commands::roles,
+            commands::create_role,
+            commands::policy,
+            commands::set_policy,
+            commands::rotate_keys,
+            commands::passphrase_strength,
+        ])
+        .build(context);
+    match app {
+        Ok(app) => app.run(|handle, event| {
+            if let tauri::RunEvent::Exit = event {
+                let state = handle.state::<commands::AppState>();
+                let mut shell = state.lock().unwrap_or_else(|p| p.into_inner());
+                shell.window_closed();
+            }
+        }),
+        Err(e) => {
+            eprintln!("error: cannot start the ClinVault window: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,419 @@
+//! The command layer: one method per command, each translating a request into core calls and
+//! the result (or core error) into reply types. No rule is decided here — sessions, the idle
+//! lock, permissions and passphrase policy are the core's. The shell holds at most one session
+//! (locked or not) and at most one sign-in waiting for its second factor.
+
+use std::path::PathBuf;
+
+use base64::Engine;
+use clinvault_core::account_view;
+use clinvault_core::crypto::KdfCost;
+use clinvault_core::permissions::Permission;
+use clinvault_core::policy::Policy;
+use clinvault_core::session::PendingSignIn;
+use clinvault_core::{InitOptions, Session, SessionConfig, SessionState, SignIn, VaultDir};
+use zeroize::Zeroizing;
+
+use crate::api::*;
+use crate::host::Host;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// How many sign-ins the history screen shows when the UI does not say.
+const DEFAULT_HISTORY: u32 = 200;
+
+pub struct Shell<H: Host> {
+    host: H,
+    session: Option<Session>,
+    pending: Option<PendingSignIn>,
+}
+
+fn core<T>(r: clinvault_core::Result<T>) -> Result<T> {
+    r.map_err(ApiError::from)
+}
+
+fn parse_permissions(names: &[String]) -> Result<Vec<Permission>> {
+    names
+        .iter()
+        .map(|n| n.parse::<Permission>())
+        .collect::<clinvault_core::Result<Vec<_>>>()
+        .map_err(ApiError::from)
+}
+
+impl<H: Host> Shell<H> {
+    pub fn new(host: H) -> Self {
+        Shell {
+            host,
+            session: None,
+            pending: None,
+        }
+    }
+
+    fn dir(&self) -> Result<(VaultDir, bool)> {
+        let loc = self.host.vault_location()?;
+        Ok((VaultDir::new(loc.path), loc.fixed))
+    }
+
+    fn config(&self) -> SessionConfig {
+        SessionConfig {
+            device: self.host.device(),
+            clock: self.host.clock(),
+        }
+    }
+
+    /// The active session, or the core's reason why there is none.
+    fn active(&mut self) -> Result<&mut Session> {
+        let session = self.session.as_mut().ok_or_else(ApiError::signed_out)?;
+        match session.check() {
+            SessionState::Active => Ok(session),
+            SessionState::Locked => Err(clinvault_core::Error::SessionLocked(
+                "the session is locked; unlock with your passphrase".into(),
+            )
+            .into()),
+            SessionState::Expired => Err(clinvault_core::Error::SessionLocked(
+                "the session has expired; sign in again".into(),
+            )
+            .into()),
+        }
+    }
+
+    fn session_info(session: &Session) -> Result<SessionInfo> {
+        let user = session.user();
+        Ok(SessionInfo {
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role.clone(),
+            permissions: core(session.own_permissions())?
+                .into_iter()
+                .map(|p| p.name().to_owned())
+                .collect(),
+            must_enrol_2fa: session.must_enrol_2fa(),
+            two_factor: core(session.two_factor_enabled())?,
+            idle_lock_minutes: session.policy().idle_lock_minutes,
+            notices: session.notices().to_vec(),
+        })
+    }
+
+    /// Where the app is. Applies the core's time limits first (it is polled by the UI), and
+    /// forgets a session the core has expired.
+    pub fn status(&mut self) -> Result<AppStatus> {
+        let (dir, fixed) = self.dir()?;
+        let vault = VaultInfo {
+            path: dir.root().display().to_string(),
+            exists: dir.exists(),
+            fixed,
+        };
+        if let Some(s) = &mut self.session {
+            if s.check() == SessionState::Expired {
+                self.session = None;
+            }
+        }
+        let stage = if let Some(s) = &self.session {
+            match s.state() {
+                SessionState::Active => Stage::Active {
+                    session: Self::session_info(s)?,
+                },
+                _ => Stage::Locked {
+                    username: s.user().username.clone(),
+                    display_name: s.user().display_name.clone(),
+                },
+            }
+        } else if let Some(p) = &self.pending {
+            Stage::SecondFactor {
+                username: p.username().to_owned(),
+            }
+        } else if vault.exists {
+            Stage::SignedOut
+        } else {
+            Stage::NoVault
+        };
+        Ok(AppStatus { vault, stage })
+    }
+
+    /// A meter reading for a passphrase being typed, against the session's policy (or the
+    /// default policy before a vault exists).
+    pub fn passphrase_strength(&mut self, req: StrengthRequest) -> Strength {
+        let policy = match &self.session {
+            Some(s) => s.policy().clone(),
+            None => Policy::default(),
+        };
+        let mut inputs: Vec<&str> = Vec::new();
+        if let Some(u) = req.username.as_deref() {
+            inputs.push(u);
+        }
+        if let Some(d) = req.display_name.as_deref() {
+            inputs.push(d);
+        }
+        let s = account_view::assess(&policy, &req.passphrase, false, &inputs);
+        Strength {
+            score: s.score,
+            acceptable: s.acceptable,
+            reason: s.reason,
+            min_length: s.min_length,
+        }
+    }
+
+    /// First run: creates the vault and its administrator, signs them in, and hands back the
+    /// recovery key to be shown once.
+    pub fn create_vault(&mut self, req: CreateVault) -> Result<VaultCreated> {
+        let (default_dir, fixed) = self.dir()?;
+        let chosen = req
+            .location
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from);
+        let dir = match chosen {
+            Some(path) if path != default_dir.root() => {
+                if fixed {
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidInput,
+                        "the vault location is set by CLINVAULT_VAULT and cannot be changed here",
+                    ));
+                }
+                if !path.is_absolute() {
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidInput,
+                        "vault location: give a full path (starting with /)",
+                    ));
+                }
+                VaultDir::new(path)
+            }
+            _ => default_dir,
+        };
+        let recovery = core(clinvault_core::vault::init(
+            &dir,
+            InitOptions {
+                admin_username: req.username.clone(),
+                admin_display_name: req.display_name.clone(),
+                passphrase: req.passphrase.clone(),
+                kdf_cost: KdfCost::for_new_vaults(),
+                recovery_key_file: None,
+            },
+        ))?;
+        if !fixed {
+            self.host.remember_vault_location(dir.root())?;
+        }
+        let shown = Shown(recovery.display());
+        drop(recovery);
+        self.session = None;
+        self.pending = None;
+        match core(Session::sign_in(
+            &dir,
+            &req.username,
+            &req.passphrase,
+            self.config(),
+        ))? {
+            SignIn::Complete(s) => self.session = Some(*s),
+            SignIn::NeedsSecondFactor(p) => self.pending = Some(*p),
+        }
+        Ok(VaultCreated {
+            recovery_key: shown,
+            status: self.status()?,
+        })
+    }
+
+    pub fn sign_in(&mut self, req: SignInRequest) -> Result<AppStatus> {
+        // One session at a time: signing in ends (and so locks) any other.
+        self.session = None;
+        self.pending = None;
+        let (dir, _) = self.dir()?;
+        match core(Session::sign_in(
+            &dir,
+            &req.username,
+            &req.passphrase,
+            self.config(),
+        ))? {
+            SignIn::Complete(s) => self.session = Some(*s),
+            SignIn::NeedsSecondFactor(p) => self.pending = Some(*p),
+        }
+        self.status()
+    }
+
+    /// The authenticator or recovery code. A wrong code ends the attempt (the core counts it
+    /// as a failed sign-in); the passphrase must be entered again.
+    pub fn complete_sign_in(&mut self, req: SecondFactor) -> Result<AppStatus> {
+        let pending = self.pending.take().ok_or_else(|| {
+            ApiError::new(ErrorKind::InvalidInput, "no sign-in is waiting for a code")
+        })?;
+        let session = core(pending.complete(req.code.trim(), req.remember_device))?;
+        self.session = Some(session);
+        self.status()
+    }
+
+    pub fn cancel_sign_in(&mut self) -> Result<AppStatus> {
+        self.pending = None;
+        self.status()
+    }
+
+    /// Ends the session (the core records it, closes the database and wipes the keys).
+    pub fn sign_out(&mut self) -> Result<AppStatus> {
+        self.session = None;
+        self.pending = None;
+        self.status()
+    }
+
+    /// Keyboard or mouse activity the UI saw. The core decides whether the session was
+    /// already past its idle limit (then it stays locked).
+    pub fn report_activity(&mut self) -> Result<AppStatus> {
+        if let Some(s) = &mut self.session {
+            // A locked or expired session refuses; the status says so.
+            let _ = s.record_activity();
+        }
+        self.status()
+    }
+
+    pub fn lock(&mut self) -> Result<AppStatus> {
+        if let Some(s) = &mut self.session {
+            s.lock("manual");
+        }
+        self.status()
+    }
+
+    pub fn unlock(&mut self, req: Unlock) -> Result<AppStatus> {
+        let session = self.session.as_mut().ok_or_else(ApiError::signed_out)?;
+        let result = session.unlock(&req.passphrase);
+        if session.state() == SessionState::Expired {
+            self.session = None;
+        }
+        core(result)?;
+        self.status()
+    }
+
+    pub fn enroll_2fa(&mut self) -> Result<Enrolment> {
+        let e = core(self.active()?.enroll_2fa())?;
+        Ok(Enrolment {
+            otpauth_uri: Shown(Zeroizing::new(e.otpauth_uri.clone())),
+            secret_base32: Shown(Zeroizing::new(e.secret_base32.clone())),
+            qr_png_base64: base64::engine::general_purpose::STANDARD.encode(&e.qr_png),
+        })
+    }
+
+    pub fn confirm_2fa(&mut self, req: Code) -> Result<RecoveryCodes> {
+        let codes = core(self.active()?.confirm_2fa(req.code.trim()))?;
+        Ok(RecoveryCodes {
+            codes: codes.into_iter().map(Shown).collect(),
+        })
+    }
+
+    pub fn regenerate_recovery_codes(&mut self) -> Result<RecoveryCodes> {
+        let codes = core(self.active()?.regenerate_recovery_codes())?;
+        Ok(RecoveryCodes {
+            codes: codes.into_iter().map(Shown).collect(),
+        })
+    }
+
+    pub fn change_passphrase(&mut self, req: ChangePassphrase) -> Result<()> {
+        core(self.active()?.change_passphrase(&req.current, &req.new))
+    }
+
+    pub fn list_users(&mut self) -> Result<Vec<UserRow>> {
+        let users = core(self.active()?.list_users())?;
+        Ok(users
+            .into_iter()
+            .map(|u| UserRow {
+                username: u.user.username,
+                display_name: u.user.display_name,
+                role: u.user.role,
+                status: u.user.status.as_str().to_owned(),
+                created_at: u.user.created_at,
+                two_factor: u.two_factor,
+            })
+            .collect())
+    }
+
+    pub fn add_user(&mut self, req: AddUser) -> Result<()> {
+        core(self.active()?.add_user(
+            &req.username,
+            req.display_name.as_deref(),
+            &req.role,
+            &req.passphrase,
+        ))
+        .map(|_| ())
+    }
+
+    pub fn disable_user(&mut self, req: UserRef) -> Result<()> {
+        core(self.active()?.disable_user(&req.username)).map(|_| ())
+    }
+
+    pub fn enable_user(&mut self, req: EnableUser) -> Result<()> {
+        core(self.active()?.enable_user(&req.username, &req.passphrase))
+    }
+
+    pub fn set_user_role(&mut self, req: SetRole) -> Result<()> {
+        core(self.active()?.set_user_role(&req.username, &req.role))
+    }
+
+    pub fn reset_2fa(&mut self, req: UserRef) -> Result<()> {
+        core(self.active()?.reset_2fa(&req.username))
+    }
+
+    pub fn signin_history(&mut self, req: HistoryRequest) -> Result<Vec<SignInRow>> {
+        let rows = core(self.active()?.signin_history(
+            req.username.as_deref().filter(|u| !u.trim().is_empty()),
+            req.limit.unwrap_or(DEFAULT_HISTORY),
+        ))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SignInRow {
+                username: r.username,
+                at: r.at,
+                device: r.device,
+                outcome: r.outcome,
+                detail: r.detail,
+            })
+            .collect())
+    }
+
+    pub fn roles(&mut self) -> Result<RolesMatrix> {
+        let roles = core(self.active()?.list_roles())?;
+        Ok(RolesMatrix {
+            roles: roles
+                .into_iter()
+                .map(|r| RoleRow {
+                    name: r.name,
+                    builtin: r.builtin,
+                    permissions: r.permissions.iter().map(|p| p.name().to_owned()).collect(),
+                })
+                .collect(),
+            permissions: Permission::ALL
+                .iter()
+                .map(|p| PermissionRow {
+                    name: p.name().to_owned(),
+                    description: p.describe().to_owned(),
+                    admin_only: p.admin_only(),
+                })
+                .collect(),
+        })
+    }
+
+    pub fn create_role(&mut self, req: CreateRole) -> Result<()> {
+        let perms = parse_permissions(&req.permissions)?;
+        core(self.active()?.create_role(&req.name, &perms)).map(|_| ())
+    }
+
+    pub fn policy(&mut self) -> Result<Vec<PolicyEntry>> {
+        let policy = core(self.active()?.show_policy())?;
+        Ok(policy
+            .entries()
+            .into_iter()
+            .map(|(key, value)| PolicyEntry { key, value })
+            .collect())
+    }
+
+    pub fn set_policy(&mut self, req: SetPolicy) -> Result<Vec<PolicyEntry>> {
+        core(self.active()?.set_policy(&req.key, &req.value))?;
+        self.policy()
+    }
+
+    pub fn rotate_keys(&mut self) -> Result<Rotated> {
+        let key_epoch = core(self.active()?.rotate_keys())?;
+        Ok(Rotated { key_epoch })
+    }
+
+    /// The window is closing: end the session so the vault is locked and its keys wiped.
+    pub fn window_closed(&mut self) {
+        self.pending = None;
+        self.session = None;
+    }
+}

@@ -1,0 +1,517 @@
+//! The command layer without a window: real vaults in temporary folders, a clock moved by hand.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clinvault_core::clock::{Clock, ManualClock};
+use secrecy::SecretString;
+
+use crate::api::*;
+use crate::host::{Host, Location};
+use crate::shell::Shell;
+
+const ADMIN_PASS: &str = "correct horse battery staple orbit";
+const RECEPTION_PASS: &str = "lantern meadow copper violin";
+const START: i64 = 1_790_000_000;
+
+struct TestHost {
+    vault: PathBuf,
+    clock: ManualClock,
+}
+
+impl Host for TestHost {
+    fn vault_location(&self) -> Result<Location, ApiError> {
+        Ok(Location {
+            path: self.vault.clone(),
+            fixed: true,
+        })
+    }
+    fn remember_vault_location(&self, _: &Path) -> Result<(), ApiError> {
+        Ok(())
+    }
+    fn clock(&self) -> Arc<dyn Clock> {
+        Arc::new(self.clock.clone())
+    }
+    fn device(&self) -> String {
+        "desktop@test".into()
+    }
+}
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    clock: ManualClock,
+    shell: Shell<TestHost>,
+}
+
+fn fresh() -> Fixture {
+    // SAFETY-free in edition 2021; every test sets the same value.
+    std::env::set_var("CLINVAULT_TEST_FAST_KDF", "1");
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(START);
+    let shell = Shell::new(TestHost {
+        vault: tmp.path().join("vault"),
+        clock: clock.clone(),
+    });
+    Fixture {
+        _tmp: tmp,
+        clock,
+        shell,
+    }
+}
+
+fn with_admin() -> Fixture {
+    let mut f = fresh();
+    f.shell
+        .create_vault(CreateVault {
+            location: None,
+            username: "admin".into(),
+            display_name: Some("Ada Admin".into()),
+            passphrase: secret(ADMIN_PASS),
+        })
+        .unwrap();
+    f
+}
+
+fn sign_in(f: &mut Fixture, user: &str, pass: &str) -> Result<AppStatus, ApiError> {
+    f.shell.sign_in(SignInRequest {
+        username: user.into(),
+        passphrase: secret(pass),
+    })
+}
+
+fn stage(f: &mut Fixture) -> Stage {
+    f.shell.status().unwrap().stage
+}
+
+#[test]
+fn typescript_bindings_match_the_rust_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/src/lib/bindings.ts");
+    let generated = crate::api::typescript_bindings();
+    if std::env::var_os("UPDATE_BINDINGS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "ui/src/lib/bindings.ts is out of date: run UPDATE_BINDINGS=1 cargo test -p clinvault-desktop --lib bindings"
+    );
+}
+
+#[test]
+fn every_command_is_declared_and_granted_to_the_main_window_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let declared: Vec<String> = std::fs::read_to_string(root.join("src-tauri/commands.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut handled: Vec<String> = crate::command_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut sorted = declared.clone();
+    sorted.sort();
+    handled.sort();
+    assert_eq!(sorted, handled, "commands.txt and the handler list differ");
+
+    let cap: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("src-tauri/capabilities/main.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cap["windows"], serde_json::json!(["main"]));
+    let mut granted: Vec<String> = cap["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    granted.sort();
+    let mut expected: Vec<String> = declared
+        .iter()
+        .map(|c| format!("allow-{}", c.replace('_', "-")))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        granted, expected,
+        "the capability grants something other than the app's commands"
+    );
+}
+
+#[test]
+fn no_plugin_that_reaches_the_system_is_a_dependency() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    for forbidden in [
+        "tauri-plugin-shell",
+        "tauri-plugin-fs",
+        "tauri-plugin-http",
+        "devtools",
+    ] {
+        assert!(
+            !manifest.contains(forbidden),
+            "{forbidden} must not be in Cargo.toml"
+        );
+    }
+}
+
+#[test]
+fn first_run_creates_the_vault_signs_the_admin_in_and_shows_a_working_recovery_key() {
+    let mut f = fresh();
+    let st = f.shell.status().unwrap();
+    assert!(matches!(st.stage, Stage::NoVault));
+    assert!(!st.vault.exists);
+
+    let weak = f.shell.create_vault(CreateVault {
+        location: None,
+        username: "admin".into(),
+        display_name: None,
+        passphrase: secret("short"),
+    });
+    let err = weak.err().unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    assert!(err.message.contains("passphrase"), "{}", err.message);
+    assert!(
+        !f.shell.status().unwrap().vault.exists,
+        "a refused first run leaves nothing behind"
+    );
+
+    let created = f
+        .shell
+        .create_vault(CreateVault {
+            location: None,
+            username: "admin".into(),
+            display_name: Some("Ada Admin".into()),
+            passphrase: secret(ADMIN_PASS),
+        })
+        .unwrap();
+    clinvault_core::RecoveryKey::parse(created.recovery_key.0.as_str()).unwrap();
+    let Stage::Active { session } = created.status.stage else {
+        panic!("not signed in after first run");
+    };
+    assert_eq!(session.username, "admin");
+    assert_eq!(session.role, "administrator");
+    assert!(session.permissions.iter().any(|p| p == "users.manage"));
+
+    let again = f.shell.create_vault(CreateVault {
+        location: None,
+        username: "other".into(),
+        display_name: None,
+        passphrase: secret(ADMIN_PASS),
+    });
+    assert_eq!(again.err().unwrap().kind, ErrorKind::AlreadyExists);
+}
+
+#[test]
+fn the_strength_meter_gives_the_policy_reason() {
+    let mut f = fresh();
+    let weak = f.shell.passphrase_strength(StrengthRequest {
+        passphrase: secret("admin12345"),
+        username: Some("admin".into()),
+        display_name: None,
+    });
+    assert!(!weak.acceptable);
+    assert!(weak.reason.unwrap().contains("at least 15"));
+    let strong = f.shell.passphrase_strength(StrengthRequest {
+        passphrase: secret(ADMIN_PASS),
+        username: Some("admin".into()),
+        display_name: None,
+    });
+    assert!(strong.acceptable, "{strong:?}");
+}
+
+#[test]
+fn a_wrong_passphrase_is_an_authentication_error_and_signs_nobody_in() {
+    let mut f = with_admin();
+    f.shell.sign_out().unwrap();
+    let err = sign_in(&mut f, "admin", "wrong wrong wrong wrong")
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::Authentication);
+    assert_eq!(err.message, "wrong username or passphrase");
+    assert!(matches!(stage(&mut f), Stage::SignedOut));
+    let err = f.shell.list_users().err().unwrap();
+    assert_eq!(err.kind, ErrorKind::SessionLocked);
+}
+
+#[test]
+fn the_idle_lock_follows_the_core_clock_and_unlock_needs_the_passphrase() {
+    let mut f = with_admin();
+    f.shell
+        .set_policy(SetPolicy {
+            key: "idle-lock-minutes".into(),
+            value: "1".into(),
+        })
+        .unwrap();
+    // Activity within the limit keeps the session open.
+    f.clock.advance(50);
+    assert!(matches!(
+        f.shell.report_activity().unwrap().stage,
+        Stage::Active { .. }
+    ));
+    f.clock.advance(50);
+    assert!(matches!(stage(&mut f), Stage::Active { .. }));
+    // Past the limit, activity cannot revive it.
+    f.clock.advance(15);
+    let st = f.shell.report_activity().unwrap();
+    let Stage::Locked { username, .. } = st.stage else {
+        panic!("not locked after the idle limit: {:?}", st.stage);
+    };
+    assert_eq!(username, "admin");
+    assert_eq!(
+        f.shell.list_users().err().unwrap().kind,
+        ErrorKind::SessionLocked
+    );
+
+    let err = f
+        .shell
+        .unlock(Unlock {
+            passphrase: secret("not the passphrase at all"),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::Authentication);
+    f.shell
+        .unlock(Unlock {
+            passphrase: secret(ADMIN_PASS),
+        })
+        .unwrap();
+    assert!(f.shell.list_users().is_ok());
+
+    // Manual lock, then "switch user" is a sign-out.
+    assert!(matches!(
+        f.shell.lock().unwrap().stage,
+        Stage::Locked { .. }
+    ));
+    assert!(matches!(
+        f.shell.sign_out().unwrap().stage,
+        Stage::SignedOut
+    ));
+}
+
+fn totp_now(secret_b32: &str, clock: &ManualClock) -> String {
+    let bytes = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_b32).unwrap();
+    clinvault_core::two_factor::code_at(&bytes, clock.now().as_second() as u64).unwrap()
+}
+
+#[test]
+fn two_factor_enrolment_then_sign_in_with_a_code_and_a_wrong_code_refused() {
+    let mut f = with_admin();
+    let e = f.shell.enroll_2fa().unwrap();
+    assert!(e.otpauth_uri.0.starts_with("otpauth://totp/"));
+    assert!(!e.qr_png_base64.is_empty());
+    let wrong = f.shell.confirm_2fa(Code {
+        code: "000000".into(),
+    });
+    if let Err(err) = wrong {
+        assert_eq!(err.kind, ErrorKind::Authentication);
+    }
+    let code = totp_now(&e.secret_base32.0, &f.clock);
+    let codes = f.shell.confirm_2fa(Code { code }).unwrap();
+    assert_eq!(codes.codes.len(), 10);
+    f.shell.sign_out().unwrap();
+
+    let st = sign_in(&mut f, "admin", ADMIN_PASS).unwrap();
+    assert!(matches!(st.stage, Stage::SecondFactor { ref username } if username == "admin"));
+    let err = f
+        .shell
+        .complete_sign_in(SecondFactor {
+            code: "123456".into(),
+            remember_device: false,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::Authentication);
+    assert!(
+        matches!(stage(&mut f), Stage::SignedOut),
+        "a wrong code ends the attempt"
+    );
+
+    f.clock.advance(30);
+    sign_in(&mut f, "admin", ADMIN_PASS).unwrap();
+    let code = totp_now(&e.secret_base32.0, &f.clock);
+    let st = f
+        .shell
+        .complete_sign_in(SecondFactor {
+            code,
+            remember_device: false,
+        })
+        .unwrap();
+    let Stage::Active { session } = st.stage else {
+        panic!("not signed in with a right code");
+    };
+    assert!(session.two_factor);
+
+    // A recovery code works once in place of a code.
+    f.shell.sign_out().unwrap();
+    sign_in(&mut f, "admin", ADMIN_PASS).unwrap();
+    f.shell
+        .complete_sign_in(SecondFactor {
+            code: codes.codes[0].0.to_string(),
+            remember_device: false,
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_receptionist_is_refused_administration_by_the_core() {
+    let mut f = with_admin();
+    f.shell
+        .add_user(AddUser {
+            username: "rita".into(),
+            display_name: Some("Rita Reception".into()),
+            role: "receptionist".into(),
+            passphrase: secret(RECEPTION_PASS),
+        })
+        .unwrap();
+    let users = f.shell.list_users().unwrap();
+    assert!(users
+        .iter()
+        .any(|u| u.username == "rita" && u.role == "receptionist"));
+
+    let st = sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    let Stage::Active { session } = st.stage else {
+        panic!("receptionist not signed in");
+    };
+    assert!(!session.permissions.iter().any(|p| p == "users.manage"));
+    for err in [
+        f.shell.list_users().err(),
+        f.shell
+            .set_policy(SetPolicy {
+                key: "idle-lock-minutes".into(),
+                value: "60".into(),
+            })
+            .err(),
+        f.shell.rotate_keys().err(),
+    ] {
+        let err = err.unwrap();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied, "{}", err.message);
+    }
+}
+
+#[test]
+fn administration_round_trip_users_roles_history() {
+    let mut f = with_admin();
+    f.shell
+        .add_user(AddUser {
+            username: "pat".into(),
+            display_name: None,
+            role: "practitioner".into(),
+            passphrase: secret(RECEPTION_PASS),
+        })
+        .unwrap();
+    f.shell
+        .disable_user(UserRef {
+            username: "pat".into(),
+        })
+        .unwrap();
+    let pat = |f: &mut Fixture| {
+        f.shell
+            .list_users()
+            .unwrap()
+            .into_iter()
+            .find(|u| u.username == "pat")
+            .unwrap()
+    };
+    assert_eq!(pat(&mut f).status, "disabled");
+    f.shell
+        .enable_user(EnableUser {
+            username: "pat".into(),
+            passphrase: secret("harbour quilt sparrow engine"),
+        })
+        .unwrap();
+    assert_eq!(pat(&mut f).status, "active");
+
+    f.shell
+        .create_role(CreateRole {
+            name: "front-desk".into(),
+            permissions: vec!["patient.read".into(), "appointments.read".into()],
+        })
+        .unwrap();
+    let refused = f.shell.create_role(CreateRole {
+        name: "sneaky".into(),
+        permissions: vec!["users.manage".into()],
+    });
+    assert_eq!(refused.err().unwrap().kind, ErrorKind::InvalidInput);
+    let bogus = f.shell.create_role(CreateRole {
+        name: "bogus".into(),
+        permissions: vec!["no.such".into()],
+    });
+    assert_eq!(bogus.err().unwrap().kind, ErrorKind::InvalidInput);
+    let matrix = f.shell.roles().unwrap();
+    assert!(matrix
+        .roles
+        .iter()
+        .any(|r| r.name == "front-desk" && !r.builtin));
+    assert!(matrix
+        .permissions
+        .iter()
+        .any(|p| p.name == "users.manage" && p.admin_only));
+    f.shell
+        .set_user_role(SetRole {
+            username: "pat".into(),
+            role: "front-desk".into(),
+        })
+        .unwrap();
+
+    let history = f
+        .shell
+        .signin_history(HistoryRequest {
+            username: Some("admin".into()),
+            limit: None,
+        })
+        .unwrap();
+    assert!(history.iter().any(|h| h.outcome == "ok"));
+
+    let bad = f.shell.set_policy(SetPolicy {
+        key: "idle-lock-minutes".into(),
+        value: "0".into(),
+    });
+    assert_eq!(bad.err().unwrap().kind, ErrorKind::InvalidInput);
+    let entries = f
+        .shell
+        .set_policy(SetPolicy {
+            key: "clinic-timezone".into(),
+            value: "Australia/Sydney".into(),
+        })
+        .unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.key == "clinic-timezone" && e.value == "Australia/Sydney"));
+}
+
+#[test]
+fn closing_the_window_ends_the_session() {
+    let mut f = with_admin();
+    f.shell.window_closed();
+    assert!(matches!(stage(&mut f), Stage::SignedOut));
+    assert_eq!(
+        f.shell.list_users().err().unwrap().kind,
+        ErrorKind::SessionLocked
+    );
+}
+
+#[test]
+fn changing_the_own_passphrase_checks_the_current_one() {
+    let mut f = with_admin();
+    let err = f
+        .shell
+        .change_passphrase(ChangePassphrase {
+            current: secret("wrong wrong wrong wrong"),
+            new: secret("granite pelican midnight oboe"),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::Authentication);
+    f.shell
+        .change_passphrase(ChangePassphrase {
+            current: secret(ADMIN_PASS),
+            new: secret("granite pelican midnight oboe"),
+        })
+        .unwrap();
+    f.shell.sign_out().unwrap();
+    sign_in(&mut f, "admin", "granite pelican midnight oboe").unwrap();
+}

@@ -1,0 +1,55 @@
+// Typed calls to the shell's commands. Request and reply types come from bindings.ts, which is
+// generated from the Rust definitions (src-tauri/api.rs), so a change on one side that the other
+// does not follow fails the Rust test suite or the TypeScript build.
+import { invoke } from '@tauri-apps/api/core';
+import type * as B from './bindings';
+
+export type * from './bindings';
+
+/** Every command: [request type (or null), reply type]. Names must match src-tauri/commands.txt. */
+interface Commands {
+  status: [null, B.AppStatus];
+  create_vault: [B.CreateVault, B.VaultCreated];
+  sign_in: [B.SignInRequest, B.AppStatus];
+  complete_sign_in: [B.SecondFactor, B.AppStatus];
+  cancel_sign_in: [null, B.AppStatus];
+  sign_out: [null, B.AppStatus];
+  report_activity: [null, B.AppStatus];
+  lock: [null, B.AppStatus];
+  unlock: [B.Unlock, B.AppStatus];
+  enroll_2fa: [null, B.Enrolment];
+  confirm_2fa: [B.Code, B.RecoveryCodes];
+  regenerate_recovery_codes: [null, B.RecoveryCodes];
+  change_passphrase: [B.ChangePassphrase, null];
+  list_users: [null, B.UserRow[]];
+  add_user: [B.AddUser, null];
+  disable_user: [B.UserRef, null];
+  enable_user: [B.EnableUser, null];
+  set_user_role: [B.SetRole, null];
+  reset_2fa: [B.UserRef, null];
+  signin_history: [B.HistoryRequest, B.SignInRow[]];
+  roles: [null, B.RolesMatrix];
+  create_role: [B.CreateRole, null];
+  policy: [null, B.PolicyEntry[]];
+  set_policy: [B.SetPolicy, B.PolicyEntry[]];
+  rotate_keys: [null, B.Rotated];
+  passphrase_strength: [B.StrengthRequest, B.Strength];
+}
+
+export function isApiError(e: unknown): e is B.ApiError {
+  return typeof e === 'object' && e !== null && 'kind' in e && 'message' in e;
+}
+
+/** A message for a person, whatever was thrown. */
+export function messageOf(e: unknown): string {
+  if (isApiError(e)) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+export function call<K extends keyof Commands>(
+  cmd: K,
+  ...req: Commands[K][0] extends null ? [] : [Commands[K][0]]
+): Promise<Commands[K][1]> {
+  return invoke<Commands[K][1]>(cmd, req.length ? { req: req[0] } : {});
+}

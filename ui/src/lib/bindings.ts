@@ -1,0 +1,97 @@
+// Generated from src-tauri/api.rs by ts-rs. Do not edit: run
+// `UPDATE_BINDINGS=1 cargo test -p clinvault-desktop --lib bindings` after changing the Rust types.
+
+export type ErrorKind = "invalid_input" | "authentication" | "permission_denied" | "session_locked" | "integrity" | "not_found" | "already_exists" | "conflict" | "busy" | "incompatible" | "io" | "internal";
+
+export type ApiError = { kind: ErrorKind, message: string, };
+
+export type VaultInfo = { path: string, exists: boolean, 
+/**
+ * Set by CLINVAULT_VAULT: the first-run screen cannot choose another place.
+ */
+fixed: boolean, };
+
+export type SessionInfo = { username: string, display_name: string, role: string, 
+/**
+ * The role's permissions, to shape menus; the core still checks every operation.
+ */
+permissions: Array<string>, must_enrol_2fa: boolean, two_factor: boolean, idle_lock_minutes: number, notices: Array<string>, };
+
+export type Stage = { "stage": "no_vault" } | { "stage": "signed_out" } | { "stage": "second_factor", username: string, } | { "stage": "locked", username: string, display_name: string, } | { "stage": "active", session: SessionInfo, };
+
+export type AppStatus = { vault: VaultInfo, stage: Stage, };
+
+export type CreateVault = { 
+/**
+ * A folder for the vault; None keeps the default.
+ */
+location: string | null, username: string, display_name: string | null, passphrase: string, };
+
+export type VaultCreated = { 
+/**
+ * Shown once; the UI asks for "I have saved it" before moving on.
+ */
+recovery_key: string, status: AppStatus, };
+
+export type SignInRequest = { username: string, passphrase: string, };
+
+export type SecondFactor = { 
+/**
+ * An authenticator code or a recovery code.
+ */
+code: string, remember_device: boolean, };
+
+export type Unlock = { passphrase: string, };
+
+export type StrengthRequest = { passphrase: string, username: string | null, display_name: string | null, };
+
+export type Strength = { 
+/**
+ * 0 (trivial) to 4 (strong).
+ */
+score: number, acceptable: boolean, reason: string | null, min_length: number, };
+
+export type Enrolment = { otpauth_uri: string, secret_base32: string, 
+/**
+ * The same URI as a QR code, a PNG in base64.
+ */
+qr_png_base64: string, };
+
+export type Code = { code: string, };
+
+export type RecoveryCodes = { codes: Array<string>, };
+
+export type ChangePassphrase = { current: string, new: string, };
+
+export type UserRow = { username: string, display_name: string, role: string, status: string, created_at: string, two_factor: boolean, };
+
+export type AddUser = { username: string, display_name: string | null, role: string, 
+/**
+ * The initial passphrase, which the person changes at first use.
+ */
+passphrase: string, };
+
+export type EnableUser = { username: string, passphrase: string, };
+
+export type UserRef = { username: string, };
+
+export type SetRole = { username: string, role: string, };
+
+export type HistoryRequest = { username: string | null, limit: number | null, };
+
+export type SignInRow = { username: string, at: string, device: string, outcome: string, detail: string, };
+
+export type RoleRow = { name: string, builtin: boolean, permissions: Array<string>, };
+
+export type PermissionRow = { name: string, description: string, admin_only: boolean, };
+
+export type RolesMatrix = { roles: Array<RoleRow>, permissions: Array<PermissionRow>, };
+
+export type CreateRole = { name: string, permissions: Array<string>, };
+
+export type PolicyEntry = { key: string, value: string, };
+
+export type SetPolicy = { key: string, value: string, };
+
+export type Rotated = { key_epoch: bigint, };
+
