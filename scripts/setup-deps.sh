@@ -78,7 +78,11 @@ fi
 # README "Installers"). Reinstalled when the lock file is newer than the installed tree.
 if [ ! -f ui/node_modules/.package-lock.json ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   echo "==> installing the frontend's npm packages (ui/)"
-  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+  # `npm install --no-save` rather than `npm ci`: the registry this project uses serves only this
+  # platform's optional packages (rollup's native builds), so the lock file lists no others and
+  # `npm ci` refuses it as out of sync; `--no-save` installs the locked versions and leaves the
+  # lock file untouched.
+  (cd ui && npm install --no-save --no-audit --no-fund --loglevel=error)
 fi
 
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
