@@ -15,7 +15,7 @@ use crate::keys::{storage_name, BlobId};
 use crate::lock::RepoLock;
 use crate::pack::open_chunk;
 use crate::progress::{phase, Progress, ProgressEvent};
-use crate::repo::{info, short, Index, Repository};
+use crate::repo::{info, short, Index, Loc, Repository};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RestoreReport {
@@ -34,15 +34,6 @@ pub struct Restored {
     pub vault_keys: Zeroizing<Vec<u8>>,
 }
 
-/// One downloaded pack at a time: packs are written in file order, so restoring in file order
-/// reads each pack about once.
-pub(crate) struct PackCache<'a> {
-    repo: &'a Repository,
-    name: String,
-    bytes: Vec<u8>,
-    pub reads: u64,
-}
-
 /// Shows the report only: the keys stay out of logs and panics.
 impl std::fmt::Debug for Restored {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,59 +43,45 @@ impl std::fmt::Debug for Restored {
     }
 }
 
-impl<'a> PackCache<'a> {
-    pub fn new(repo: &'a Repository) -> Self {
-        PackCache {
-            repo,
-            name: String::new(),
-            bytes: Vec::new(),
-            reads: 0,
-        }
-    }
-
-    pub fn blob(&mut self, index: &Index, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = index.blobs.get(id).ok_or_else(|| {
-            Error::Integrity(format!(
-                "blob {} of the snapshot is in no index: the repository is incomplete",
-                &id.hex()[..16]
-            ))
-        })?;
-        let pack = index.pack_name(loc);
-        if self.name != pack {
-            let bytes = self
-                .repo
-                .backend
-                .read(&format!("data/{pack}"))
-                .map_err(|e| match e.kind() {
-                    ErrorKind::NotFound => Error::Integrity(format!(
-                        "pack {} is missing from the sync target",
-                        short(pack)
-                    )),
-                    _ => e,
-                })?;
-            if storage_name(&bytes) != pack {
-                return Err(Error::Integrity(format!(
-                    "pack {} on the sync target is damaged (its content does not match its name)",
-                    short(pack)
-                )));
-            }
-            self.name = pack.to_owned();
-            self.bytes = bytes;
-            self.reads += 1;
-        }
-        let end = loc.offset.saturating_add(loc.length);
-        if end > self.bytes.len() as u64 {
-            return Err(Error::Integrity(format!(
-                "pack {} is shorter than its index says",
+/// Reads a pack and checks it against its name (the name is the hash of its content).
+fn read_pack(repo: &Repository, pack: &str) -> Result<Vec<u8>> {
+    let bytes = repo
+        .backend
+        .read(&format!("data/{pack}"))
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => Error::Integrity(format!(
+                "pack {} is missing from the sync target",
                 short(pack)
-            )));
-        }
-        open_chunk(
-            &self.repo.keys,
-            id,
-            &self.bytes[loc.offset as usize..end as usize],
-        )
+            )),
+            _ => e,
+        })?;
+    if storage_name(&bytes) != pack {
+        return Err(Error::Integrity(format!(
+            "pack {} on the sync target is damaged (its content does not match its name)",
+            short(pack)
+        )));
     }
+    Ok(bytes)
+}
+
+/// Opens one blob of a pack already read and checked.
+fn blob_in(repo: &Repository, pack: &str, bytes: &[u8], loc: &Loc, id: &BlobId) -> Result<Vec<u8>> {
+    let end = loc.offset.saturating_add(loc.length);
+    if end > bytes.len() as u64 {
+        return Err(Error::Integrity(format!(
+            "pack {} is shorter than its index says",
+            short(pack)
+        )));
+    }
+    open_chunk(&repo.keys, id, &bytes[loc.offset as usize..end as usize])
+}
+
+/// One file of the snapshot with the location of each of its blobs, resolved before anything is
+/// written so that an incomplete repository fails before the restore starts.
+struct PlannedFile<'s> {
+    path: &'s str,
+    size: u64,
+    blobs: Vec<(BlobId, Loc)>,
 }
 
 fn io(context: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -157,8 +134,7 @@ impl Repository {
         let index = self.load_index()?;
         let inf = info(name, &snap);
         phase(progress, "restore", inf.bytes, "bytes");
-        create_private_dir(into)?;
-        let mut cache = PackCache::new(self);
+        let mut plan = Vec::with_capacity(snap.files.len());
         for f in &snap.files {
             if !f
                 .path
@@ -169,34 +145,68 @@ impl Repository {
                     "a snapshot names a file outside the vault folder".into(),
                 ));
             }
-            let dest: PathBuf = into.join(&f.path);
-            if let Some(parent) = dest.parent() {
-                create_private_dir(parent)?;
-            }
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, create_private_file(&dest)?);
-            let mut written = 0u64;
+            let mut blobs = Vec::with_capacity(f.blobs.len());
             for b in &f.blobs {
                 let id = BlobId::parse(b)?;
-                let data = cache.blob(&index, &id)?;
-                written += data.len() as u64;
-                out.write_all(&data)
-                    .map_err(io("writing a restored file"))?;
-                progress.event(ProgressEvent::Advance {
-                    done: data.len() as u64,
-                });
+                let loc = *index.blobs.get(&id).ok_or_else(|| {
+                    Error::Integrity(format!(
+                        "blob {} of the snapshot is in no index: the repository is incomplete",
+                        &id.hex()[..16]
+                    ))
+                })?;
+                blobs.push((id, loc));
             }
-            let file = out.into_inner().map_err(|e| Error::Io {
-                context: "writing a restored file".into(),
-                source: e.into_error(),
-            })?;
-            file.sync_all().map_err(io("writing a restored file"))?;
-            if written != f.size {
-                return Err(Error::Integrity(format!(
-                    "a restored file has {written} bytes where the snapshot says {}",
-                    f.size
-                )));
+            plan.push(PlannedFile {
+                path: &f.path,
+                size: f.size,
+                blobs,
+            });
+        }
+        // Packs in the order the files need them; a pack comes again only if the file order
+        // leaves it and returns (packs are written in file order, so that is rare).
+        let mut packs: Vec<u32> = Vec::new();
+        for b in plan.iter().flat_map(|f| &f.blobs) {
+            if packs.last() != Some(&b.1.pack) {
+                packs.push(b.1.pack);
             }
         }
+        let packs_read = packs.len() as u64;
+        create_private_dir(into)?;
+        // Three stages on their own threads, so the disk, the hashing of packs and the
+        // decryption overlap: a reader fetches and checks the next packs, this thread opens blobs
+        // and writes them (starting the disk's writeback early), and a syncer makes each
+        // finished file durable. Memory stays bounded by the two channels.
+        std::thread::scope(|scope| -> Result<()> {
+            let (pack_tx, pack_rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(2);
+            let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<std::fs::File>(64);
+            let names = &index.pack_names;
+            let reader = scope.spawn(move || {
+                for p in packs {
+                    let r = match names.get(p as usize) {
+                        Some(name) => read_pack(self, name),
+                        None => Err(Error::Integrity("the sync index is damaged".into())),
+                    };
+                    let failed = r.is_err();
+                    if pack_tx.send(r).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let syncer = scope.spawn(move || -> Result<()> {
+                for file in sync_rx {
+                    file.sync_all().map_err(io("writing a restored file"))?;
+                }
+                Ok(())
+            });
+            let written = write_files(self, &index, &plan, into, &pack_rx, &sync_tx, progress);
+            drop(pack_rx);
+            drop(sync_tx);
+            let _ = reader.join();
+            let synced = syncer.join().unwrap_or_else(|_| {
+                Err(Error::Integrity("the restore stopped unexpectedly".into()))
+            });
+            written.and(synced)
+        })?;
         progress.event(ProgressEvent::PhaseDone);
         Ok(Restored {
             report: RestoreReport {
@@ -204,10 +214,92 @@ impl Repository {
                 time: snap.time.clone(),
                 files: inf.files,
                 bytes: inf.bytes,
-                packs_read: cache.reads,
+                packs_read,
                 anchor: snap.anchor.clone(),
             },
             vault_keys: Zeroizing::new(snap.vault_keys.0.to_vec()),
         })
     }
 }
+
+/// Writes every planned file from the packs the reader delivers, in plan order, and hands each
+/// finished file to the syncer.
+fn write_files(
+    repo: &Repository,
+    index: &Index,
+    plan: &[PlannedFile<'_>],
+    into: &Path,
+    packs: &std::sync::mpsc::Receiver<Result<Vec<u8>>>,
+    finished: &std::sync::mpsc::SyncSender<std::fs::File>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut current: Option<(u32, Vec<u8>)> = None;
+    for f in plan {
+        let dest: PathBuf = into.join(f.path);
+        if let Some(parent) = dest.parent() {
+            create_private_dir(parent)?;
+        }
+        let mut out = create_private_file(&dest)?;
+        let mut written = 0u64;
+        let mut kicked = 0u64;
+        for (id, loc) in &f.blobs {
+            if current.as_ref().map(|c| c.0) != Some(loc.pack) {
+                let bytes = packs.recv().map_err(|_| {
+                    Error::Integrity("the restore stopped reading the sync target".into())
+                })??;
+                current = Some((loc.pack, bytes));
+            }
+            let Some((_, bytes)) = current.as_ref() else {
+                continue;
+            };
+            let data = blob_in(repo, index.pack_name(loc), bytes, loc, id)?;
+            out.write_all(&data)
+                .map_err(io("writing a restored file"))?;
+            written += data.len() as u64;
+            if written - kicked >= WRITEBACK_STEP {
+                start_writeback(&out, kicked, written - kicked);
+                kicked = written;
+            }
+            progress.event(ProgressEvent::Advance {
+                done: data.len() as u64,
+            });
+        }
+        if written != f.size {
+            return Err(Error::Integrity(format!(
+                "a restored file has {written} bytes where the snapshot says {}",
+                f.size
+            )));
+        }
+        start_writeback(&out, kicked, written - kicked);
+        finished
+            .send(out)
+            .map_err(|_| Error::Integrity("the restore stopped making files durable".into()))?;
+    }
+    Ok(())
+}
+
+/// How much is written before the disk is asked to start writing it out.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Asks the kernel to start writing a range to disk now rather than when the page cache fills,
+/// so the final `fsync` waits for little and the disk works while blobs are decrypted. Only a
+/// hint: durability comes from the syncer's `fsync`.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the descriptor is open for the duration of the call; the call only reads it.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
