@@ -1,10 +1,10 @@
 //! `clinvault backup`: export, verify and restore single-file backups.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use clinvault_core::backup::{self, Opener};
 use clinvault_core::Error;
+use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 
 use crate::args::{BackupAction, Global};
@@ -15,20 +15,22 @@ type Result<T> = std::result::Result<T, Error>;
 
 const PASSPHRASE_ENV: &str = "CLINVAULT_BACKUP_PASSPHRASE";
 
-/// A progress line on a terminal (stderr), nothing when output goes to a file or a pipe.
+/// An indicatif bar on stderr (drawn only on a terminal), the same style as the sync commands'.
 fn progress_printer(label: &'static str) -> impl FnMut(u64, u64) -> bool {
-    let tty = std::io::stderr().is_terminal();
-    let mut last_percent = u64::MAX;
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label);
     move |done, total| {
-        if tty && total > 0 {
-            let percent = done.saturating_mul(100) / total;
-            if percent != last_percent {
-                last_percent = percent;
-                eprint!("\r{label}: {percent:>3}% ({} MiB)", done >> 20);
-                if done >= total {
-                    eprintln!();
-                }
-            }
+        if bar.length() != Some(total) {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+        if total > 0 && done >= total {
+            bar.finish_and_clear();
         }
         true
     }
