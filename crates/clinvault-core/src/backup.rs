@@ -317,9 +317,12 @@ impl ThreadedWriter {
     fn new(mut file: File) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let handle = std::thread::spawn(move || {
+            let mut writeback = crate::writeback::Tracker::default();
             for block in rx {
                 file.write_all(&block)?;
+                writeback.wrote(&file, block.len() as u64);
             }
+            writeback.flush(&file);
             Ok(file)
         });
         ThreadedWriter {

@@ -48,6 +48,7 @@ pub mod user_admin;
 pub mod users;
 pub mod vault;
 pub mod vault_dir;
+pub mod writeback;
 
 pub use error::{Error, ErrorKind, Result};
 pub use key_hierarchy::RecoveryKey;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use clinvault_core::{Error, ErrorKind, Result};
+use clinvault_core::{writeback, Error, ErrorKind, Result};
 
 use crate::keys::{storage_name, BlobId};
 use crate::lock::RepoLock;
@@ -241,7 +241,7 @@ fn write_files(
         }
         let mut out = create_private_file(&dest)?;
         let mut written = 0u64;
-        let mut kicked = 0u64;
+        let mut writeback = writeback::Tracker::default();
         for (id, loc) in &f.blobs {
             if current.as_ref().map(|c| c.0) != Some(loc.pack) {
                 let bytes = packs.recv().map_err(|_| {
@@ -256,10 +256,7 @@ fn write_files(
             out.write_all(&data)
                 .map_err(io("writing a restored file"))?;
             written += data.len() as u64;
-            if written - kicked >= WRITEBACK_STEP {
-                start_writeback(&out, kicked, written - kicked);
-                kicked = written;
-            }
+            writeback.wrote(&out, data.len() as u64);
             progress.event(ProgressEvent::Advance {
                 done: data.len() as u64,
             });
@@ -270,36 +267,10 @@ fn write_files(
                 f.size
             )));
         }
-        start_writeback(&out, kicked, written - kicked);
+        writeback.flush(&out);
         finished
             .send(out)
             .map_err(|_| Error::Integrity("the restore stopped making files durable".into()))?;
     }
     Ok(())
 }
-
-/// How much is written before the disk is asked to start writing it out.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-/// Asks the kernel to start writing a range to disk now rather than when the page cache fills,
-/// so the final `fsync` waits for little and the disk works while blobs are decrypted. Only a
-/// hint: durability comes from the syncer's `fsync`.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    if len == 0 {
-        return;
-    }
-    // SAFETY: the descriptor is open for the duration of the call; the call only reads it.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
