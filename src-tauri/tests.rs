@@ -481,6 +481,21 @@ fn administration_round_trip_users_roles_history() {
     assert!(entries
         .iter()
         .any(|e| e.key == "clinic-timezone" && e.value == "Australia/Sydney"));
+    let entries = f
+        .shell
+        .set_policy(SetPolicy {
+            key: "clinic-currency".into(),
+            value: "aud".into(),
+        })
+        .unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.key == "clinic-currency" && e.value == "AUD"));
+    let bad = f.shell.set_policy(SetPolicy {
+        key: "clinic-name".into(),
+        value: String::new(),
+    });
+    assert_eq!(bad.err().unwrap().kind, ErrorKind::InvalidInput);
 }
 
 #[test]

@@ -854,6 +854,7 @@ fn unpack(
                     }
                     let mut out = crate::vault_dir::create_private(&work.join(other))?;
                     let mut buf = vec![0u8; 256 * 1024];
+                    let mut writeback = crate::writeback::Tracker::default();
                     loop {
                         let n = entry.read(&mut buf).map_err(entry_err(&failed))?;
                         if n == 0 {
@@ -861,13 +862,14 @@ fn unpack(
                         }
                         out.write_all(&buf[..n])
                             .map_err(Error::io("cannot write the restored files"))?;
+                        writeback.wrote(&out, n as u64);
                         done += n as u64;
                         if !progress(done, total) {
                             return Err(cancelled());
                         }
                     }
-                    out.sync_all()
-                        .map_err(Error::io("cannot flush the restored files"))?;
+                    // Made durable all at once below, before anything is verified or renamed.
+                    writeback.flush(&out);
                 }
                 _ => return Err(damaged("an unexpected entry")),
             }
@@ -877,6 +879,7 @@ fn unpack(
         .into_inner()
         .finish()
         .map_err(|_| damaged(failed.get().unwrap_or("the end of the file")))?;
+    crate::writeback::sync_tree(work).map_err(Error::io("cannot flush the restored files"))?;
     let manifest = manifest.ok_or_else(|| damaged("no manifest"))?;
     let keys = keys.ok_or_else(|| damaged("no vault key"))?;
     if manifest.backup_id != header.backup_id

@@ -33,6 +33,10 @@ pub struct Policy {
     pub clinic_hours: String,
     /// IANA time zone the clinic hours are in.
     pub clinic_timezone: String,
+    /// The clinic's name as shown in the app and on invoices (not a secret, not patient data).
+    pub clinic_name: String,
+    /// ISO 4217 code of the currency the clinic invoices in.
+    pub clinic_currency: String,
     pub audit_retention_years: u32,
 }
 
@@ -55,6 +59,8 @@ impl Default for Policy {
             alert_failed_signins: 5,
             clinic_hours: "Mon-Fri 08:00-18:00".into(),
             clinic_timezone: "UTC".into(),
+            clinic_name: "My clinic".into(),
+            clinic_currency: "EUR".into(),
             audit_retention_years: 6,
         }
     }
@@ -150,6 +156,30 @@ impl Policy {
                 self.clinic_timezone = value.trim().to_owned();
                 self.clinic_timezone.clone()
             }
+            "clinic-name" => {
+                let name = value.trim();
+                if name.is_empty()
+                    || name.chars().count() > 100
+                    || name.chars().any(char::is_control)
+                {
+                    return Err(Error::InvalidInput(format!(
+                        "{key}: give the clinic's name, 1 to 100 characters on one line"
+                    )));
+                }
+                self.clinic_name = name.to_owned();
+                self.clinic_name.clone()
+            }
+            "clinic-currency" => {
+                let code = value.trim().to_ascii_uppercase();
+                if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(Error::InvalidInput(format!(
+                        "{key}: {:?} is not a three-letter ISO 4217 currency code (e.g. EUR, GBP, AUD)",
+                        value.trim()
+                    )));
+                }
+                self.clinic_currency = code;
+                self.clinic_currency.clone()
+            }
             "audit-retention-years" => {
                 self.audit_retention_years = parse_range(key, value, 1, 100)?;
                 self.audit_retention_years.to_string()
@@ -229,6 +259,8 @@ impl Policy {
             ),
             ("clinic-hours".into(), self.clinic_hours.clone()),
             ("clinic-timezone".into(), self.clinic_timezone.clone()),
+            ("clinic-name".into(), self.clinic_name.clone()),
+            ("clinic-currency".into(), self.clinic_currency.clone()),
             (
                 "audit-retention-years".into(),
                 self.audit_retention_years.to_string(),
@@ -278,6 +310,8 @@ mod tests {
         for key in [
             "clinic-hours",
             "clinic-timezone",
+            "clinic-name",
+            "clinic-currency",
             "alert.failed-signins",
             "audit-retention-years",
         ] {
@@ -287,8 +321,8 @@ mod tests {
         for (k, v) in &entries {
             assert_eq!(&q.apply(k, v).unwrap(), v, "{k}");
         }
-        // One entry per role for require-2fa, plus one per other field of `Policy` (13).
-        assert_eq!(entries.len(), p.require_2fa.len() + 13);
+        // One entry per role for require-2fa, plus one per other field of `Policy` (15).
+        assert_eq!(entries.len(), p.require_2fa.len() + 15);
     }
 
     #[test]
@@ -298,6 +332,16 @@ mod tests {
         assert_eq!(p.idle_lock_minutes, 5);
         let e = p.apply("session-hours", "500").unwrap_err().to_string();
         assert!(e.contains("between 1 and 168"), "{e}");
+        assert_eq!(p.apply("clinic-currency", " gbp ").unwrap(), "GBP");
+        let e = p.apply("clinic-currency", "POUND").unwrap_err().to_string();
+        assert!(e.contains("ISO 4217"), "{e}");
+        assert_eq!(
+            p.apply("clinic-name", " Riverside Physio ").unwrap(),
+            "Riverside Physio"
+        );
+        let e = p.apply("clinic-name", "a\nb").unwrap_err().to_string();
+        assert!(e.contains("1 to 100 characters"), "{e}");
+        assert!(p.apply("clinic-name", "").is_err());
         let e = p
             .apply("min-passphrase-length", "10")
             .unwrap_err()

@@ -52,3 +52,31 @@ impl Tracker {
         self.started = self.written;
     }
 }
+
+/// Makes every file written under `dir` durable. On Linux one `syncfs` (a single journal commit
+/// for the whole restore instead of one per file, which dominated the time of restoring a
+/// thousand attachments); elsewhere every file and folder is `fsync`ed.
+pub fn sync_tree(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let d = File::open(dir)?;
+        // SAFETY: the descriptor belongs to `d`, open for the whole call.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                sync_tree(&entry.path())?;
+            } else {
+                File::open(entry.path())?.sync_all()?;
+            }
+        }
+        File::open(dir)?.sync_all()
+    }
+}

@@ -172,13 +172,11 @@ impl Repository {
         }
         let packs_read = packs.len() as u64;
         create_private_dir(into)?;
-        // Three stages on their own threads, so the disk, the hashing of packs and the
-        // decryption overlap: a reader fetches and checks the next packs, this thread opens blobs
-        // and writes them (starting the disk's writeback early), and a syncer makes each
-        // finished file durable. Memory stays bounded by the two channels.
+        // Two stages on their own threads, so reading and hashing packs overlaps opening blobs
+        // and writing them (with the disk's writeback started early); memory stays bounded by
+        // the channel. Everything is made durable at once at the end.
         std::thread::scope(|scope| -> Result<()> {
             let (pack_tx, pack_rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(2);
-            let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<std::fs::File>(64);
             let names = &index.pack_names;
             let reader = scope.spawn(move || {
                 for p in packs {
@@ -192,21 +190,12 @@ impl Repository {
                     }
                 }
             });
-            let syncer = scope.spawn(move || -> Result<()> {
-                for file in sync_rx {
-                    file.sync_all().map_err(io("writing a restored file"))?;
-                }
-                Ok(())
-            });
-            let written = write_files(self, &index, &plan, into, &pack_rx, &sync_tx, progress);
+            let written = write_files(self, &index, &plan, into, &pack_rx, progress);
             drop(pack_rx);
-            drop(sync_tx);
             let _ = reader.join();
-            let synced = syncer.join().unwrap_or_else(|_| {
-                Err(Error::Integrity("the restore stopped unexpectedly".into()))
-            });
-            written.and(synced)
+            written
         })?;
+        writeback::sync_tree(into).map_err(io("writing a restored file"))?;
         progress.event(ProgressEvent::PhaseDone);
         Ok(Restored {
             report: RestoreReport {
@@ -223,14 +212,13 @@ impl Repository {
 }
 
 /// Writes every planned file from the packs the reader delivers, in plan order, and hands each
-/// finished file to the syncer.
+/// finished file's writeback going.
 fn write_files(
     repo: &Repository,
     index: &Index,
     plan: &[PlannedFile<'_>],
     into: &Path,
     packs: &std::sync::mpsc::Receiver<Result<Vec<u8>>>,
-    finished: &std::sync::mpsc::SyncSender<std::fs::File>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut current: Option<(u32, Vec<u8>)> = None;
@@ -268,9 +256,6 @@ fn write_files(
             )));
         }
         writeback.flush(&out);
-        finished
-            .send(out)
-            .map_err(|_| Error::Integrity("the restore stopped making files durable".into()))?;
     }
     Ok(())
 }
