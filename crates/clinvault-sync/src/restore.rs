@@ -172,9 +172,9 @@ impl Repository {
         }
         let packs_read = packs.len() as u64;
         create_private_dir(into)?;
-        // Two stages on their own threads, so reading and hashing packs overlaps opening blobs
-        // and writing them (with the disk's writeback started early); memory stays bounded by
-        // the channel. Everything is made durable at once at the end.
+        // Three stages on their own threads, so reading and hashing packs, opening blobs and
+        // writing them (with the disk's writeback started early) overlap; memory stays bounded
+        // by the channels. Everything is made durable at once at the end.
         std::thread::scope(|scope| -> Result<()> {
             let (pack_tx, pack_rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(2);
             let names = &index.pack_names;
@@ -190,10 +190,17 @@ impl Repository {
                     }
                 }
             });
-            let written = write_files(self, &index, &plan, into, &pack_rx, progress);
+            let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Out>(16);
+            let writer = scope.spawn(move || write_out(out_rx));
+            let opened = open_blobs(self, &index, &plan, into, &pack_rx, &out_tx, progress);
             drop(pack_rx);
+            drop(out_tx);
             let _ = reader.join();
-            written
+            let wrote = writer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal("the restore writer failed".into())));
+            // A write failure (a full disk) explains an early stop better than its symptom.
+            wrote.and(opened)
         })?;
         writeback::sync_tree(into).map_err(io("writing a restored file"))?;
         progress.event(ProgressEvent::PhaseDone);
@@ -211,25 +218,29 @@ impl Repository {
     }
 }
 
-/// Writes every planned file from the packs the reader delivers, in plan order, and hands each
-/// finished file's writeback going.
-fn write_files(
+/// What the blob-opening stage hands the writer: start a file, or append to it.
+enum Out {
+    File(PathBuf),
+    Data(Vec<u8>),
+}
+
+/// Opens every planned blob, in plan order, from the packs the reader delivers, checks each
+/// file's size, and hands the data to the writer.
+fn open_blobs(
     repo: &Repository,
     index: &Index,
     plan: &[PlannedFile<'_>],
     into: &Path,
     packs: &std::sync::mpsc::Receiver<Result<Vec<u8>>>,
+    out: &std::sync::mpsc::SyncSender<Out>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let writer_gone = || Error::Integrity("the restore stopped writing files".into());
     let mut current: Option<(u32, Vec<u8>)> = None;
     for f in plan {
-        let dest: PathBuf = into.join(f.path);
-        if let Some(parent) = dest.parent() {
-            create_private_dir(parent)?;
-        }
-        let mut out = create_private_file(&dest)?;
+        out.send(Out::File(into.join(f.path)))
+            .map_err(|_| writer_gone())?;
         let mut written = 0u64;
-        let mut writeback = writeback::Tracker::default();
         for (id, loc) in &f.blobs {
             if current.as_ref().map(|c| c.0) != Some(loc.pack) {
                 let bytes = packs.recv().map_err(|_| {
@@ -241,13 +252,10 @@ fn write_files(
                 continue;
             };
             let data = blob_in(repo, index.pack_name(loc), bytes, loc, id)?;
-            out.write_all(&data)
-                .map_err(io("writing a restored file"))?;
-            written += data.len() as u64;
-            writeback.wrote(&out, data.len() as u64);
-            progress.event(ProgressEvent::Advance {
-                done: data.len() as u64,
-            });
+            let n = data.len() as u64;
+            written += n;
+            out.send(Out::Data(data)).map_err(|_| writer_gone())?;
+            progress.event(ProgressEvent::Advance { done: n });
         }
         if written != f.size {
             return Err(Error::Integrity(format!(
@@ -255,7 +263,37 @@ fn write_files(
                 f.size
             )));
         }
-        writeback.flush(&out);
+    }
+    Ok(())
+}
+
+/// Writes what `open_blobs` hands over, starting the disk's writeback as it goes, so the disk
+/// works while the next blobs are decrypted.
+fn write_out(rx: std::sync::mpsc::Receiver<Out>) -> Result<()> {
+    let mut current: Option<(std::fs::File, writeback::Tracker)> = None;
+    for message in rx {
+        match message {
+            Out::File(dest) => {
+                if let Some((file, mut wb)) = current.take() {
+                    wb.flush(&file);
+                }
+                if let Some(parent) = dest.parent() {
+                    create_private_dir(parent)?;
+                }
+                current = Some((create_private_file(&dest)?, writeback::Tracker::default()));
+            }
+            Out::Data(data) => {
+                let Some((file, wb)) = current.as_mut() else {
+                    return Err(Error::Internal("restore data before its file".into()));
+                };
+                file.write_all(&data)
+                    .map_err(io("writing a restored file"))?;
+                wb.wrote(file, data.len() as u64);
+            }
+        }
+    }
+    if let Some((file, mut wb)) = current.take() {
+        wb.flush(&file);
     }
     Ok(())
 }
