@@ -136,6 +136,14 @@ impl Credentials {
     }
 }
 
+/// A host name that can only mean this computer, where unencrypted HTTP crosses no network.
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidInput(msg.into())
 }
@@ -188,6 +196,12 @@ impl TargetSpec {
                 } else {
                     "http"
                 };
+                if scheme == "http" && !is_loopback(&host()?) {
+                    return Err(invalid(
+                        "webdav:// sends the WebDAV password unencrypted, so it is accepted only \
+                         for a server on this computer (localhost); use webdavs://",
+                    ));
+                }
                 let endpoint = match u.port() {
                     Some(p) => format!("{scheme}://{}:{p}", host()?),
                     None => format!("{scheme}://{}", host()?),
@@ -210,8 +224,13 @@ impl TargetSpec {
                     }
                 }
                 if let Some(e) = &endpoint {
-                    if !(e.starts_with("https://") || e.starts_with("http://")) {
-                        return Err(invalid("the s3 endpoint must start with https:// (or http:// for a local test server)"));
+                    let local_http = e.starts_with("http://")
+                        && url::Url::parse(e)
+                            .ok()
+                            .and_then(|u| u.host_str().map(is_loopback))
+                            .unwrap_or(false);
+                    if !(e.starts_with("https://") || local_http) {
+                        return Err(invalid("the s3 endpoint must start with https:// (http:// only for a server on this computer: the access keys would travel unencrypted)"));
                     }
                 }
                 Location::S3 {
@@ -331,11 +350,26 @@ mod tests {
             ("file:///", "folder"),
             ("s3://b/p?colour=red", "unknown s3 option"),
             ("not a url", "not a valid URL"),
+            ("webdav://nas.local/dav", "webdavs://"),
+            ("webdav://192.168.1.5:8080/dav", "webdavs://"),
+            ("s3://b/p?endpoint=http://minio.lan:9000", "https://"),
         ] {
             let e = TargetSpec::parse(url).unwrap_err();
             assert_eq!(e.kind(), clinvault_core::ErrorKind::InvalidInput, "{url}");
             assert!(e.to_string().contains(needle), "{url}: {e}");
             assert!(!e.to_string().contains("secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_this_computer() {
+        for url in [
+            "webdav://127.0.0.1:8080/dav",
+            "webdav://localhost/dav",
+            "webdav://[::1]:8080/dav",
+            "s3://b/p?endpoint=http://127.0.0.1:9000",
+        ] {
+            assert!(TargetSpec::parse(url).is_ok(), "{url}");
         }
     }
 
