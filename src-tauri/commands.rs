@@ -18,7 +18,19 @@ fn with<T>(state: &AppState, f: impl FnOnce(&mut Shell<DesktopHost>) -> Reply<T>
     // A panic while holding the lock poisons it; the shell itself stays consistent (sessions
     // are dropped, not half-updated), so carry on rather than wedge the app.
     let mut shell = state.lock().unwrap_or_else(|p| p.into_inner());
-    f(&mut shell)
+    contain(|| f(&mut shell))
+}
+
+/// Runs one command so that a panic (a bug) reaches the webview as an `internal` error with a
+/// fixed message, never as a dropped call or a message that could carry data. The session that
+/// was open stays as it was; the panic hook set in `run` prints nothing.
+pub(crate) fn contain<T>(f: impl FnOnce() -> Reply<T>) -> Reply<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(ApiError::new(
+            ErrorKind::Internal,
+            "ClinVault hit an internal error; nothing was changed by this step. Please report it.",
+        ))
+    })
 }
 
 macro_rules! commands {

@@ -44,6 +44,9 @@ fn allow_isolation_frame(ctx: &mut tauri::Context<tauri::Wry>) {
 }
 
 pub fn run() {
+    // A panic message could carry patient data; commands turn panics into a fixed error
+    // (`commands::contain`) and the hook prints nothing.
+    std::panic::set_hook(Box::new(|_| {}));
     let mut context = tauri::generate_context!();
     allow_isolation_frame(&mut context);
     let app = tauri::Builder::default()

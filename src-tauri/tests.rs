@@ -530,3 +530,13 @@ fn changing_the_own_passphrase_checks_the_current_one() {
     f.shell.sign_out().unwrap();
     sign_in(&mut f, "admin", "granite pelican midnight oboe").unwrap();
 }
+
+#[test]
+fn a_panic_in_a_command_becomes_an_internal_error_with_a_fixed_message() {
+    let r: Result<(), ApiError> = crate::commands::contain(|| panic!("patient Jane Marker-7f3"));
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Internal);
+    assert!(!e.message.contains("Marker-7f3"), "{}", e.message);
+    let ok: Result<u8, ApiError> = crate::commands::contain(|| Ok(7));
+    assert_eq!(ok.unwrap(), 7);
+}
