@@ -514,3 +514,200 @@ fn after_anonymising_through_the_binary_no_marker_is_in_the_vault_its_pages_or_t
         }
     }
 }
+
+/// Issue 9, "deletion reaches archives": after anonymisation, a push and `sync prune`, nothing of
+/// the patient is left in the sync repository — checked by opening the repository with the
+/// recovery key, verifying that every stored blob belongs to a remaining snapshot, restoring
+/// every remaining snapshot, and scanning its files and its decrypted database pages.
+#[test]
+fn after_anonymise_push_and_prune_the_sync_repository_holds_nothing_of_the_patient() {
+    use clinvault_sync::{NoProgress, RepoKey, Repository, TargetSpec};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    let rk = tmp.path().join("recovery.txt");
+    let mut c = cv(&vault);
+    c.args([
+        "init",
+        "--admin",
+        "admin",
+        "--recovery-key-file",
+        rk.to_str().unwrap(),
+    ]);
+    ok(run(c));
+    let id = step(
+        &vault,
+        &[
+            "patient",
+            "add",
+            "--first",
+            "Zelphinora",
+            "--last",
+            "Quillmarkson",
+            "--email",
+            "zelphi@example.org",
+            "--phone",
+            "0491 570 288",
+            "--dob",
+            "1971-07-07",
+        ],
+    );
+    step(
+        &vault,
+        &[
+            "patient",
+            "update",
+            &id,
+            "--last",
+            "Quillmarkton",
+            "--requested-by-patient",
+            "Askmarker of the patient",
+        ],
+    );
+    let letter = tmp.path().join("letter.txt");
+    std::fs::write(&letter, "Scanmarker letter ".repeat(4000)).unwrap();
+    step(
+        &vault,
+        &[
+            "attachment",
+            "add",
+            "--patient",
+            &id,
+            letter.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_file(&letter).unwrap();
+    // The attachment as stored (ciphertext): it must leave the repository too.
+    let mut stored = Vec::new();
+    all_files(&vault.join("attachments"), &mut stored);
+    assert_eq!(stored.len(), 1);
+    let attachment = std::fs::read(&stored[0]).unwrap();
+
+    let target = tmp.path().join("usb");
+    let url = format!("file://{}", target.display());
+    step(&vault, &["sync", "target", "set", &url]);
+    step(&vault, &["sync", "push"]);
+
+    let key: serde_json::Value =
+        serde_json::from_str(&step(&vault, &["key", "export-db-key", "--json"])).unwrap();
+    let db_key = key["db_key_hex"].as_str().unwrap().to_owned();
+    let markers = [
+        "zelphinora",
+        "quillmarks",
+        "quillmarkt",
+        "zelphi@example",
+        "91570288",
+        "askmarker",
+        "1971-07-07",
+    ];
+
+    let open_repo = || {
+        let spec = TargetSpec::parse(&url).unwrap();
+        let backend = clinvault_sync::backend::Backend::open(&spec, &Default::default()).unwrap();
+        let config = Repository::read_config(&backend).unwrap().unwrap();
+        // The kit file: a line of explanation, then the key.
+        let kit = std::fs::read_to_string(&rk).unwrap();
+        let recovery = clinvault_core::RecoveryKey::parse(kit.lines().last().unwrap()).unwrap();
+        let key = clinvault_core::sync_config::open_with_recovery(
+            &recovery,
+            &config.sealed_key,
+            &clinvault_sync::repo::repo_key_info(config.repo_id),
+            &clinvault_sync::repo::repo_key_aad(),
+        )
+        .unwrap();
+        Repository::open(
+            backend,
+            &RepoKey::from_bytes(&key).unwrap(),
+            spec.pack_bytes(),
+        )
+        .unwrap()
+    };
+    // Restores every snapshot in the repository and returns what a scan must look at: every
+    // restored file as stored, and the database's pages decrypted with the vault's key.
+    let views_of_repository = |round: &str| {
+        let repo = open_repo();
+        let mut views: Vec<(String, Vec<u8>)> = Vec::new();
+        for (i, s) in repo.snapshots().unwrap().iter().enumerate() {
+            let name = repo.resolve(&s.id).unwrap();
+            let out = tmp.path().join(format!("{round}-{i}"));
+            repo.restore_files(&name, &out, &NoProgress).unwrap();
+            let mut files = Vec::new();
+            all_files(&out, &mut files);
+            for f in files {
+                let bytes = std::fs::read(&f).unwrap();
+                let label = f.display().to_string();
+                if f.ends_with("vault.db") {
+                    views.push((
+                        format!("{label} decrypted"),
+                        plaintext::database(&bytes, &db_key),
+                    ));
+                } else if f.ends_with("vault.db-wal") {
+                    views.push((
+                        format!("{label} decrypted"),
+                        plaintext::wal(&bytes, &db_key),
+                    ));
+                }
+                views.push((label, bytes));
+            }
+            std::fs::remove_dir_all(&out).unwrap();
+        }
+        views
+    };
+    let holds_marker = |views: &[(String, Vec<u8>)], m: &str| {
+        views
+            .iter()
+            .find(|(_, b)| plaintext::contains(&b.to_ascii_lowercase(), m))
+            .map(|(n, _)| n.clone())
+    };
+    let holds_attachment =
+        |views: &[(String, Vec<u8>)]| views.iter().any(|(_, b)| *b == attachment);
+
+    // Positive control: before the erasure the scan finds the patient in the repository.
+    let before = views_of_repository("before");
+    for m in markers {
+        assert!(holds_marker(&before, m).is_some(), "control: {m} not found");
+    }
+    assert!(holds_attachment(&before), "control: attachment not found");
+
+    step(&vault, &["patient", "anonymise", &id, "--confirm", &id]);
+    step(&vault, &["sync", "push"]);
+    // Without a prune the old snapshot, and so the patient, is still there.
+    assert!(holds_marker(&views_of_repository("unpruned"), markers[0]).is_some());
+    step(&vault, &["sync", "prune", "--keep-last", "1"]);
+
+    let repo = open_repo();
+    let usage = repo.usage().unwrap();
+    assert_eq!(usage.snapshots, 1);
+    assert_eq!(
+        usage.indexed_blobs, usage.referenced_blobs,
+        "the repository still stores blobs no snapshot uses"
+    );
+    // Every pack on the target read, its header matched to the index, every blob opened.
+    let check = repo.check(true, &NoProgress).unwrap();
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    assert_eq!(check.unreferenced_packs, 0);
+    drop(repo);
+
+    let after = views_of_repository("after");
+    assert!(!after.is_empty());
+    for m in markers {
+        assert_eq!(
+            holds_marker(&after, m),
+            None,
+            "{m} is still in the repository"
+        );
+    }
+    assert!(
+        !holds_attachment(&after),
+        "the attachment is still in the repository"
+    );
+    // The target's own files hold nothing readable either.
+    let mut files = Vec::new();
+    all_files(&target, &mut files);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap().to_ascii_lowercase();
+        for m in markers {
+            assert!(!plaintext::contains(&bytes, m), "{m} in {}", f.display());
+        }
+    }
+}
