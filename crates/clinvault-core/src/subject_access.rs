@@ -536,6 +536,43 @@ fn fhir_consent(c: &Consent, patient: &str) -> Value {
     r
 }
 
+/// One audit entry about the patient's record as a FHIR R4 `AuditEvent`: who, when, what kind
+/// of access and its outcome. Like the entry itself it carries no clinical content.
+fn fhir_audit_event(e: &AccessEntry, patient: &str) -> Value {
+    let verb = e.action.rsplit('.').next().unwrap_or_default();
+    let action = match verb {
+        "create" | "add" | "upload" | "book" => "C",
+        "update" | "amend" | "rectify" | "finalise" | "status" | "move" | "give" | "withdraw" => {
+            "U"
+        }
+        "delete" | "anonymise" | "erase" | "void" => "D",
+        "read" | "view" | "list" | "search" | "history" | "download" => "R",
+        _ => "E",
+    };
+    let outcome = match e.outcome.as_str() {
+        "ok" => "0",
+        "denied" => "4",
+        _ => "8",
+    };
+    json!({
+        "resourceType": "AuditEvent",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": {
+            "system": "http://dicom.nema.org/resources/ontology/DCM",
+            "code": "110110",
+            "display": "Patient Record"
+        },
+        "subtype": [{"system": "urn:clinvault:audit-action", "code": e.action}],
+        "action": action,
+        "recorded": e.at,
+        "outcome": outcome,
+        "outcomeDesc": e.outcome,
+        "agent": [{"who": {"display": e.user}, "requestor": true}],
+        "source": {"observer": {"display": "ClinVault"}},
+        "entity": [{"what": {"reference": urn(patient)}}]
+    })
+}
+
 /// The FHIR R4 Bundle (type collection) of the patient's records.
 pub fn fhir_bundle(d: &SubjectAccessData) -> Value {
     let pid = d.patient.id.as_str();
@@ -550,6 +587,7 @@ pub fn fhir_bundle(d: &SubjectAccessData) -> Value {
     entries.extend(d.attachments.iter().map(|a| fhir_attachment(a, pid)));
     entries.extend(d.invoices.iter().map(|i| fhir_invoice(i, pid)));
     entries.extend(d.consents.iter().map(|c| fhir_consent(c, pid)));
+    entries.extend(d.access_log.iter().map(|e| fhir_audit_event(e, pid)));
     let entry: Vec<Value> = entries
         .into_iter()
         .map(|r| {

@@ -864,6 +864,19 @@ fn a_subject_access_export_holds_everything_in_fhir_json_and_html() {
     assert_eq!(count("DocumentReference"), 2, "the note and the attachment");
     assert_eq!(count("Invoice"), 1);
     assert_eq!(count("Consent"), 1);
+    let plain_log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("patient.json")).unwrap()).unwrap();
+    let log = plain_log["access_log"].as_array().unwrap();
+    assert!(
+        log.len() >= 5,
+        "views, edits and the export itself: {}",
+        log.len()
+    );
+    assert_eq!(
+        count("AuditEvent"),
+        log.len(),
+        "every audit entry about the record, as an AuditEvent"
+    );
 
     let bundle: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("patient.fhir.json")).unwrap()).unwrap();
