@@ -30,6 +30,8 @@ command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 # The desktop end-to-end tests: Xvfb (a virtual display) and WebKitWebDriver, which tauri-driver
 # drives.
 [ "$want_test" = 1 ] && apt_pkgs+=(xvfb xauth webkit2gtk-driver)
+# poppler's pdftotext reads the subject-access PDF in the tests, independently of our writer.
+[ "$want_test" = 1 ] && apt_pkgs+=(poppler-utils)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -41,6 +41,7 @@ pub mod schedule;
 pub mod session;
 pub mod snapshot;
 pub mod subject_access;
+pub mod summary_pdf;
 pub mod sync_config;
 pub mod throttle;
 pub mod two_factor;

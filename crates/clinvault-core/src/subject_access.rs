@@ -4,7 +4,7 @@
 //!   DocumentReference for treatment notes — every version — and attachments, Invoice, Consent),
 //! - `patient.json`: the same content in ClinVault's own plain JSON, plus the rectification
 //!   history, legal holds, payments and the audit entries about access to the record,
-//! - `summary.html`: a page the patient can read,
+//! - `summary.html` and `summary.pdf`: a page the patient can read,
 //! - `attachments/`: the attachment files, decrypted.
 //!
 //! The export is the one place ClinVault writes patient data readable on disk, because that is
@@ -619,47 +619,129 @@ fn esc(s: &str) -> String {
     out
 }
 
-fn table(out: &mut String, title: &str, head: &[&str], rows: Vec<Vec<String>>) {
-    let _ = writeln!(out, "<h2>{}</h2>", esc(title));
-    if rows.is_empty() {
-        out.push_str("<p>None.</p>\n");
-        return;
+/// Where the summary's content goes: an HTML page or PDF lines.
+trait SummarySink {
+    fn title(&mut self, text: &str);
+    fn heading(&mut self, text: &str);
+    fn subheading(&mut self, text: &str);
+    fn para(&mut self, text: &str);
+    fn pre(&mut self, text: &str);
+    fn table(&mut self, title: &str, head: &[&str], rows: Vec<Vec<String>>);
+}
+
+struct Html(String);
+
+impl SummarySink for Html {
+    fn title(&mut self, text: &str) {
+        let _ = writeln!(self.0, "<h1>{}</h1>", esc(text));
     }
-    out.push_str("<table>\n<tr>");
-    for h in head {
-        let _ = write!(out, "<th>{}</th>", esc(h));
+    fn heading(&mut self, text: &str) {
+        let _ = writeln!(self.0, "<h2>{}</h2>", esc(text));
     }
-    out.push_str("</tr>\n");
-    for r in rows {
-        out.push_str("<tr>");
-        for c in r {
-            let _ = write!(out, "<td>{}</td>", esc(&c));
+    fn subheading(&mut self, text: &str) {
+        let _ = writeln!(self.0, "<h3>{}</h3>", esc(text));
+    }
+    fn para(&mut self, text: &str) {
+        let _ = writeln!(self.0, "<p>{}</p>", esc(text));
+    }
+    fn pre(&mut self, text: &str) {
+        let _ = writeln!(self.0, "<pre>{}</pre>", esc(text));
+    }
+    fn table(&mut self, title: &str, head: &[&str], rows: Vec<Vec<String>>) {
+        let out = &mut self.0;
+        let _ = writeln!(out, "<h2>{}</h2>", esc(title));
+        if rows.is_empty() {
+            out.push_str("<p>None.</p>\n");
+            return;
+        }
+        out.push_str("<table>\n<tr>");
+        for h in head {
+            let _ = write!(out, "<th>{}</th>", esc(h));
         }
         out.push_str("</tr>\n");
+        for r in rows {
+            out.push_str("<tr>");
+            for c in r {
+                let _ = write!(out, "<td>{}</td>", esc(&c));
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</table>\n");
     }
-    out.push_str("</table>\n");
 }
 
 /// A self-contained page (no scripts, no external resources) the patient can read.
 pub fn html_summary(d: &SubjectAccessData) -> String {
-    let f = &d.patient.fields;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    let mut out = String::from(
+    let mut page = Html(String::from(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <title>Your records</title>\n<style>body{font-family:sans-serif;max-width:60em;\
          margin:2em auto}table{border-collapse:collapse;width:100%}td,th{border:1px solid #999;\
          padding:.3em;text-align:left;vertical-align:top}pre{white-space:pre-wrap}</style>\n\
          </head>\n<body>\n",
-    );
-    let _ = write!(
-        out,
-        "<h1>Records held about {} {}</h1>\n<p>Produced {}. The file patient.fhir.json holds the \
-         same records in the FHIR R4 format other health software reads; patient.json in plain \
-         JSON.</p>\n",
-        esc(&opt(&f.first_name)),
-        esc(&opt(&f.last_name)),
-        esc(&d.generated_at)
-    );
+    ));
+    write_summary(d, &mut page);
+    page.0.push_str("</body>\n</html>\n");
+    page.0
+}
+
+/// The same summary as a PDF (A4, Helvetica), for patients who want a document to keep or print.
+pub fn pdf_summary(d: &SubjectAccessData) -> Vec<u8> {
+    let mut lines = crate::summary_pdf::Lines::default();
+    write_summary(d, &mut lines);
+    lines.render()
+}
+
+impl SummarySink for crate::summary_pdf::Lines {
+    fn title(&mut self, text: &str) {
+        self.push(crate::summary_pdf::Style::Title, text);
+    }
+    fn heading(&mut self, text: &str) {
+        self.gap();
+        self.push(crate::summary_pdf::Style::Heading, text);
+    }
+    fn subheading(&mut self, text: &str) {
+        self.push(crate::summary_pdf::Style::Bold, text);
+    }
+    fn para(&mut self, text: &str) {
+        self.push(crate::summary_pdf::Style::Body, text);
+    }
+    fn pre(&mut self, text: &str) {
+        for line in text.lines() {
+            self.push(crate::summary_pdf::Style::Body, line);
+        }
+    }
+    fn table(&mut self, title: &str, head: &[&str], rows: Vec<Vec<String>>) {
+        self.heading(title);
+        if rows.is_empty() {
+            self.para("None.");
+        }
+        // One row per paragraph, "Field: value" pairs, empty cells left out.
+        for r in rows {
+            let cells: Vec<String> = head
+                .iter()
+                .zip(r)
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(h, v)| format!("{h}: {v}"))
+                .collect();
+            self.push(crate::summary_pdf::Style::Body, &cells.join("  ·  "));
+        }
+    }
+}
+
+/// The summary's content, once, for both renderings (HTML and PDF).
+fn write_summary(d: &SubjectAccessData, out: &mut dyn SummarySink) {
+    let f = &d.patient.fields;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    out.title(&format!(
+        "Records held about {} {}",
+        opt(&f.first_name),
+        opt(&f.last_name)
+    ));
+    out.para(&format!(
+        "Produced {}. The file patient.fhir.json holds the same records in the FHIR R4 format \
+         other health software reads; patient.json in plain JSON.",
+        d.generated_at
+    ));
     let demo: Vec<Vec<String>> = [
         ("Title", &f.title),
         ("First name", &f.first_name),
@@ -681,9 +763,8 @@ pub fn html_summary(d: &SubjectAccessData) -> String {
     .into_iter()
     .filter_map(|(k, v)| v.clone().map(|v| vec![k.to_owned(), v]))
     .collect();
-    table(&mut out, "Your details", &["Field", "Value"], demo);
-    table(
-        &mut out,
+    out.table("Your details", &["Field", "Value"], demo);
+    out.table(
         "Changes to your details",
         &["When", "By", "Field", "Before", "After", "Your request"],
         d.history
@@ -700,8 +781,7 @@ pub fn html_summary(d: &SubjectAccessData) -> String {
             })
             .collect(),
     );
-    table(
-        &mut out,
+    out.table(
         "Consents",
         &["Kind", "Basis", "Given", "Withdrawn", "Note"],
         d.consents
@@ -717,8 +797,7 @@ pub fn html_summary(d: &SubjectAccessData) -> String {
             })
             .collect(),
     );
-    table(
-        &mut out,
+    out.table(
         "Appointments",
         &[
             "Start (clinic time)",
@@ -740,35 +819,30 @@ pub fn html_summary(d: &SubjectAccessData) -> String {
             })
             .collect(),
     );
-    out.push_str("<h2>Treatment notes</h2>\n");
+    out.heading("Treatment notes");
     if d.notes.is_empty() {
-        out.push_str("<p>None.</p>\n");
+        out.para("None.");
     }
     for n in &d.notes {
-        let _ = writeln!(
-            out,
-            "<h3>{} — {} ({})</h3>",
-            esc(&n.created_at),
-            esc(&n.practitioner),
-            esc(&n.status)
-        );
+        out.subheading(&format!(
+            "{} — {} ({})",
+            n.created_at, n.practitioner, n.status
+        ));
         for v in &n.versions {
-            let _ = write!(
-                out,
-                "<p>Version {} ({}), {}{}</p>\n<pre>{}</pre>\n",
+            out.para(&format!(
+                "Version {} ({}), {}{}",
                 v.version,
-                esc(&v.kind),
-                esc(&v.created_at),
+                v.kind,
+                v.created_at,
                 v.reason
                     .as_deref()
-                    .map(|r| format!(" — reason: {}", esc(r)))
-                    .unwrap_or_default(),
-                esc(&v.body)
-            );
+                    .map(|r| format!(" — reason: {r}"))
+                    .unwrap_or_default()
+            ));
+            out.pre(&v.body);
         }
     }
-    table(
-        &mut out,
+    out.table(
         "Invoices and payments",
         &["Number", "Date", "Status", "Total", "Paid", "Balance"],
         d.invoices
@@ -788,8 +862,7 @@ pub fn html_summary(d: &SubjectAccessData) -> String {
             })
             .collect(),
     );
-    table(
-        &mut out,
+    out.table(
         "Attachments (in the attachments folder)",
         &["File", "Added", "Size (bytes)"],
         d.attachments
@@ -803,8 +876,7 @@ pub fn html_summary(d: &SubjectAccessData) -> String {
             })
             .collect(),
     );
-    table(
-        &mut out,
+    out.table(
         "Who accessed your record",
         &["When", "User", "Action", "Outcome"],
         d.access_log
@@ -819,8 +891,6 @@ pub fn html_summary(d: &SubjectAccessData) -> String {
             })
             .collect(),
     );
-    out.push_str("</body>\n</html>\n");
-    out
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -845,6 +915,8 @@ fn write_export(
     files.push("patient.json".to_owned());
     write_file(&out.join("summary.html"), html_summary(d).as_bytes())?;
     files.push("summary.html".to_owned());
+    write_file(&out.join("summary.pdf"), &pdf_summary(d))?;
+    files.push("summary.pdf".to_owned());
     if !d.attachments.is_empty() {
         let dir = out.join("attachments");
         fs::create_dir(&dir).map_err(io(format!("cannot create {}", dir.display())))?;

@@ -920,6 +920,34 @@ fn a_subject_access_export_holds_everything_in_fhir_json_and_html() {
     );
     assert!(!html.contains("<Script>"));
 
+    // The PDF, read by an independent reader (poppler's pdftotext, installed by the test
+    // command): the same sections and values as the page.
+    let text = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(out.join("summary.pdf"))
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils; scripts/test.sh installs it)");
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    for needle in [
+        "Records held about Eva",
+        "Your details",
+        "eva.export@example.org",
+        "Treatment notes",
+        "Knee pain, 4 weeks.",
+        "Invoices and payments",
+        "Who accessed your record",
+        "1 <Script> Lane & Co",
+        "new address by phone",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in the PDF:\n{text}");
+    }
+
     // Never into a folder that holds anything.
     let e = admin.export_patient(&id, &out).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
