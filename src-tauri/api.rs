@@ -269,6 +269,134 @@ pub struct Rotated {
     pub key_epoch: u64,
 }
 
+/// Every editable patient field; None (or empty text) leaves a field as it is. The core
+/// validates and names the field in its message ("date_of_birth: …"), which the form shows
+/// beside that field.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, TS)]
+pub struct PatientForm {
+    pub title: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub preferred_name: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub sex: Option<String>,
+    pub gender_identity: Option<String>,
+    pub phone: Option<String>,
+    pub phone_alt: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub emergency_contact: Option<String>,
+    pub insurance_number: Option<String>,
+    pub referral_source: Option<String>,
+    pub occupation: Option<String>,
+    pub general_notes: Option<String>,
+    pub archived: Option<bool>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct PatientSearch {
+    pub text: String,
+    pub limit: Option<u32>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct PatientList {
+    pub archived: bool,
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PatientRow {
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub preferred_name: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub phone: Option<String>,
+    pub archived: bool,
+}
+
+#[derive(Deserialize, TS)]
+pub struct PatientRef {
+    pub id: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct UpdatePatient {
+    pub id: String,
+    pub fields: PatientForm,
+    /// Set when the patient asked for the correction (kept in the rectification history).
+    pub requested_by_patient: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PatientRecord {
+    pub id: String,
+    pub fields: PatientForm,
+    pub created_at: String,
+    pub updated_at: String,
+    pub anonymised: bool,
+    /// The window title the shell set for this record (names only as the privacy setting allows).
+    pub window_title: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AppointmentRow {
+    pub id: String,
+    pub patient_id: String,
+    pub practitioner: String,
+    pub appointment_type: String,
+    /// Local clinic time, YYYY-MM-DDTHH:MM.
+    pub starts_local: String,
+    pub ends_local: String,
+    pub status: String,
+    pub cancel_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct NoteRow {
+    pub id: String,
+    pub appointment_id: Option<String>,
+    pub practitioner: String,
+    pub status: String,
+    pub created_at: String,
+    pub finalised_at: Option<String>,
+    pub versions: i64,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct InvoiceRow {
+    pub id: String,
+    pub number: Option<i64>,
+    pub appointment_id: Option<String>,
+    pub status: String,
+    pub issued_on: Option<String>,
+    /// Amounts in the currency's minor unit (cents).
+    pub total_minor: i64,
+    pub paid_minor: i64,
+    pub balance_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AttachmentRow {
+    pub id: String,
+    pub file_name: String,
+    pub media_type: String,
+    pub size: i64,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Balance {
+    /// What the patient owes across issued invoices, in minor units.
+    pub balance_minor: i64,
+}
+
+#[derive(Deserialize, TS)]
+pub struct ScreenTitle {
+    pub screen: String,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -303,6 +431,19 @@ pub fn typescript_bindings() -> String {
         PolicyEntry::decl(),
         SetPolicy::decl(),
         Rotated::decl(),
+        PatientForm::decl(),
+        PatientSearch::decl(),
+        PatientList::decl(),
+        PatientRow::decl(),
+        PatientRef::decl(),
+        UpdatePatient::decl(),
+        PatientRecord::decl(),
+        AppointmentRow::decl(),
+        NoteRow::decl(),
+        InvoiceRow::decl(),
+        AttachmentRow::decl(),
+        Balance::decl(),
+        ScreenTitle::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/api.rs by ts-rs. Do not edit: run\n\

@@ -35,15 +35,7 @@ macro_rules! commands {
 }
 
 commands! {
-    status() -> AppStatus;
     create_vault(req: CreateVault) -> VaultCreated;
-    sign_in(req: SignInRequest) -> AppStatus;
-    complete_sign_in(req: SecondFactor) -> AppStatus;
-    cancel_sign_in() -> AppStatus;
-    sign_out() -> AppStatus;
-    report_activity() -> AppStatus;
-    lock() -> AppStatus;
-    unlock(req: Unlock) -> AppStatus;
     enroll_2fa() -> Enrolment;
     confirm_2fa(req: Code) -> RecoveryCodes;
     regenerate_recovery_codes() -> RecoveryCodes;
@@ -60,6 +52,92 @@ commands! {
     policy() -> Vec<PolicyEntry>;
     set_policy(req: SetPolicy) -> Vec<PolicyEntry>;
     rotate_keys() -> Rotated;
+    search_patients(req: PatientSearch) -> Vec<PatientRow>;
+    list_patients(req: PatientList) -> Vec<PatientRow>;
+    patient_appointments(req: PatientRef) -> Vec<AppointmentRow>;
+    patient_notes(req: PatientRef) -> Vec<NoteRow>;
+    patient_invoices(req: PatientRef) -> Vec<InvoiceRow>;
+    patient_attachments(req: PatientRef) -> Vec<AttachmentRow>;
+    patient_balance(req: PatientRef) -> Balance;
+}
+
+/// Commands that report where the app is. When nobody is active (signed out, locked, idle
+/// lock noticed by the status poll), the window title goes back to the bare app name, so no
+/// record's title outlives the session that showed it.
+macro_rules! staged {
+    ($( $name:ident ( $($arg:ident : $ty:ty)? ); )*) => {
+        $(
+            #[tauri::command(async)]
+            pub fn $name(
+                window: tauri::WebviewWindow,
+                state: State<'_, AppState>
+                $(, $arg: $ty)?
+            ) -> Reply<AppStatus> {
+                let reply = with(&state, |s| s.$name($($arg)?))?;
+                if !matches!(reply.stage, Stage::Active { .. }) {
+                    let _ = window.set_title(APP_TITLE);
+                }
+                Ok(reply)
+            }
+        )*
+        /// The status commands, in the order declared.
+        pub const STAGED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+/// The window title when no screen has set one.
+const APP_TITLE: &str = "ClinVault";
+
+staged! {
+    status();
+    sign_in(req: SignInRequest);
+    complete_sign_in(req: SecondFactor);
+    cancel_sign_in();
+    sign_out();
+    report_activity();
+    lock();
+    unlock(req: Unlock);
+}
+
+/// Commands that show one patient also set the window title, which the core's `display_title`
+/// computed (no name unless the clinic's privacy setting allows it). The title is set from
+/// Rust: the webview has no permission to change it.
+macro_rules! titled {
+    ($( $name:ident ( $arg:ident : $ty:ty ) -> $ret:ty; )*) => {
+        $(
+            #[tauri::command(async)]
+            pub fn $name(
+                window: tauri::WebviewWindow,
+                state: State<'_, AppState>,
+                $arg: $ty,
+            ) -> Reply<$ret> {
+                let reply = with(&state, |s| s.$name($arg))?;
+                // A title that cannot be set is cosmetic; the reply still stands.
+                let _ = window.set_title(&reply.window_title);
+                Ok(reply)
+            }
+        )*
+        /// The titled commands, in the order declared.
+        pub const TITLED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+titled! {
+    show_patient(req: PatientRef) -> PatientRecord;
+    add_patient(req: PatientForm) -> PatientRecord;
+    update_patient(req: UpdatePatient) -> PatientRecord;
+}
+
+/// A screen without a patient: the window title for it, set from Rust.
+#[tauri::command(async)]
+pub fn screen_title(
+    window: tauri::WebviewWindow,
+    state: State<'_, AppState>,
+    req: ScreenTitle,
+) -> Reply<String> {
+    let title = with(&state, |s| s.screen_title(req))?;
+    let _ = window.set_title(&title);
+    Ok(title)
 }
 
 /// Infallible in the shell, so outside the macro.

@@ -16,8 +16,11 @@ use crate::shell::Shell;
 
 /// The command names the window may call (also in `commands.txt`, read by build.rs).
 pub fn command_names() -> Vec<&'static str> {
-    let mut names = commands::NAMES.to_vec();
+    let mut names = commands::STAGED.to_vec();
+    names.extend_from_slice(commands::NAMES);
     names.push("passphrase_strength");
+    names.extend_from_slice(commands::TITLED);
+    names.push("screen_title");
     names
 }
 
@@ -92,6 +95,17 @@ pub fn run() {
             commands::set_policy,
             commands::rotate_keys,
             commands::passphrase_strength,
+            commands::search_patients,
+            commands::list_patients,
+            commands::patient_appointments,
+            commands::patient_notes,
+            commands::patient_invoices,
+            commands::patient_attachments,
+            commands::patient_balance,
+            commands::show_patient,
+            commands::add_patient,
+            commands::update_patient,
+            commands::screen_title,
         ])
         .build(context);
     match app {

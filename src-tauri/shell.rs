@@ -7,9 +7,12 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use clinvault_core::account_view;
+use clinvault_core::appointments::Appointment;
 use clinvault_core::crypto::KdfCost;
+use clinvault_core::patients::{Patient, PatientFields, PatientSummary};
 use clinvault_core::permissions::Permission;
 use clinvault_core::policy::Policy;
+use clinvault_core::privacy_settings::{display_title, PrivacySettings};
 use clinvault_core::session::PendingSignIn;
 use clinvault_core::{InitOptions, Session, SessionConfig, SessionState, SignIn, VaultDir};
 use zeroize::Zeroizing;
@@ -38,6 +41,79 @@ fn parse_permissions(names: &[String]) -> Result<Vec<Permission>> {
         .map(|n| n.parse::<Permission>())
         .collect::<clinvault_core::Result<Vec<_>>>()
         .map_err(ApiError::from)
+}
+
+/// How many rows instant search returns when the UI does not say.
+const DEFAULT_SEARCH: u32 = 50;
+/// How many patients the list shows when the UI does not say.
+const DEFAULT_LIST: u32 = 500;
+
+fn patient_row(p: PatientSummary) -> PatientRow {
+    PatientRow {
+        id: p.id,
+        first_name: p.first_name,
+        last_name: p.last_name,
+        preferred_name: p.preferred_name,
+        date_of_birth: p.date_of_birth,
+        phone: p.phone,
+        archived: p.archived,
+    }
+}
+
+macro_rules! map_fields {
+    ($from:expr, $to:ident) => {{
+        let f = $from;
+        $to {
+            title: f.title,
+            first_name: f.first_name,
+            last_name: f.last_name,
+            preferred_name: f.preferred_name,
+            date_of_birth: f.date_of_birth,
+            sex: f.sex,
+            gender_identity: f.gender_identity,
+            phone: f.phone,
+            phone_alt: f.phone_alt,
+            email: f.email,
+            address: f.address,
+            emergency_contact: f.emergency_contact,
+            insurance_number: f.insurance_number,
+            referral_source: f.referral_source,
+            occupation: f.occupation,
+            general_notes: f.general_notes,
+            archived: f.archived,
+        }
+    }};
+}
+
+fn core_fields(f: PatientForm) -> PatientFields {
+    map_fields!(f, PatientFields)
+}
+
+fn patient_record(p: Patient, settings: &PrivacySettings) -> PatientRecord {
+    let first = p.fields.first_name.clone().unwrap_or_default();
+    let last = p.fields.last_name.clone().unwrap_or_default();
+    let window_title = display_title(settings, "Patient record", Some((&first, &last)));
+    PatientRecord {
+        id: p.id,
+        fields: map_fields!(p.fields, PatientForm),
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        anonymised: p.anonymised_at.is_some(),
+        window_title,
+    }
+}
+
+fn appointment_row(a: Appointment) -> AppointmentRow {
+    AppointmentRow {
+        id: a.id,
+        patient_id: a.patient_id,
+        practitioner: a.practitioner,
+        appointment_type: a.appointment_type,
+        starts_local: a.starts_local,
+        ends_local: a.ends_local,
+        status: a.status,
+        cancel_reason: a.cancel_reason,
+    }
 }
 
 impl<H: Host> Shell<H> {
@@ -409,6 +485,117 @@ impl<H: Host> Shell<H> {
     pub fn rotate_keys(&mut self) -> Result<Rotated> {
         let key_epoch = core(self.active()?.rotate_keys())?;
         Ok(Rotated { key_epoch })
+    }
+
+    pub fn search_patients(&mut self, req: PatientSearch) -> Result<Vec<PatientRow>> {
+        let rows = core(
+            self.active()?
+                .search_patients(&req.text, req.limit.unwrap_or(DEFAULT_SEARCH)),
+        )?;
+        Ok(rows.into_iter().map(patient_row).collect())
+    }
+
+    pub fn list_patients(&mut self, req: PatientList) -> Result<Vec<PatientRow>> {
+        let rows = core(
+            self.active()?
+                .list_patients(req.archived, req.limit.unwrap_or(DEFAULT_LIST)),
+        )?;
+        Ok(rows.into_iter().map(patient_row).collect())
+    }
+
+    /// One patient, with the window title for the record as the privacy setting allows.
+    pub fn show_patient(&mut self, req: PatientRef) -> Result<PatientRecord> {
+        let s = self.active()?;
+        let p = core(s.show_patient(&req.id))?;
+        let settings = core(s.privacy_settings())?;
+        Ok(patient_record(p, &settings))
+    }
+
+    pub fn add_patient(&mut self, req: PatientForm) -> Result<PatientRecord> {
+        let s = self.active()?;
+        let p = core(s.add_patient(core_fields(req)))?;
+        let settings = core(s.privacy_settings())?;
+        Ok(patient_record(p, &settings))
+    }
+
+    pub fn update_patient(&mut self, req: UpdatePatient) -> Result<PatientRecord> {
+        let s = self.active()?;
+        let p = core(s.update_patient_with_request(
+            &req.id,
+            core_fields(req.fields),
+            req.requested_by_patient.as_deref(),
+        ))?;
+        let settings = core(s.privacy_settings())?;
+        Ok(patient_record(p, &settings))
+    }
+
+    pub fn patient_appointments(&mut self, req: PatientRef) -> Result<Vec<AppointmentRow>> {
+        let rows = core(self.active()?.patient_appointments(&req.id))?;
+        Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    pub fn patient_notes(&mut self, req: PatientRef) -> Result<Vec<NoteRow>> {
+        let rows = core(self.active()?.patient_notes(&req.id))?;
+        Ok(rows
+            .into_iter()
+            .map(|n| NoteRow {
+                id: n.id,
+                appointment_id: n.appointment_id,
+                practitioner: n.practitioner,
+                status: n.status,
+                created_at: n.created_at,
+                finalised_at: n.finalised_at,
+                versions: n.versions,
+            })
+            .collect())
+    }
+
+    pub fn patient_invoices(&mut self, req: PatientRef) -> Result<Vec<InvoiceRow>> {
+        let rows = core(self.active()?.patient_invoices(&req.id))?;
+        Ok(rows
+            .into_iter()
+            .map(|i| InvoiceRow {
+                id: i.id,
+                number: i.number,
+                appointment_id: i.appointment_id,
+                status: i.status,
+                issued_on: i.issued_on,
+                total_minor: i.total_minor,
+                paid_minor: i.paid_minor,
+                balance_minor: i.balance_minor,
+            })
+            .collect())
+    }
+
+    pub fn patient_attachments(&mut self, req: PatientRef) -> Result<Vec<AttachmentRow>> {
+        let rows = core(self.active()?.list_attachments(&req.id))?;
+        Ok(rows
+            .into_iter()
+            .map(|a| AttachmentRow {
+                id: a.id,
+                file_name: a.file_name,
+                media_type: a.media_type,
+                size: a.size,
+                created_at: a.created_at,
+            })
+            .collect())
+    }
+
+    pub fn patient_balance(&mut self, req: PatientRef) -> Result<Balance> {
+        let balance_minor = core(self.active()?.patient_balance(&req.id))?;
+        Ok(Balance { balance_minor })
+    }
+
+    /// The window title for a screen that shows no patient (the core's `display_title`).
+    pub fn screen_title(&mut self, req: ScreenTitle) -> Result<String> {
+        let settings = core(self.active()?.privacy_settings())?;
+        Ok(display_title(&settings, &req.screen, None))
+    }
+
+    /// The signed-in session, for tests that set up records no command creates yet.
+    #[cfg(test)]
+    pub(crate) fn session_for_test(&mut self) -> Result<&mut Session> {
+        self.active()
     }
 
     /// The window is closing: end the session so the vault is locked and its keys wiped.

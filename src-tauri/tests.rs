@@ -515,3 +515,299 @@ fn changing_the_own_passphrase_checks_the_current_one() {
     f.shell.sign_out().unwrap();
     sign_in(&mut f, "admin", "granite pelican midnight oboe").unwrap();
 }
+
+#[test]
+fn the_isolation_script_lets_through_exactly_the_declared_commands() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("ui/isolation/index.js")).unwrap();
+    let start = script.find("/^(").unwrap() + 3;
+    let end = script[start..].find(")$/").unwrap() + start;
+    let mut allowed: Vec<&str> = script[start..end].split('|').collect();
+    allowed.sort();
+    let declared = std::fs::read_to_string(root.join("src-tauri/commands.txt")).unwrap();
+    let mut declared: Vec<&str> = declared.lines().collect();
+    declared.sort();
+    assert_eq!(allowed, declared);
+}
+
+fn form(first: &str, last: &str) -> PatientForm {
+    PatientForm {
+        first_name: Some(first.into()),
+        last_name: Some(last.into()),
+        ..PatientForm::default()
+    }
+}
+
+fn add_staff(f: &mut Fixture) {
+    for (user, role, pass) in [
+        ("rita", "receptionist", RECEPTION_PASS),
+        ("sam", "practitioner", PRACTITIONER_PASS),
+    ] {
+        f.shell
+            .add_user(AddUser {
+                username: user.into(),
+                display_name: None,
+                role: role.into(),
+                passphrase: secret(pass),
+            })
+            .unwrap();
+    }
+    let s = f.shell.session_for_test().unwrap();
+    s.add_practitioner("sam").unwrap();
+    for day in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] {
+        s.set_working_hours("sam", day, "08:00-18:00").unwrap();
+    }
+    s.add_appointment_type("Follow-up", 30, "75", None).unwrap();
+}
+
+const PRACTITIONER_PASS: &str = "saffron glacier tandem umbrella";
+
+#[test]
+fn patients_create_with_field_errors_search_update_and_a_private_window_title() {
+    let mut f = with_admin();
+    let err = f.shell.add_patient(form("Zelda", "")).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    assert!(
+        err.message.contains("last_name: required"),
+        "{}",
+        err.message
+    );
+    let err = f
+        .shell
+        .add_patient(PatientForm {
+            date_of_birth: Some("31/02/1990".into()),
+            ..form("Zelda", "Quinton")
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    assert!(err.message.contains("date_of_birth:"), "{}", err.message);
+    assert!(f
+        .shell
+        .search_patients(PatientSearch {
+            text: "zel".into(),
+            limit: None
+        })
+        .unwrap()
+        .is_empty());
+
+    let rec = f
+        .shell
+        .add_patient(PatientForm {
+            date_of_birth: Some("1984-05-06".into()),
+            phone: Some("+44 20 7946 0001".into()),
+            ..form("Zelda", "Quinton")
+        })
+        .unwrap();
+    assert_eq!(rec.fields.first_name.as_deref(), Some("Zelda"));
+    // The privacy default: no name in the window title.
+    assert!(!rec.window_title.contains("Zelda") && !rec.window_title.contains("Quinton"));
+    assert!(
+        rec.window_title.contains("Patient record"),
+        "{}",
+        rec.window_title
+    );
+    f.shell.add_patient(form("Zachary", "Other")).unwrap();
+
+    let hits = f
+        .shell
+        .search_patients(PatientSearch {
+            text: "zel".into(),
+            limit: None,
+        })
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].id, rec.id);
+    let hits = f
+        .shell
+        .search_patients(PatientSearch {
+            text: "z".into(),
+            limit: Some(10),
+        })
+        .unwrap();
+    assert_eq!(hits.len(), 2);
+    let all = f
+        .shell
+        .list_patients(PatientList {
+            archived: false,
+            limit: None,
+        })
+        .unwrap();
+    assert_eq!(all.len(), 2);
+
+    let err = f
+        .shell
+        .update_patient(UpdatePatient {
+            id: rec.id.clone(),
+            fields: PatientForm {
+                email: Some("not an address".into()),
+                ..PatientForm::default()
+            },
+            requested_by_patient: None,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    assert!(
+        err.message.starts_with("invalid input: email:") || err.message.contains("email:"),
+        "{}",
+        err.message
+    );
+    let updated = f
+        .shell
+        .update_patient(UpdatePatient {
+            id: rec.id.clone(),
+            fields: PatientForm {
+                email: Some("zelda@example.org".into()),
+                ..PatientForm::default()
+            },
+            requested_by_patient: Some("new email address".into()),
+        })
+        .unwrap();
+    assert_eq!(updated.fields.email.as_deref(), Some("zelda@example.org"));
+    assert_eq!(updated.fields.phone.as_deref(), Some("+44 20 7946 0001"));
+    let shown = f
+        .shell
+        .show_patient(PatientRef { id: rec.id.clone() })
+        .unwrap();
+    assert_eq!(shown.fields.email.as_deref(), Some("zelda@example.org"));
+    let missing = f
+        .shell
+        .show_patient(PatientRef { id: "nope".into() })
+        .err()
+        .unwrap();
+    assert_eq!(missing.kind, ErrorKind::NotFound);
+
+    let title = f
+        .shell
+        .screen_title(ScreenTitle {
+            screen: "Patients".into(),
+        })
+        .unwrap();
+    assert_eq!(title, "Patients — ClinVault");
+}
+
+#[test]
+fn the_record_tabs_follow_the_core_permissions_and_a_receptionist_is_refused_the_notes() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+
+    sign_in(&mut f, "sam", PRACTITIONER_PASS).unwrap();
+    let s = f.shell.session_for_test().unwrap();
+    let booked = s
+        .book_appointment(&clinvault_core::appointments::Booking {
+            patient_id: &patient,
+            practitioner: "sam",
+            appointment_type: "Follow-up",
+            start_local: "2026-09-22T10:00",
+            weekly_occurrences: 1,
+            allow_override: false,
+        })
+        .unwrap();
+    let note = s
+        .add_note(&patient, Some(&booked[0].id), "S: better. O: full range.")
+        .unwrap();
+    s.finalise_note(&note.id).unwrap();
+
+    let appts = f
+        .shell
+        .patient_appointments(PatientRef {
+            id: patient.clone(),
+        })
+        .unwrap();
+    assert_eq!(appts.len(), 1);
+    assert_eq!(appts[0].starts_local, "2026-09-22T10:00");
+    assert_eq!(appts[0].practitioner, "sam");
+    let notes = f
+        .shell
+        .patient_notes(PatientRef {
+            id: patient.clone(),
+        })
+        .unwrap();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].status, "final");
+    assert_eq!(notes[0].versions, 1);
+    assert!(f
+        .shell
+        .patient_attachments(PatientRef {
+            id: patient.clone()
+        })
+        .unwrap()
+        .is_empty());
+
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    let s = f.shell.session_for_test().unwrap();
+    // Invoicing an appointment issues the invoice.
+    let invoice = s.invoice_appointment(&booked[0].id).unwrap();
+    assert_eq!(invoice.status, "issued");
+    let invoices = f
+        .shell
+        .patient_invoices(PatientRef {
+            id: patient.clone(),
+        })
+        .unwrap();
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0].status, "issued");
+    assert_eq!(invoices[0].total_minor, 7500);
+    let balance = f
+        .shell
+        .patient_balance(PatientRef {
+            id: patient.clone(),
+        })
+        .unwrap();
+    assert_eq!(balance.balance_minor, 7500);
+    assert_eq!(
+        f.shell
+            .patient_appointments(PatientRef {
+                id: patient.clone()
+            })
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        f.shell
+            .search_patients(PatientSearch {
+                text: "ann".into(),
+                limit: None
+            })
+            .unwrap()
+            .len(),
+        1
+    );
+    // The core refuses clinical content to reception, whatever the UI shows.
+    for err in [
+        f.shell
+            .patient_notes(PatientRef {
+                id: patient.clone(),
+            })
+            .err(),
+        f.shell
+            .patient_attachments(PatientRef {
+                id: patient.clone(),
+            })
+            .err(),
+    ] {
+        let err = err.unwrap();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied, "{}", err.message);
+        assert!(!err.message.contains("Ann"), "{}", err.message);
+    }
+    let unknown = f
+        .shell
+        .patient_notes(PatientRef { id: "nope".into() })
+        .err()
+        .unwrap();
+    assert_eq!(unknown.kind, ErrorKind::PermissionDenied);
+
+    f.shell.sign_out().unwrap();
+    let err = f
+        .shell
+        .search_patients(PatientSearch {
+            text: "ann".into(),
+            limit: None,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::SessionLocked);
+}

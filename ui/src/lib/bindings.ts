@@ -95,3 +95,49 @@ export type SetPolicy = { key: string, value: string, };
 
 export type Rotated = { key_epoch: bigint, };
 
+export type PatientForm = { title: string | null, first_name: string | null, last_name: string | null, preferred_name: string | null, date_of_birth: string | null, sex: string | null, gender_identity: string | null, phone: string | null, phone_alt: string | null, email: string | null, address: string | null, emergency_contact: string | null, insurance_number: string | null, referral_source: string | null, occupation: string | null, general_notes: string | null, archived: boolean | null, };
+
+export type PatientSearch = { text: string, limit: number | null, };
+
+export type PatientList = { archived: boolean, limit: number | null, };
+
+export type PatientRow = { id: string, first_name: string, last_name: string, preferred_name: string | null, date_of_birth: string | null, phone: string | null, archived: boolean, };
+
+export type PatientRef = { id: string, };
+
+export type UpdatePatient = { id: string, fields: PatientForm, 
+/**
+ * Set when the patient asked for the correction (kept in the rectification history).
+ */
+requested_by_patient: string | null, };
+
+export type PatientRecord = { id: string, fields: PatientForm, created_at: string, updated_at: string, anonymised: boolean, 
+/**
+ * The window title the shell set for this record (names only as the privacy setting allows).
+ */
+window_title: string, };
+
+export type AppointmentRow = { id: string, patient_id: string, practitioner: string, appointment_type: string, 
+/**
+ * Local clinic time, YYYY-MM-DDTHH:MM.
+ */
+starts_local: string, ends_local: string, status: string, cancel_reason: string | null, };
+
+export type NoteRow = { id: string, appointment_id: string | null, practitioner: string, status: string, created_at: string, finalised_at: string | null, versions: bigint, };
+
+export type InvoiceRow = { id: string, number: bigint | null, appointment_id: string | null, status: string, issued_on: string | null, 
+/**
+ * Amounts in the currency's minor unit (cents).
+ */
+total_minor: bigint, paid_minor: bigint, balance_minor: bigint, };
+
+export type AttachmentRow = { id: string, file_name: string, media_type: string, size: bigint, created_at: string, };
+
+export type Balance = { 
+/**
+ * What the patient owes across issued invoices, in minor units.
+ */
+balance_minor: bigint, };
+
+export type ScreenTitle = { screen: string, };
+
