@@ -224,3 +224,162 @@ async fn a_receptionist_cannot_reach_administration_and_the_core_denies_a_direct
     assert_eq!(denied["err"]["kind"], "permission_denied", "{denied}");
     app.stop().await;
 }
+
+/// Adds a user through the administration screen (the admin is signed in).
+async fn add_user_via_ui(app: &App, user: &str, display: &str, role: &str, pass: &str) {
+    app.click("#nav-admin").await;
+    app.fill("#nu-username", user).await;
+    app.fill("#nu-display", display).await;
+    app.el(&format!("#nu-role option[value='{role}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.fill("#nu-pass", pass).await;
+    app.click("#nu-add").await;
+    app.wait_text("#admin-msg", &format!("Added {user}"), 20)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patients_search_create_with_field_errors_record_tabs_and_reception_refused_notes() {
+    use fantoccini::key::Key;
+
+    let app = App::start("patients").await;
+    app.first_run().await;
+    app.skip_to_home().await;
+    add_user_via_ui(
+        &app,
+        "rita",
+        "Rita Reception",
+        "receptionist",
+        RECEPTION_PASS,
+    )
+    .await;
+
+    app.click("#nav-patients").await;
+    app.el("#patient-search").await;
+    app.wait_text("#patient-results", "No patients yet", 10)
+        .await;
+
+    // Create: the core's validation lands beside the field it names.
+    app.click("#patient-new").await;
+    app.fill("#pf-first_name", "Zelda").await;
+    app.click("#pf-save").await;
+    let err = app.wait_text("#pf-error-last_name", "required", 10).await;
+    assert_eq!(err.trim(), "required");
+    app.fill("#pf-last_name", "Quinton").await;
+    app.fill("#pf-date_of_birth", "1984-13-40").await;
+    app.click("#pf-save").await;
+    app.wait_text("#pf-error-date_of_birth", "not a valid date", 10)
+        .await;
+    let invalid = app
+        .el("#pf-date_of_birth")
+        .await
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    app.screenshot("form-errors").await;
+    app.fill("#pf-date_of_birth", "1984-05-06").await;
+    app.fill("#pf-phone", "020 7946 0001").await;
+    app.click("#pf-save").await;
+    app.wait_text("#record-title", "Quinton, Zelda", 10).await;
+    app.wait_text("#rd-date_of_birth", "1984-05-06", 10).await;
+
+    // Edit from the record.
+    app.click("#record-edit").await;
+    app.fill("#pf-email", "zelda@example.org").await;
+    app.click("#pf-save").await;
+    app.wait_text("#rd-email", "zelda@example.org", 10).await;
+    app.screenshot("record").await;
+
+    // Tabs, by keyboard: arrow keys move between them.
+    app.el("#ptab-details")
+        .await
+        .send_keys(&Key::Right.to_string())
+        .await
+        .unwrap();
+    app.wait_text("#record-appointments", "No appointments", 10)
+        .await;
+    app.click("#ptab-notes").await;
+    app.wait_text("#record-notes", "No treatment notes", 10)
+        .await;
+    app.click("#ptab-invoices").await;
+    app.wait_text("#record-balance", "0.00", 10).await;
+    app.click("#ptab-attachments").await;
+    app.wait_text("#record-attachments", "No attachments", 10)
+        .await;
+
+    // A second patient, then instant search and keyboard selection.
+    app.click("#record-back").await;
+    app.click("#patient-new").await;
+    app.fill("#pf-first_name", "Zachary").await;
+    app.fill("#pf-last_name", "Abbott").await;
+    app.click("#pf-save").await;
+    app.wait_text("#record-title", "Abbott, Zachary", 10).await;
+    app.click("#record-back").await;
+    app.fill("#patient-search", "z").await;
+    app.wait_text("#patient-results", "Abbott", 10).await;
+    app.wait_text("#patient-results", "Quinton", 10).await;
+    app.fill("#patient-search", "quin").await;
+    // Results follow the typing: the other patient drops out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let results = app.text_of("#patient-results").await;
+        if results.contains("Quinton") && !results.contains("Abbott") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{results}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.screenshot("search").await;
+    app.el("#patient-search")
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
+    app.wait_text("#record-title", "Quinton, Zelda", 10).await;
+    // Nothing of the patient is kept where the page could leave it behind.
+    let stored = app
+        .client
+        .execute(
+            "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.title;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !stored.as_str().unwrap().contains("Zelda")
+            && !stored.as_str().unwrap().contains("Quinton"),
+        "{stored}"
+    );
+
+    // Reception: demographics yes, treatment notes no (the core refuses).
+    app.click("#nav-signout").await;
+    app.sign_in("rita", RECEPTION_PASS).await;
+    app.wait_text("#whoami", "receptionist", 20).await;
+    app.click("#nav-patients").await;
+    app.fill("#patient-search", "zel").await;
+    app.wait_text("#patient-results", "Quinton", 10).await;
+    app.el("#pr-0").await.click().await.unwrap();
+    app.wait_text("#record-title", "Quinton, Zelda", 10).await;
+    app.click("#ptab-notes").await;
+    let refused = app.wait_text("#tab-error", "permission denied", 10).await;
+    assert!(!refused.contains("Zelda"), "{refused}");
+    app.screenshot("reception-notes-refused").await;
+    let id = app
+        .invoke_raw(
+            "search_patients",
+            serde_json::json!({ "req": { "text": "zel", "limit": 5 } }),
+        )
+        .await["ok"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let denied = app
+        .invoke_raw("patient_notes", serde_json::json!({ "req": { "id": id } }))
+        .await;
+    assert_eq!(denied["err"]["kind"], "permission_denied", "{denied}");
+    app.stop().await;
+}
