@@ -344,6 +344,7 @@ pub struct PatientRecord {
 pub struct AppointmentRow {
     pub id: String,
     pub patient_id: String,
+    pub patient_name: String,
     pub practitioner: String,
     pub appointment_type: String,
     /// Local clinic time, YYYY-MM-DDTHH:MM.
@@ -397,6 +398,68 @@ pub struct ScreenTitle {
     pub screen: String,
 }
 
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct WorkingSpanRow {
+    /// 1 = Monday … 7 = Sunday.
+    pub weekday: i64,
+    /// HH:MM, local clinic time.
+    pub starts: String,
+    pub ends: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PractitionerColumn {
+    pub username: String,
+    pub display_name: String,
+    pub hours: Vec<WorkingSpanRow>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AppointmentTypeRow {
+    pub name: String,
+    pub minutes: i64,
+    pub colour: Option<String>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct CalendarRange {
+    /// The first local day, YYYY-MM-DD.
+    pub date: String,
+    /// One practitioner's username, or None for all.
+    pub practitioner: Option<String>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct BookRequest {
+    pub patient_id: String,
+    pub practitioner: String,
+    pub appointment_type: String,
+    /// Local clinic time, YYYY-MM-DDTHH:MM.
+    pub start_local: String,
+    /// None or 1 for one booking; N for N weekly occurrences.
+    pub weekly_occurrences: Option<u32>,
+    pub allow_override: bool,
+}
+
+#[derive(Deserialize, TS)]
+pub struct MoveRequest {
+    pub id: String,
+    /// Local clinic time, YYYY-MM-DDTHH:MM.
+    pub start_local: String,
+    /// Another practitioner's column, or None to stay.
+    pub practitioner: Option<String>,
+    pub allow_override: bool,
+}
+
+#[derive(Deserialize, TS)]
+pub struct StatusRequest {
+    pub id: String,
+    /// booked, arrived, completed, cancelled or no_show.
+    pub status: String,
+    /// Needed for a cancellation.
+    pub reason: Option<String>,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -444,6 +507,13 @@ pub fn typescript_bindings() -> String {
         AttachmentRow::decl(),
         Balance::decl(),
         ScreenTitle::decl(),
+        WorkingSpanRow::decl(),
+        PractitionerColumn::decl(),
+        AppointmentTypeRow::decl(),
+        CalendarRange::decl(),
+        BookRequest::decl(),
+        MoveRequest::decl(),
+        StatusRequest::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/api.rs by ts-rs. Do not edit: run\n\

@@ -59,6 +59,13 @@ commands! {
     patient_invoices(req: PatientRef) -> Vec<InvoiceRow>;
     patient_attachments(req: PatientRef) -> Vec<AttachmentRow>;
     patient_balance(req: PatientRef) -> Balance;
+    list_practitioners() -> Vec<PractitionerColumn>;
+    list_appointment_types() -> Vec<AppointmentTypeRow>;
+    day_appointments(req: CalendarRange) -> Vec<AppointmentRow>;
+    week_appointments(req: CalendarRange) -> Vec<AppointmentRow>;
+    book_appointment(req: BookRequest) -> Vec<AppointmentRow>;
+    move_appointment(req: MoveRequest) -> AppointmentRow;
+    set_appointment_status(req: StatusRequest) -> AppointmentRow;
 }
 
 /// Commands that report where the app is. When nobody is active (signed out, locked, idle

@@ -106,6 +106,13 @@ pub fn run() {
             commands::add_patient,
             commands::update_patient,
             commands::screen_title,
+            commands::list_practitioners,
+            commands::list_appointment_types,
+            commands::day_appointments,
+            commands::week_appointments,
+            commands::book_appointment,
+            commands::move_appointment,
+            commands::set_appointment_status,
         ])
         .build(context);
     match app {

@@ -107,6 +107,7 @@ fn appointment_row(a: Appointment) -> AppointmentRow {
     AppointmentRow {
         id: a.id,
         patient_id: a.patient_id,
+        patient_name: a.patient_name,
         practitioner: a.practitioner,
         appointment_type: a.appointment_type,
         starts_local: a.starts_local,
@@ -584,6 +585,88 @@ impl<H: Host> Shell<H> {
     pub fn patient_balance(&mut self, req: PatientRef) -> Result<Balance> {
         let balance_minor = core(self.active()?.patient_balance(&req.id))?;
         Ok(Balance { balance_minor })
+    }
+
+    pub fn list_practitioners(&mut self) -> Result<Vec<PractitionerColumn>> {
+        let rows = core(self.active()?.list_practitioners())?;
+        Ok(rows
+            .into_iter()
+            .map(|p| PractitionerColumn {
+                username: p.username,
+                display_name: p.display_name,
+                hours: p
+                    .hours
+                    .into_iter()
+                    .map(|h| WorkingSpanRow {
+                        weekday: h.weekday,
+                        starts: h.starts,
+                        ends: h.ends,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    pub fn list_appointment_types(&mut self) -> Result<Vec<AppointmentTypeRow>> {
+        let rows = core(self.active()?.list_appointment_types())?;
+        Ok(rows
+            .into_iter()
+            .map(|t| AppointmentTypeRow {
+                name: t.name,
+                minutes: t.minutes,
+                colour: t.colour,
+            })
+            .collect())
+    }
+
+    pub fn day_appointments(&mut self, req: CalendarRange) -> Result<Vec<AppointmentRow>> {
+        let rows = core(
+            self.active()?
+                .day_appointments(&req.date, req.practitioner.as_deref()),
+        )?;
+        Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    pub fn week_appointments(&mut self, req: CalendarRange) -> Result<Vec<AppointmentRow>> {
+        let rows = core(
+            self.active()?
+                .week_appointments(&req.date, req.practitioner.as_deref()),
+        )?;
+        Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    pub fn book_appointment(&mut self, req: BookRequest) -> Result<Vec<AppointmentRow>> {
+        let rows = core(
+            self.active()?
+                .book_appointment(&clinvault_core::appointments::Booking {
+                    patient_id: &req.patient_id,
+                    practitioner: &req.practitioner,
+                    appointment_type: &req.appointment_type,
+                    start_local: &req.start_local,
+                    weekly_occurrences: req.weekly_occurrences.unwrap_or(1),
+                    allow_override: req.allow_override,
+                }),
+        )?;
+        Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    pub fn move_appointment(&mut self, req: MoveRequest) -> Result<AppointmentRow> {
+        let a = core(self.active()?.move_appointment(
+            &req.id,
+            &req.start_local,
+            req.practitioner.as_deref(),
+            req.allow_override,
+        ))?;
+        Ok(appointment_row(a))
+    }
+
+    pub fn set_appointment_status(&mut self, req: StatusRequest) -> Result<AppointmentRow> {
+        let a = core(self.active()?.set_appointment_status(
+            &req.id,
+            &req.status,
+            req.reason.as_deref(),
+        ))?;
+        Ok(appointment_row(a))
     }
 
     /// The window title for a screen that shows no patient (the core's `display_title`).

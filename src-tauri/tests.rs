@@ -811,3 +811,137 @@ fn the_record_tabs_follow_the_core_permissions_and_a_receptionist_is_refused_the
         .unwrap();
     assert_eq!(err.kind, ErrorKind::SessionLocked);
 }
+
+#[test]
+fn calendar_books_moves_with_the_cores_reason_and_marks_arrival() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+
+    let cols = f.shell.list_practitioners().unwrap();
+    assert_eq!(cols.len(), 1);
+    assert_eq!(cols[0].username, "sam");
+    assert_eq!(cols[0].hours.len(), 7);
+    assert_eq!(cols[0].hours[0].starts, "08:00");
+    let types = f.shell.list_appointment_types().unwrap();
+    assert_eq!(types[0].name, "Follow-up");
+    assert_eq!(types[0].minutes, 30);
+
+    let book = |start: &str| BookRequest {
+        patient_id: patient.clone(),
+        practitioner: "sam".into(),
+        appointment_type: "Follow-up".into(),
+        start_local: start.into(),
+        weekly_occurrences: None,
+        allow_override: false,
+    };
+    let a = f.shell.book_appointment(book("2026-09-22T09:00")).unwrap();
+    let b = f.shell.book_appointment(book("2026-09-22T10:00")).unwrap();
+    assert_eq!(a[0].patient_name, "Ann Jones");
+    let err = f
+        .shell
+        .book_appointment(book("2026-09-22T10:15"))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(err.message.contains("overlaps"), "{}", err.message);
+
+    let mv = |start: &str| MoveRequest {
+        id: a[0].id.clone(),
+        start_local: start.into(),
+        practitioner: None,
+        allow_override: false,
+    };
+    let moved = f.shell.move_appointment(mv("2026-09-22T11:00")).unwrap();
+    assert_eq!(moved.starts_local, "2026-09-22T11:00");
+    assert_eq!(moved.ends_local, "2026-09-22T11:30");
+    let err = f
+        .shell
+        .move_appointment(mv("2026-09-22T10:15"))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+    assert!(
+        err.message
+            .contains("overlaps the practitioner's appointment at 2026-09-22T10:00"),
+        "{}",
+        err.message
+    );
+    let err = f
+        .shell
+        .move_appointment(mv("2026-09-22T19:00"))
+        .err()
+        .unwrap();
+    assert!(
+        err.message.contains("outside the practitioner's hours"),
+        "{}",
+        err.message
+    );
+    let err = f
+        .shell
+        .move_appointment(MoveRequest {
+            allow_override: true,
+            ..mv("2026-09-22T10:15")
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::PermissionDenied);
+
+    let day = f
+        .shell
+        .day_appointments(CalendarRange {
+            date: "2026-09-22".into(),
+            practitioner: None,
+        })
+        .unwrap();
+    let starts: Vec<&str> = day.iter().map(|d| d.starts_local.as_str()).collect();
+    assert_eq!(starts, ["2026-09-22T10:00", "2026-09-22T11:00"]);
+    let week = f
+        .shell
+        .week_appointments(CalendarRange {
+            date: "2026-09-21".into(),
+            practitioner: Some("sam".into()),
+        })
+        .unwrap();
+    assert_eq!(week.len(), 2);
+    let bad = f
+        .shell
+        .day_appointments(CalendarRange {
+            date: "22/09/2026".into(),
+            practitioner: None,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(bad.kind, ErrorKind::InvalidInput);
+
+    let arrived = f
+        .shell
+        .set_appointment_status(StatusRequest {
+            id: b[0].id.clone(),
+            status: "arrived".into(),
+            reason: None,
+        })
+        .unwrap();
+    assert_eq!(arrived.status, "arrived");
+    let err = f
+        .shell
+        .set_appointment_status(StatusRequest {
+            id: b[0].id.clone(),
+            status: "cancelled".into(),
+            reason: None,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidInput);
+    assert!(err.message.starts_with("reason:"), "{}", err.message);
+    let err = f
+        .shell
+        .move_appointment(MoveRequest {
+            id: b[0].id.clone(),
+            ..mv("2026-09-22T14:00")
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::Conflict);
+}

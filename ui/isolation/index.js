@@ -2,7 +2,7 @@
 // sandboxed frame before it is encrypted for the core. It lets through only the app's own
 // commands (plus Tauri's internal plugin calls the API needs), so code injected into the main
 // frame cannot reach anything else even if a capability were too broad.
-const ALLOWED = /^(status|create_vault|sign_in|complete_sign_in|cancel_sign_in|sign_out|report_activity|lock|unlock|enroll_2fa|confirm_2fa|regenerate_recovery_codes|change_passphrase|list_users|add_user|disable_user|enable_user|set_user_role|reset_2fa|signin_history|roles|create_role|policy|set_policy|rotate_keys|passphrase_strength|search_patients|list_patients|patient_appointments|patient_notes|patient_invoices|patient_attachments|patient_balance|show_patient|add_patient|update_patient|screen_title)$/;
+const ALLOWED = /^(status|create_vault|sign_in|complete_sign_in|cancel_sign_in|sign_out|report_activity|lock|unlock|enroll_2fa|confirm_2fa|regenerate_recovery_codes|change_passphrase|list_users|add_user|disable_user|enable_user|set_user_role|reset_2fa|signin_history|roles|create_role|policy|set_policy|rotate_keys|passphrase_strength|search_patients|list_patients|patient_appointments|patient_notes|patient_invoices|patient_attachments|patient_balance|show_patient|add_patient|update_patient|screen_title|list_practitioners|list_appointment_types|day_appointments|week_appointments|book_appointment|move_appointment|set_appointment_status)$/;
 window.__TAURI_ISOLATION_HOOK__ = (payload) => {
   if (payload && typeof payload.cmd === 'string' && !ALLOWED.test(payload.cmd)) {
     throw new Error('command not allowed: ' + payload.cmd);

@@ -45,6 +45,13 @@ interface Commands {
   patient_attachments: [B.PatientRef, B.AttachmentRow[]];
   patient_balance: [B.PatientRef, B.Balance];
   screen_title: [B.ScreenTitle, string];
+  list_practitioners: [null, B.PractitionerColumn[]];
+  list_appointment_types: [null, B.AppointmentTypeRow[]];
+  day_appointments: [B.CalendarRange, B.AppointmentRow[]];
+  week_appointments: [B.CalendarRange, B.AppointmentRow[]];
+  book_appointment: [B.BookRequest, B.AppointmentRow[]];
+  move_appointment: [B.MoveRequest, B.AppointmentRow];
+  set_appointment_status: [B.StatusRequest, B.AppointmentRow];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

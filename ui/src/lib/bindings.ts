@@ -117,7 +117,7 @@ export type PatientRecord = { id: string, fields: PatientForm, created_at: strin
  */
 window_title: string, };
 
-export type AppointmentRow = { id: string, patient_id: string, practitioner: string, appointment_type: string, 
+export type AppointmentRow = { id: string, patient_id: string, patient_name: string, practitioner: string, appointment_type: string, 
 /**
  * Local clinic time, YYYY-MM-DDTHH:MM.
  */
@@ -140,4 +140,58 @@ export type Balance = {
 balance_minor: bigint, };
 
 export type ScreenTitle = { screen: string, };
+
+export type WorkingSpanRow = { 
+/**
+ * 1 = Monday … 7 = Sunday.
+ */
+weekday: bigint, 
+/**
+ * HH:MM, local clinic time.
+ */
+starts: string, ends: string, };
+
+export type PractitionerColumn = { username: string, display_name: string, hours: Array<WorkingSpanRow>, };
+
+export type AppointmentTypeRow = { name: string, minutes: bigint, colour: string | null, };
+
+export type CalendarRange = { 
+/**
+ * The first local day, YYYY-MM-DD.
+ */
+date: string, 
+/**
+ * One practitioner's username, or None for all.
+ */
+practitioner: string | null, };
+
+export type BookRequest = { patient_id: string, practitioner: string, appointment_type: string, 
+/**
+ * Local clinic time, YYYY-MM-DDTHH:MM.
+ */
+start_local: string, 
+/**
+ * None or 1 for one booking; N for N weekly occurrences.
+ */
+weekly_occurrences: number | null, allow_override: boolean, };
+
+export type MoveRequest = { id: string, 
+/**
+ * Local clinic time, YYYY-MM-DDTHH:MM.
+ */
+start_local: string, 
+/**
+ * Another practitioner's column, or None to stay.
+ */
+practitioner: string | null, allow_override: boolean, };
+
+export type StatusRequest = { id: string, 
+/**
+ * booked, arrived, completed, cancelled or no_show.
+ */
+status: string, 
+/**
+ * Needed for a cancellation.
+ */
+reason: string | null, };
 
