@@ -460,6 +460,24 @@ pub struct StatusRequest {
     pub reason: Option<String>,
 }
 
+#[derive(Deserialize, TS)]
+pub struct WorkingHours {
+    pub username: String,
+    /// Mon … Sun.
+    pub day: String,
+    /// "08:00-12:00,13:00-17:00", or "off".
+    pub hours: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct NewAppointmentType {
+    pub name: String,
+    pub minutes: i64,
+    /// Decimal text, e.g. "75.00".
+    pub price: String,
+    pub tax_rate_percent: Option<String>,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -514,6 +532,8 @@ pub fn typescript_bindings() -> String {
         BookRequest::decl(),
         MoveRequest::decl(),
         StatusRequest::decl(),
+        WorkingHours::decl(),
+        NewAppointmentType::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/api.rs by ts-rs. Do not edit: run\n\

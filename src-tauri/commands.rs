@@ -66,6 +66,9 @@ commands! {
     book_appointment(req: BookRequest) -> Vec<AppointmentRow>;
     move_appointment(req: MoveRequest) -> AppointmentRow;
     set_appointment_status(req: StatusRequest) -> AppointmentRow;
+    add_practitioner(req: UserRef) -> ();
+    set_working_hours(req: WorkingHours) -> ();
+    add_appointment_type(req: NewAppointmentType) -> ();
 }
 
 /// Commands that report where the app is. When nobody is active (signed out, locked, idle

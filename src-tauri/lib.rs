@@ -113,6 +113,9 @@ pub fn run() {
             commands::book_appointment,
             commands::move_appointment,
             commands::set_appointment_status,
+            commands::add_practitioner,
+            commands::set_working_hours,
+            commands::add_appointment_type,
         ])
         .build(context);
     match app {

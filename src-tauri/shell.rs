@@ -669,6 +669,32 @@ impl<H: Host> Shell<H> {
         Ok(appointment_row(a))
     }
 
+    /// Makes an existing user a practitioner (a calendar column).
+    pub fn add_practitioner(&mut self, req: UserRef) -> Result<()> {
+        core(self.active()?.add_practitioner(&req.username)).map(|_| ())
+    }
+
+    pub fn set_working_hours(&mut self, req: WorkingHours) -> Result<()> {
+        core(
+            self.active()?
+                .set_working_hours(&req.username, &req.day, &req.hours),
+        )
+    }
+
+    pub fn add_appointment_type(&mut self, req: NewAppointmentType) -> Result<()> {
+        core(
+            self.active()?.add_appointment_type(
+                &req.name,
+                req.minutes,
+                &req.price,
+                req.tax_rate_percent
+                    .as_deref()
+                    .filter(|t| !t.trim().is_empty()),
+            ),
+        )
+        .map(|_| ())
+    }
+
     /// The window title for a screen that shows no patient (the core's `display_title`).
     pub fn screen_title(&mut self, req: ScreenTitle) -> Result<String> {
         let settings = core(self.active()?.privacy_settings())?;

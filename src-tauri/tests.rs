@@ -552,12 +552,39 @@ fn add_staff(f: &mut Fixture) {
             })
             .unwrap();
     }
-    let s = f.shell.session_for_test().unwrap();
-    s.add_practitioner("sam").unwrap();
+    f.shell
+        .add_practitioner(UserRef {
+            username: "sam".into(),
+        })
+        .unwrap();
     for day in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] {
-        s.set_working_hours("sam", day, "08:00-18:00").unwrap();
+        f.shell
+            .set_working_hours(WorkingHours {
+                username: "sam".into(),
+                day: day.into(),
+                hours: "08:00-18:00".into(),
+            })
+            .unwrap();
     }
-    s.add_appointment_type("Follow-up", 30, "75", None).unwrap();
+    let bad = f
+        .shell
+        .set_working_hours(WorkingHours {
+            username: "sam".into(),
+            day: "Mon".into(),
+            hours: "9 to 5".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(bad.kind, ErrorKind::InvalidInput);
+    assert!(bad.message.starts_with("hours:"), "{}", bad.message);
+    f.shell
+        .add_appointment_type(NewAppointmentType {
+            name: "Follow-up".into(),
+            minutes: 30,
+            price: "75".into(),
+            tax_rate_percent: Some(String::new()),
+        })
+        .unwrap();
 }
 
 const PRACTITIONER_PASS: &str = "saffron glacier tandem umbrella";
@@ -819,6 +846,14 @@ fn calendar_books_moves_with_the_cores_reason_and_marks_arrival() {
     let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
     sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
 
+    let refused = f
+        .shell
+        .add_practitioner(UserRef {
+            username: "rita".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(refused.kind, ErrorKind::PermissionDenied);
     let cols = f.shell.list_practitioners().unwrap();
     assert_eq!(cols.len(), 1);
     assert_eq!(cols[0].username, "sam");

@@ -383,3 +383,295 @@ async fn patients_search_create_with_field_errors_record_tabs_and_reception_refu
     assert_eq!(denied["err"]["kind"], "permission_denied", "{denied}");
     app.stop().await;
 }
+
+/// Viewport coordinates of a point a third of the way into the 15-minute slot starting at
+/// `hhmm`, in the calendar's `col`-th day column. `scroll` first brings that slot to the
+/// middle of the grid; measure the other points of a drag without scrolling.
+async fn slot_point(app: &App, hhmm: &str, col: usize, scroll: bool) -> (f64, f64) {
+    let v = app
+        .client
+        .execute(
+            "const [hh, col, scroll] = arguments;
+             const t = [...document.querySelectorAll('.ec-body .ec-sidebar time')]
+               .find((e) => (e.getAttribute('datetime') || '').includes('T' + hh) || (e.getAttribute('datetime') || '').startsWith(hh));
+             if (!t) return null;
+             const slot = t.parentElement;
+             if (scroll) slot.scrollIntoView({ block: 'center' });
+             const r = slot.getBoundingClientRect();
+             const cols = document.querySelectorAll('.ec-body > .ec-grid > *');
+             const d = cols[col].getBoundingClientRect();
+             return [d.left + d.width / 2, r.top + r.height / 3];",
+            vec![
+                serde_json::json!(hhmm),
+                serde_json::json!(col),
+                serde_json::json!(scroll),
+            ],
+        )
+        .await
+        .unwrap();
+    let a = v
+        .as_array()
+        .unwrap_or_else(|| panic!("no slot {hhmm}: {v}"));
+    (a[0].as_f64().unwrap(), a[1].as_f64().unwrap())
+}
+
+async fn pointer(app: &App, steps: Vec<fantoccini::actions::PointerAction>) {
+    use fantoccini::actions::{InputSource, MouseActions};
+    let mut m = MouseActions::new("mouse".into());
+    for s in steps {
+        m = m.then(s);
+    }
+    app.client.perform_actions(m).await.unwrap();
+    app.client.release_actions().await.unwrap();
+}
+
+fn move_to(x: f64, y: f64, ms: u64) -> fantoccini::actions::PointerAction {
+    fantoccini::actions::PointerAction::MoveTo {
+        duration: Some(Duration::from_millis(ms)),
+        x,
+        y,
+    }
+}
+
+/// Waits until some element matching `css` has `needle` in its textContent (the calendar's
+/// event layer is not always in WebDriver's rendered text).
+async fn wait_content(app: &App, css: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = app
+            .client
+            .execute(
+                "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent).join(' | ');",
+                vec![serde_json::json!(css), ],
+            )
+            .await
+            .unwrap();
+        let t = t.as_str().unwrap_or_default().to_owned();
+        if t.contains(needle) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            app.screenshot("failure").await;
+            panic!("{css} never showed {needle:?}: {t}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_gone(app: &App, css: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = app.text_of(css).await;
+        if !t.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css} still shows {needle:?}: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calendar_book_by_clicking_a_slot_move_by_drag_refused_move_and_arrival() {
+    use fantoccini::actions::{PointerAction, MOUSE_BUTTON_LEFT};
+    const PRACTITIONER_PASS: &str = "saffron glacier tandem umbrella";
+
+    let app = App::start("calendar").await;
+    app.first_run().await;
+    app.skip_to_home().await;
+    add_user_via_ui(&app, "sam", "Sam Physio", "practitioner", PRACTITIONER_PASS).await;
+    add_user_via_ui(
+        &app,
+        "rita",
+        "Rita Reception",
+        "receptionist",
+        RECEPTION_PASS,
+    )
+    .await;
+
+    // The administrator sets up the practitioner: column, hours, an appointment type.
+    app.click("#tab-practitioners").await;
+    app.wait_text("#practitioners-table", "No practitioners", 10)
+        .await;
+    app.el("#pr-user option[value='sam']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#pr-add").await;
+    app.wait_text("#practitioners-table", "Sam Physio", 10)
+        .await;
+    app.el("#wh-user option[value='sam']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.client
+        .find(fantoccini::Locator::XPath(
+            "//select[@id='wh-days']/option[.='Every day']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    app.fill("#wh-hours", "08:00-18:00").await;
+    app.click("#wh-save").await;
+    app.wait_text("#practitioners-table", "Sun 08:00-18:00", 10)
+        .await;
+    app.fill("#at-name", "Follow-up").await;
+    app.fill("#at-minutes", "30").await;
+    app.fill("#at-price", "75.00").await;
+    app.click("#at-add").await;
+    app.wait_text("#types-list", "Follow-up (30 min)", 10).await;
+    app.screenshot("admin-practitioners").await;
+    app.click("#nav-signout").await;
+
+    // Reception: a patient, then the calendar.
+    app.sign_in("rita", RECEPTION_PASS).await;
+    app.wait_text("#whoami", "receptionist", 20).await;
+    app.click("#nav-patients").await;
+    app.click("#patient-new").await;
+    app.fill("#pf-first_name", "Ann").await;
+    app.fill("#pf-last_name", "Calendarson").await;
+    app.click("#pf-save").await;
+    app.wait_text("#record-title", "Calendarson, Ann", 10).await;
+
+    // Any style the strict CSP refused would be reported here.
+    app.client
+        .execute(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.click("#nav-calendar").await;
+    app.wait_text("#calendar", "Sam Physio", 20).await;
+
+    // Click the empty 10:00 slot in Sam's column.
+    let (x, y) = slot_point(&app, "10:00", 0, true).await;
+    pointer(
+        &app,
+        vec![
+            move_to(x, y, 50),
+            PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            },
+            PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            },
+        ],
+    )
+    .await;
+    let start = app
+        .el("#book-start")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(start.ends_with("T10:00"), "{start}");
+    app.fill("#book-patient", "calend").await;
+    app.click("#book-hit-0").await;
+    app.wait_text("#book-chosen", "Calendarson", 10).await;
+    app.screenshot("book").await;
+    app.click("#book-save").await;
+    app.wait_text("#cal-notice", "Booked", 10).await;
+    wait_content(&app, ".ec-event.appt", "Ann Calendarson").await;
+    // The library's layout (custom properties set from script) works under the CSP.
+    let h = app
+        .client
+        .execute(
+            "const e = document.querySelector('.ec-event.appt'); return e ? e.getBoundingClientRect().height : 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(h.as_f64().unwrap() > 20.0, "event height {h}");
+
+    // Drag it one hour later.
+    let event_top = || async {
+        let ev = app
+            .client
+            .execute(
+                "const r = document.querySelector('.ec-event.appt').getBoundingClientRect(); return [r.left + r.width / 2, r.top + 5];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        (ev[0].as_f64().unwrap(), ev[1].as_f64().unwrap())
+    };
+    let drag = |ex: f64, ey: f64, ty: f64| {
+        vec![
+            move_to(ex, ey, 50),
+            PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            },
+            move_to(ex, ey + (ty - ey).signum() * 8.0, 100),
+            move_to(ex, (ey + ty) / 2.0, 200),
+            move_to(ex, ty, 200),
+            PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            },
+        ]
+    };
+    slot_point(&app, "10:30", 0, true).await;
+    let (_, y10) = slot_point(&app, "10:00", 0, false).await;
+    let (_, y11) = slot_point(&app, "11:00", 0, false).await;
+    let (ex, ey) = event_top().await;
+    pointer(&app, drag(ex, ey, ey + (y11 - y10))).await;
+    app.wait_text("#cal-notice", "Moved to", 10).await;
+    let moved = app.text_of("#cal-notice").await;
+    assert!(moved.contains("11:00"), "{moved}");
+    app.screenshot("moved").await;
+
+    // Dragging it before Sam starts work: the core refuses, says why, and it goes back.
+    slot_point(&app, "09:30", 0, true).await;
+    let (_, y0730) = slot_point(&app, "07:30", 0, false).await;
+    let (_, y11) = slot_point(&app, "11:00", 0, false).await;
+    let (ex, ey) = event_top().await;
+    pointer(&app, drag(ex, ey, ey - (y11 - y0730))).await;
+    let err = app
+        .wait_text("#cal-error", "outside the practitioner's hours", 10)
+        .await;
+    assert!(!err.contains("Calendarson"), "{err}");
+    app.screenshot("refused").await;
+    assert!(
+        app.exists("#cal-error").await,
+        "the refusal did not stay on screen"
+    );
+
+    // Arrival from the appointment.
+    app.client
+        .execute(
+            "document.querySelector('.ec-event.appt').scrollIntoView({ block: 'center' });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.el(".ec-event.appt").await.click().await.unwrap();
+    let when = app.text_of("#appt-when").await;
+    assert!(
+        when.contains("11:00"),
+        "the refused move changed the time: {when}"
+    );
+    app.click("#appt-arrived").await;
+    app.wait_text("#appt-status", "arrived", 10).await;
+    app.screenshot("arrived").await;
+    app.click("#appt-close").await;
+    wait_gone(&app, "body", "Cancellation reason").await;
+    app.click(".ec-button.ec-resourceTimeGridWeek, button[title*='eek']")
+        .await;
+    wait_content(&app, ".ec-event.appt", "Ann Calendarson").await;
+    app.screenshot("week").await;
+
+    let csp = app
+        .client
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.stop().await;
+}

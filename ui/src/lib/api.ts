@@ -52,6 +52,9 @@ interface Commands {
   book_appointment: [B.BookRequest, B.AppointmentRow[]];
   move_appointment: [B.MoveRequest, B.AppointmentRow];
   set_appointment_status: [B.StatusRequest, B.AppointmentRow];
+  add_practitioner: [B.UserRef, null];
+  set_working_hours: [B.WorkingHours, null];
+  add_appointment_type: [B.NewAppointmentType, null];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

@@ -195,3 +195,19 @@ status: string,
  */
 reason: string | null, };
 
+export type WorkingHours = { username: string, 
+/**
+ * Mon … Sun.
+ */
+day: string, 
+/**
+ * "08:00-12:00,13:00-17:00", or "off".
+ */
+hours: string, };
+
+export type NewAppointmentType = { name: string, minutes: bigint, 
+/**
+ * Decimal text, e.g. "75.00".
+ */
+price: string, tax_rate_percent: string | null, };
+
