@@ -478,6 +478,114 @@ pub struct NewAppointmentType {
     pub tax_rate_percent: Option<String>,
 }
 
+#[derive(Deserialize, TS)]
+pub struct NameRef {
+    pub name: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct NewTemplate {
+    pub name: String,
+    /// Section titles; each becomes a free-text section.
+    pub sections: Vec<String>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct NewNote {
+    pub patient_id: String,
+    pub appointment_id: Option<String>,
+    pub body: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct NoteRef {
+    pub id: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct NoteText {
+    pub id: String,
+    pub body: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct Amendment {
+    pub id: String,
+    pub body: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct NoteVersionRow {
+    pub version: i64,
+    /// draft, final or amendment.
+    pub kind: String,
+    pub body: String,
+    pub reason: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct NoteView {
+    pub id: String,
+    pub patient_id: String,
+    pub appointment_id: Option<String>,
+    pub practitioner: String,
+    pub status: String,
+    pub created_at: String,
+    pub finalised_at: Option<String>,
+    /// Oldest first; the last is the current text.
+    pub versions: Vec<NoteVersionRow>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct AppointmentRef {
+    pub appointment_id: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct InvoiceRef {
+    pub id: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct Payment {
+    pub invoice_id: String,
+    /// Decimal text, e.g. "75.00".
+    pub amount: String,
+    /// cash, card, eftpos, transfer, insurance or other.
+    pub method: String,
+    /// YYYY-MM-DD; None for today.
+    pub paid_on: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct InvoiceLineRow {
+    pub description: String,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
+    pub tax_rate_bp: i64,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct InvoiceView {
+    pub id: String,
+    pub number: Option<i64>,
+    pub patient_id: String,
+    pub appointment_id: Option<String>,
+    pub status: String,
+    pub issued_on: Option<String>,
+    pub lines: Vec<InvoiceLineRow>,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub paid_minor: i64,
+    pub balance_minor: i64,
+    pub void_reason: Option<String>,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -534,6 +642,19 @@ pub fn typescript_bindings() -> String {
         StatusRequest::decl(),
         WorkingHours::decl(),
         NewAppointmentType::decl(),
+        NameRef::decl(),
+        NewTemplate::decl(),
+        NewNote::decl(),
+        NoteRef::decl(),
+        NoteText::decl(),
+        Amendment::decl(),
+        NoteVersionRow::decl(),
+        NoteView::decl(),
+        AppointmentRef::decl(),
+        InvoiceRef::decl(),
+        Payment::decl(),
+        InvoiceLineRow::decl(),
+        InvoiceView::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/api.rs by ts-rs. Do not edit: run\n\

@@ -69,6 +69,17 @@ commands! {
     add_practitioner(req: UserRef) -> ();
     set_working_hours(req: WorkingHours) -> ();
     add_appointment_type(req: NewAppointmentType) -> ();
+    note_templates() -> Vec<String>;
+    template_text(req: NameRef) -> String;
+    add_note_template(req: NewTemplate) -> ();
+    add_note(req: NewNote) -> NoteView;
+    save_draft(req: NoteText) -> NoteView;
+    finalise_note(req: NoteRef) -> NoteView;
+    amend_note(req: Amendment) -> NoteView;
+    show_note(req: NoteRef) -> NoteView;
+    invoice_appointment(req: AppointmentRef) -> InvoiceView;
+    show_invoice(req: InvoiceRef) -> InvoiceView;
+    record_payment(req: Payment) -> InvoiceView;
 }
 
 /// Commands that report where the app is. When nobody is active (signed out, locked, idle

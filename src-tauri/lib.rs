@@ -116,6 +116,17 @@ pub fn run() {
             commands::add_practitioner,
             commands::set_working_hours,
             commands::add_appointment_type,
+            commands::note_templates,
+            commands::template_text,
+            commands::add_note_template,
+            commands::add_note,
+            commands::save_draft,
+            commands::finalise_note,
+            commands::amend_note,
+            commands::show_note,
+            commands::invoice_appointment,
+            commands::show_invoice,
+            commands::record_payment,
         ])
         .build(context);
     match app {

@@ -103,6 +103,58 @@ fn patient_record(p: Patient, settings: &PrivacySettings) -> PatientRecord {
     }
 }
 
+fn note_view(n: clinvault_core::notes::Note) -> NoteView {
+    NoteView {
+        id: n.id,
+        patient_id: n.patient_id,
+        appointment_id: n.appointment_id,
+        practitioner: n.practitioner,
+        status: n.status,
+        created_at: n.created_at,
+        finalised_at: n.finalised_at,
+        versions: n
+            .versions
+            .into_iter()
+            .map(|v| NoteVersionRow {
+                version: v.version,
+                kind: v.kind,
+                body: v.body,
+                reason: v.reason,
+                created_at: v.created_at,
+            })
+            .collect(),
+    }
+}
+
+fn invoice_view(i: clinvault_core::invoices::Invoice) -> InvoiceView {
+    InvoiceView {
+        id: i.id,
+        number: i.number,
+        patient_id: i.patient_id,
+        appointment_id: i.appointment_id,
+        status: i.status,
+        issued_on: i.issued_on,
+        lines: i
+            .lines
+            .into_iter()
+            .map(|l| InvoiceLineRow {
+                description: l.description,
+                quantity: l.quantity,
+                unit_price_minor: l.unit_price_minor,
+                tax_rate_bp: l.tax_rate_bp,
+                net_minor: l.net_minor,
+                tax_minor: l.tax_minor,
+            })
+            .collect(),
+        net_minor: i.net_minor,
+        tax_minor: i.tax_minor,
+        total_minor: i.total_minor,
+        paid_minor: i.paid_minor,
+        balance_minor: i.balance_minor,
+        void_reason: i.void_reason,
+    }
+}
+
 fn appointment_row(a: Appointment) -> AppointmentRow {
     AppointmentRow {
         id: a.id,
@@ -693,6 +745,73 @@ impl<H: Host> Shell<H> {
             ),
         )
         .map(|_| ())
+    }
+
+    pub fn note_templates(&mut self) -> Result<Vec<String>> {
+        core(self.active()?.list_note_templates())
+    }
+
+    pub fn template_text(&mut self, req: NameRef) -> Result<String> {
+        core(self.active()?.template_text(&req.name))
+    }
+
+    /// A template whose sections are free text (administrators).
+    pub fn add_note_template(&mut self, req: NewTemplate) -> Result<()> {
+        let sections: Vec<clinvault_core::notes::TemplateSection> = req
+            .sections
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(|t| clinvault_core::notes::TemplateSection {
+                title: t.to_owned(),
+                kind: "text".into(),
+                options: Vec::new(),
+            })
+            .collect();
+        core(self.active()?.add_note_template(&req.name, &sections)).map(|_| ())
+    }
+
+    pub fn add_note(&mut self, req: NewNote) -> Result<NoteView> {
+        core(
+            self.active()?
+                .add_note(&req.patient_id, req.appointment_id.as_deref(), &req.body),
+        )
+        .map(note_view)
+    }
+
+    /// Autosave of a draft (into the vault).
+    pub fn save_draft(&mut self, req: NoteText) -> Result<NoteView> {
+        core(self.active()?.save_draft(&req.id, &req.body)).map(note_view)
+    }
+
+    pub fn finalise_note(&mut self, req: NoteRef) -> Result<NoteView> {
+        core(self.active()?.finalise_note(&req.id)).map(note_view)
+    }
+
+    pub fn amend_note(&mut self, req: Amendment) -> Result<NoteView> {
+        core(self.active()?.amend_note(&req.id, &req.body, &req.reason)).map(note_view)
+    }
+
+    pub fn show_note(&mut self, req: NoteRef) -> Result<NoteView> {
+        core(self.active()?.show_note(&req.id)).map(note_view)
+    }
+
+    pub fn invoice_appointment(&mut self, req: AppointmentRef) -> Result<InvoiceView> {
+        core(self.active()?.invoice_appointment(&req.appointment_id)).map(invoice_view)
+    }
+
+    pub fn show_invoice(&mut self, req: InvoiceRef) -> Result<InvoiceView> {
+        core(self.active()?.show_invoice(&req.id)).map(invoice_view)
+    }
+
+    pub fn record_payment(&mut self, req: Payment) -> Result<InvoiceView> {
+        core(self.active()?.record_payment(
+            &req.invoice_id,
+            &req.amount,
+            &req.method,
+            req.paid_on.as_deref().filter(|d| !d.trim().is_empty()),
+        ))
+        .map(invoice_view)
     }
 
     /// The window title for a screen that shows no patient (the core's `display_title`).

@@ -980,3 +980,170 @@ fn calendar_books_moves_with_the_cores_reason_and_marks_arrival() {
         .unwrap();
     assert_eq!(err.kind, ErrorKind::Conflict);
 }
+
+#[test]
+fn notes_from_a_template_draft_finalise_amend_and_invoices_with_payments() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    f.shell
+        .add_note_template(NewTemplate {
+            name: "SOAP".into(),
+            sections: vec!["Subjective".into(), " ".into(), "Plan".into()],
+        })
+        .unwrap();
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+
+    sign_in(&mut f, "sam", PRACTITIONER_PASS).unwrap();
+    assert_eq!(f.shell.note_templates().unwrap(), ["SOAP"]);
+    let text = f
+        .shell
+        .template_text(NameRef {
+            name: "SOAP".into(),
+        })
+        .unwrap();
+    assert!(
+        text.contains("## Subjective") && text.contains("## Plan"),
+        "{text}"
+    );
+    let appt = f
+        .shell
+        .book_appointment(BookRequest {
+            patient_id: patient.clone(),
+            practitioner: "sam".into(),
+            appointment_type: "Follow-up".into(),
+            start_local: "2026-09-22T09:00".into(),
+            weekly_occurrences: None,
+            allow_override: false,
+        })
+        .unwrap()
+        .remove(0);
+    let note = f
+        .shell
+        .add_note(NewNote {
+            patient_id: patient.clone(),
+            appointment_id: Some(appt.id.clone()),
+            body: text.clone(),
+        })
+        .unwrap();
+    assert_eq!(note.status, "draft");
+    let saved = f
+        .shell
+        .save_draft(NoteText {
+            id: note.id.clone(),
+            body: format!("{text}knee better"),
+        })
+        .unwrap();
+    assert!(saved.versions.last().unwrap().body.ends_with("knee better"));
+    let empty = f
+        .shell
+        .save_draft(NoteText {
+            id: note.id.clone(),
+            body: "  ".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(empty.kind, ErrorKind::InvalidInput);
+    let fin = f
+        .shell
+        .finalise_note(NoteRef {
+            id: note.id.clone(),
+        })
+        .unwrap();
+    assert_eq!(fin.status, "final");
+    let late = f
+        .shell
+        .save_draft(NoteText {
+            id: note.id.clone(),
+            body: "changed".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(late.kind, ErrorKind::Conflict);
+    let no_reason = f
+        .shell
+        .amend_note(Amendment {
+            id: note.id.clone(),
+            body: "knee much better".into(),
+            reason: " ".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(no_reason.kind, ErrorKind::InvalidInput);
+    let amended = f
+        .shell
+        .amend_note(Amendment {
+            id: note.id.clone(),
+            body: "knee much better".into(),
+            reason: "typo".into(),
+        })
+        .unwrap();
+    let kinds: Vec<&str> = amended.versions.iter().map(|v| v.kind.as_str()).collect();
+    assert_eq!(kinds.last(), Some(&"amendment"));
+    assert_eq!(
+        amended.versions.last().unwrap().reason.as_deref(),
+        Some("typo")
+    );
+    let shown = f
+        .shell
+        .show_note(NoteRef {
+            id: note.id.clone(),
+        })
+        .unwrap();
+    assert_eq!(shown.versions.len(), amended.versions.len());
+
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    let denied = f
+        .shell
+        .show_note(NoteRef {
+            id: note.id.clone(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+    assert!(!denied.message.contains("knee"), "{}", denied.message);
+    let denied = f.shell.note_templates().err().unwrap();
+    assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+
+    let inv = f
+        .shell
+        .invoice_appointment(AppointmentRef {
+            appointment_id: appt.id.clone(),
+        })
+        .unwrap();
+    assert_eq!(inv.status, "issued");
+    assert_eq!(inv.lines[0].description, "Follow-up");
+    assert_eq!(inv.total_minor, 7500);
+    let twice = f
+        .shell
+        .invoice_appointment(AppointmentRef {
+            appointment_id: appt.id.clone(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(twice.kind, ErrorKind::Conflict);
+    let pay = |amount: &str, method: &str| Payment {
+        invoice_id: inv.id.clone(),
+        amount: amount.into(),
+        method: method.into(),
+        paid_on: None,
+    };
+    let part = f.shell.record_payment(pay("25.00", "card")).unwrap();
+    assert_eq!(part.balance_minor, 5000);
+    let bad = f.shell.record_payment(pay("10", "bitcoin")).err().unwrap();
+    assert!(bad.message.starts_with("method:"), "{}", bad.message);
+    let over = f.shell.record_payment(pay("60.00", "cash")).err().unwrap();
+    assert_ne!(over.kind, ErrorKind::Internal);
+    f.shell.record_payment(pay("50", "cash")).unwrap();
+    let shown = f
+        .shell
+        .show_invoice(InvoiceRef { id: inv.id.clone() })
+        .unwrap();
+    assert_eq!((shown.paid_minor, shown.balance_minor), (7500, 0));
+    assert_eq!(
+        f.shell
+            .patient_balance(PatientRef { id: patient })
+            .unwrap()
+            .balance_minor,
+        0
+    );
+}

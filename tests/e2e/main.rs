@@ -474,11 +474,18 @@ async fn wait_gone(app: &App, css: &str, needle: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn calendar_book_by_clicking_a_slot_move_by_drag_refused_move_and_arrival() {
+/// "A day at the clinic", as far as the screens go: the administrator sets up a practitioner
+/// and a receptionist; reception creates a patient, books by clicking a slot, moves it by
+/// drag (and sees the core refuse a move), marks arrival; the practitioner writes a note from
+/// a template (autosaved draft), finalises and amends it; reception invoices the appointment
+/// and takes payment, and cannot open the note; finally no file outside the vault holds the
+/// patient's name or the note's text.
+async fn a_day_at_the_clinic() {
     use fantoccini::actions::{PointerAction, MOUSE_BUTTON_LEFT};
     const PRACTITIONER_PASS: &str = "saffron glacier tandem umbrella";
 
-    let app = App::start("calendar").await;
+    let app = App::start("clinic-day").await;
+    let started = std::time::SystemTime::now();
     app.first_run().await;
     app.skip_to_home().await;
     add_user_via_ui(&app, "sam", "Sam Physio", "practitioner", PRACTITIONER_PASS).await;
@@ -526,6 +533,10 @@ async fn calendar_book_by_clicking_a_slot_move_by_drag_refused_move_and_arrival(
     app.fill("#at-price", "75.00").await;
     app.click("#at-add").await;
     app.wait_text("#types-list", "Follow-up (30 min)", 10).await;
+    app.fill("#tpl-name", "SOAP").await;
+    app.click("#tpl-add").await;
+    app.wait_text("#admin-msg", "Added the template SOAP", 10)
+        .await;
     app.screenshot("admin-practitioners").await;
     app.click("#nav-signout").await;
 
@@ -673,5 +684,196 @@ async fn calendar_book_by_clicking_a_slot_move_by_drag_refused_move_and_arrival(
         .await
         .unwrap();
     assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
-    app.stop().await;
+    app.click("#nav-signout").await;
+
+    // The practitioner writes the note from a template; the draft saves itself.
+    const NOTE_MARKER: &str = "Zygomaticus-Marker-7731 flexion improved";
+    app.sign_in("sam", PRACTITIONER_PASS).await;
+    app.wait_text("#whoami", "practitioner", 20).await;
+    open_patient(&app, "calendarson", "Calendarson, Ann").await;
+    app.click("#ptab-notes").await;
+    app.click("#note-new").await;
+    app.el("#note-template option[value='SOAP']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#note-use-template").await;
+    let body = app.el("#note-body").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !body
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .contains("## Plan")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the template text was not inserted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.el("#note-appointment option:nth-child(2)")
+        .await
+        .click()
+        .await
+        .unwrap();
+    body.send_keys(NOTE_MARKER).await.unwrap();
+    app.wait_text("#note-saved", "Draft saved", 15).await;
+    app.screenshot("note-draft").await;
+    app.click("#note-finalise").await;
+    app.wait_text("#note-current", NOTE_MARKER, 10).await;
+    app.fill("#amend-body", &format!("{NOTE_MARKER}; amended"))
+        .await;
+    app.click("#amend-save").await;
+    app.wait_text("#note-error", "reason", 10).await;
+    app.fill("#amend-reason", "added the range").await;
+    app.click("#amend-save").await;
+    app.wait_text("#note-saved", "Amendment saved", 10).await;
+    let history = app.text_of("#note-history").await;
+    assert!(
+        history.contains("Version 3")
+            && history.contains("amendment")
+            && history.contains("added the range"),
+        "{history}"
+    );
+    app.screenshot("note-final").await;
+    app.click("#note-close").await;
+    app.wait_text("#record-notes", "final", 10).await;
+    let note_id = app
+        .invoke_raw(
+            "patient_notes",
+            serde_json::json!({ "req": { "id": patient_id(&app, "calendarson").await } }),
+        )
+        .await["ok"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.click("#nav-signout").await;
+
+    // Reception invoices the appointment and takes payment; the note stays closed to them.
+    app.sign_in("rita", RECEPTION_PASS).await;
+    app.wait_text("#whoami", "receptionist", 20).await;
+    open_patient(&app, "calendarson", "Calendarson, Ann").await;
+    app.click("#ptab-appointments").await;
+    app.click("#appt-invoice-0").await;
+    app.wait_text("#inv-total", "75.00", 10).await;
+    app.wait_text("#inv-balance", "75.00", 10).await;
+    app.fill("#pay-amount", "75.00").await;
+    app.el("#pay-method option[value='cash']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#pay-save").await;
+    app.wait_text("#inv-msg", "Balance 0.00", 10).await;
+    assert_eq!(app.text_of("#inv-paid").await.trim(), "75.00");
+    app.screenshot("invoice-paid").await;
+    app.click("#inv-close").await;
+    app.wait_text("#record-balance", "0.00", 10).await;
+    app.click("#ptab-notes").await;
+    app.wait_text("#tab-error", "permission denied", 10).await;
+    let denied = app
+        .invoke_raw("show_note", serde_json::json!({ "req": { "id": note_id } }))
+        .await;
+    assert_eq!(denied["err"]["kind"], "permission_denied", "{denied}");
+    assert!(!denied.to_string().contains("Zygomaticus"), "{denied}");
+    app.screenshot("reception-note-refused").await;
+
+    let vault = app.vault.clone();
+    let home_dir = app.stop_keeping_home().await;
+    let home = home_dir.path().to_path_buf();
+    // Give the app a moment to exit and flush what it writes on the way out.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // No plaintext outside the vault: the app's home folders (config, data, cache: WebKit's
+    // storage lives there) and files in the temporary folder written during the test.
+    // A planted canary proves the scan reads what it walks.
+    let canary = home.join("config").join("scan-canary.txt");
+    std::fs::create_dir_all(canary.parent().unwrap()).unwrap();
+    std::fs::write(&canary, b"canary Calendarson").unwrap();
+    let markers: [&[u8]; 3] = [
+        b"Calendarson",
+        b"Zygomaticus-Marker-7731",
+        b"added the range",
+    ];
+    let mut scanned = 0;
+    let mut hits = Vec::new();
+    let mut stack = vec![home, std::env::temp_dir()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.starts_with(&vault) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if path.starts_with(std::env::temp_dir())
+                    && !path.starts_with(vault.parent().unwrap())
+                {
+                    // Other folders in the temporary folder: only those touched during the test.
+                    if meta.modified().map(|m| m < started).unwrap_or(true) {
+                        continue;
+                    }
+                }
+                stack.push(path);
+            } else if meta.is_file() && meta.len() < 64 * 1024 * 1024 {
+                if meta.modified().map(|m| m < started).unwrap_or(true) {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                scanned += 1;
+                for m in markers {
+                    if bytes.windows(m.len()).any(|w| w == m) {
+                        hits.push(format!(
+                            "{} holds {}",
+                            path.display(),
+                            String::from_utf8_lossy(m)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("[clinic-day] scanned {scanned} files outside the vault");
+    let canary_hit = format!("{} holds Calendarson", canary.display());
+    assert!(
+        hits.contains(&canary_hit),
+        "the scan missed its canary: {hits:?}"
+    );
+    hits.retain(|h| *h != canary_hit);
+    assert!(scanned > 1);
+    assert!(hits.is_empty(), "plaintext outside the vault: {hits:?}");
+    // The vault itself was written (and holds no plaintext either: SQLCipher encrypts it).
+    assert!(vault.join("vault.keys").exists());
+    drop(home_dir);
+}
+
+/// Opens a patient's record from the Patients screen by searching.
+async fn open_patient(app: &App, search: &str, title: &str) {
+    app.click("#nav-patients").await;
+    app.fill("#patient-search", search).await;
+    app.wait_text("#patient-results", title.split(',').next().unwrap(), 10)
+        .await;
+    app.el("#pr-0").await.click().await.unwrap();
+    app.wait_text("#record-title", title, 10).await;
+}
+
+async fn patient_id(app: &App, search: &str) -> String {
+    app.invoke_raw(
+        "search_patients",
+        serde_json::json!({ "req": { "text": search, "limit": 5 } }),
+    )
+    .await["ok"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

@@ -55,6 +55,17 @@ interface Commands {
   add_practitioner: [B.UserRef, null];
   set_working_hours: [B.WorkingHours, null];
   add_appointment_type: [B.NewAppointmentType, null];
+  note_templates: [null, string[]];
+  template_text: [B.NameRef, string];
+  add_note_template: [B.NewTemplate, null];
+  add_note: [B.NewNote, B.NoteView];
+  save_draft: [B.NoteText, B.NoteView];
+  finalise_note: [B.NoteRef, B.NoteView];
+  amend_note: [B.Amendment, B.NoteView];
+  show_note: [B.NoteRef, B.NoteView];
+  invoice_appointment: [B.AppointmentRef, B.InvoiceView];
+  show_invoice: [B.InvoiceRef, B.InvoiceView];
+  record_payment: [B.Payment, B.InvoiceView];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

@@ -211,3 +211,53 @@ export type NewAppointmentType = { name: string, minutes: bigint,
  */
 price: string, tax_rate_percent: string | null, };
 
+export type NameRef = { name: string, };
+
+export type NewTemplate = { name: string, 
+/**
+ * Section titles; each becomes a free-text section.
+ */
+sections: Array<string>, };
+
+export type NewNote = { patient_id: string, appointment_id: string | null, body: string, };
+
+export type NoteRef = { id: string, };
+
+export type NoteText = { id: string, body: string, };
+
+export type Amendment = { id: string, body: string, reason: string, };
+
+export type NoteVersionRow = { version: bigint, 
+/**
+ * draft, final or amendment.
+ */
+kind: string, body: string, reason: string | null, created_at: string, };
+
+export type NoteView = { id: string, patient_id: string, appointment_id: string | null, practitioner: string, status: string, created_at: string, finalised_at: string | null, 
+/**
+ * Oldest first; the last is the current text.
+ */
+versions: Array<NoteVersionRow>, };
+
+export type AppointmentRef = { appointment_id: string, };
+
+export type InvoiceRef = { id: string, };
+
+export type Payment = { invoice_id: string, 
+/**
+ * Decimal text, e.g. "75.00".
+ */
+amount: string, 
+/**
+ * cash, card, eftpos, transfer, insurance or other.
+ */
+method: string, 
+/**
+ * YYYY-MM-DD; None for today.
+ */
+paid_on: string | null, };
+
+export type InvoiceLineRow = { description: string, quantity: bigint, unit_price_minor: bigint, tax_rate_bp: bigint, net_minor: bigint, tax_minor: bigint, };
+
+export type InvoiceView = { id: string, number: bigint | null, patient_id: string, appointment_id: string | null, status: string, issued_on: string | null, lines: Array<InvoiceLineRow>, net_minor: bigint, tax_minor: bigint, total_minor: bigint, paid_minor: bigint, balance_minor: bigint, void_reason: string | null, };
+
