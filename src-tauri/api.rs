@@ -586,6 +586,90 @@ pub struct InvoiceView {
     pub void_reason: Option<String>,
 }
 
+#[derive(Deserialize, TS)]
+pub struct NewAttachment {
+    pub patient_id: String,
+    pub file_name: String,
+    /// The file's bytes in base64, read in the webview from the file the person picked.
+    pub content_base64: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct AttachmentRef {
+    pub id: String,
+}
+
+/// An attachment's bytes, decrypted by the core for viewing in the window (never written to a
+/// file by the app).
+#[derive(Serialize, TS)]
+pub struct AttachmentContent {
+    pub attachment: AttachmentRow,
+    #[ts(type = "string")]
+    pub content_base64: Shown,
+}
+
+#[derive(Deserialize, TS)]
+pub struct AuditQuery {
+    /// Username of the actor.
+    pub user: Option<String>,
+    /// An exact action, or a prefix ending in '.' (e.g. "patient.").
+    pub action: Option<String>,
+    /// A patient's id: entries whose target is that patient.
+    pub patient_id: Option<String>,
+    pub outcome: Option<String>,
+    /// YYYY-MM-DD (midnight UTC) or RFC 3339, inclusive.
+    pub since: Option<String>,
+    /// Exclusive.
+    pub until: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: String,
+    pub actor_name: String,
+    pub device: String,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    /// The entry's details as JSON text (field names and counts, never patient data).
+    pub details: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct VerifyResult {
+    pub intact: bool,
+    pub entries_checked: u64,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    pub problem: Option<String>,
+    pub checkpoint: String,
+}
+
+#[derive(Deserialize, TS)]
+pub struct AlertsQuery {
+    pub include_acknowledged: bool,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct AlertRow {
+    pub id: i64,
+    pub rule: String,
+    pub raised_at: String,
+    pub actor_name: Option<String>,
+    pub summary: String,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<String>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct AlertRef {
+    pub id: i64,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -655,6 +739,15 @@ pub fn typescript_bindings() -> String {
         Payment::decl(),
         InvoiceLineRow::decl(),
         InvoiceView::decl(),
+        NewAttachment::decl(),
+        AttachmentRef::decl(),
+        AttachmentContent::decl(),
+        AuditQuery::decl(),
+        AuditRow::decl(),
+        VerifyResult::decl(),
+        AlertsQuery::decl(),
+        AlertRow::decl(),
+        AlertRef::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/api.rs by ts-rs. Do not edit: run\n\

@@ -80,6 +80,12 @@ commands! {
     invoice_appointment(req: AppointmentRef) -> InvoiceView;
     show_invoice(req: InvoiceRef) -> InvoiceView;
     record_payment(req: Payment) -> InvoiceView;
+    add_attachment(req: NewAttachment) -> AttachmentRow;
+    read_attachment(req: AttachmentRef) -> AttachmentContent;
+    audit_list(req: AuditQuery) -> Vec<AuditRow>;
+    verify_audit() -> VerifyResult;
+    audit_alerts(req: AlertsQuery) -> Vec<AlertRow>;
+    acknowledge_alert(req: AlertRef) -> ();
 }
 
 /// Commands that report where the app is. When nobody is active (signed out, locked, idle

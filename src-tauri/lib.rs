@@ -127,6 +127,12 @@ pub fn run() {
             commands::invoice_appointment,
             commands::show_invoice,
             commands::record_payment,
+            commands::add_attachment,
+            commands::read_attachment,
+            commands::audit_list,
+            commands::verify_audit,
+            commands::audit_alerts,
+            commands::acknowledge_alert,
         ])
         .build(context);
     match app {

@@ -43,6 +43,8 @@ fn parse_permissions(names: &[String]) -> Result<Vec<Permission>> {
         .map_err(ApiError::from)
 }
 
+/// How many audit entries a page shows when the UI does not say.
+const DEFAULT_AUDIT: u32 = 200;
 /// How many rows instant search returns when the UI does not say.
 const DEFAULT_SEARCH: u32 = 50;
 /// How many patients the list shows when the UI does not say.
@@ -152,6 +154,16 @@ fn invoice_view(i: clinvault_core::invoices::Invoice) -> InvoiceView {
         paid_minor: i.paid_minor,
         balance_minor: i.balance_minor,
         void_reason: i.void_reason,
+    }
+}
+
+fn attachment_row(a: clinvault_core::attachments::Attachment) -> AttachmentRow {
+    AttachmentRow {
+        id: a.id,
+        file_name: a.file_name,
+        media_type: a.media_type,
+        size: a.size,
+        created_at: a.created_at,
     }
 }
 
@@ -622,16 +634,39 @@ impl<H: Host> Shell<H> {
 
     pub fn patient_attachments(&mut self, req: PatientRef) -> Result<Vec<AttachmentRow>> {
         let rows = core(self.active()?.list_attachments(&req.id))?;
-        Ok(rows
-            .into_iter()
-            .map(|a| AttachmentRow {
-                id: a.id,
-                file_name: a.file_name,
-                media_type: a.media_type,
-                size: a.size,
-                created_at: a.created_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(attachment_row).collect())
+    }
+
+    /// Stores a file the person picked, streamed from memory into the core's encrypted store.
+    pub fn add_attachment(&mut self, req: NewAttachment) -> Result<AttachmentRow> {
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(req.content_base64.as_bytes())
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorKind::InvalidInput,
+                        "content: the file did not arrive intact; pick it again",
+                    )
+                })?,
+        );
+        let mut reader = std::io::Cursor::new(bytes.as_slice());
+        let a = core(
+            self.active()?
+                .add_attachment(&req.patient_id, &req.file_name, &mut reader),
+        )?;
+        Ok(attachment_row(a))
+    }
+
+    /// The decrypted bytes for the in-app viewer, in memory only.
+    pub fn read_attachment(&mut self, req: AttachmentRef) -> Result<AttachmentContent> {
+        let mut bytes = Zeroizing::new(Vec::new());
+        let a = core(self.active()?.read_attachment(&req.id, &mut *bytes))?;
+        Ok(AttachmentContent {
+            attachment: attachment_row(a),
+            content_base64: Shown(Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()),
+            )),
+        })
     }
 
     pub fn patient_balance(&mut self, req: PatientRef) -> Result<Balance> {
@@ -812,6 +847,76 @@ impl<H: Host> Shell<H> {
             req.paid_on.as_deref().filter(|d| !d.trim().is_empty()),
         ))
         .map(invoice_view)
+    }
+
+    pub fn audit_list(&mut self, req: AuditQuery) -> Result<Vec<AuditRow>> {
+        use clinvault_core::audit_review::{parse_when, AuditFilter};
+        let text = |o: Option<String>| o.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        let since = text(req.since)
+            .map(|t| parse_when("since", &t))
+            .transpose()?;
+        let until = text(req.until)
+            .map(|t| parse_when("until", &t))
+            .transpose()?;
+        let patient = text(req.patient_id);
+        let filter = AuditFilter {
+            user: text(req.user),
+            action: text(req.action),
+            target_type: patient.as_ref().map(|_| "patient".to_owned()),
+            target_id: patient,
+            outcome: text(req.outcome),
+            since,
+            until,
+            before_seq: req.before_seq,
+            limit: req.limit.unwrap_or(DEFAULT_AUDIT),
+        };
+        let rows = core(self.active()?.audit_list(&filter))?;
+        Ok(rows
+            .into_iter()
+            .map(|e| AuditRow {
+                seq: e.seq,
+                at: e.at,
+                actor_name: e.actor_name,
+                device: e.device,
+                action: e.action,
+                target_type: e.target_type,
+                target_id: e.target_id,
+                outcome: e.outcome,
+                details: e.details.to_string(),
+            })
+            .collect())
+    }
+
+    pub fn verify_audit(&mut self) -> Result<VerifyResult> {
+        let r = core(self.active()?.verify_audit())?;
+        Ok(VerifyResult {
+            intact: r.intact,
+            entries_checked: r.entries_checked,
+            first_seq: r.first_seq,
+            last_seq: r.last_seq,
+            problem: r.problem.map(|p| format!("entry {}: {}", p.seq, p.detail)),
+            checkpoint: r.checkpoint,
+        })
+    }
+
+    pub fn audit_alerts(&mut self, req: AlertsQuery) -> Result<Vec<AlertRow>> {
+        let rows = core(self.active()?.audit_alerts(req.include_acknowledged))?;
+        Ok(rows
+            .into_iter()
+            .map(|a| AlertRow {
+                id: a.id,
+                rule: a.rule,
+                raised_at: a.raised_at,
+                actor_name: a.actor_name,
+                summary: a.summary,
+                acknowledged_by: a.acknowledged_by,
+                acknowledged_at: a.acknowledged_at,
+            })
+            .collect())
+    }
+
+    pub fn acknowledge_alert(&mut self, req: AlertRef) -> Result<()> {
+        core(self.active()?.acknowledge_alert(req.id))
     }
 
     /// The window title for a screen that shows no patient (the core's `display_title`).

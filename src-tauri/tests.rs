@@ -1147,3 +1147,149 @@ fn notes_from_a_template_draft_finalise_amend_and_invoices_with_payments() {
         0
     );
 }
+
+#[test]
+fn attachments_go_in_as_bytes_and_come_back_only_to_those_who_may_read_them() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut f = with_admin();
+    add_staff(&mut f);
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    let content = b"%PDF-1.4 scanned letter ATTACH-MARKER".to_vec();
+    let added = f
+        .shell
+        .add_attachment(NewAttachment {
+            patient_id: patient.clone(),
+            file_name: "letter.pdf".into(),
+            content_base64: b64.encode(&content),
+        })
+        .unwrap();
+    assert_eq!(added.media_type, "application/pdf");
+    assert_eq!(added.size, content.len() as i64);
+    let garbled = f
+        .shell
+        .add_attachment(NewAttachment {
+            patient_id: patient.clone(),
+            file_name: "x.png".into(),
+            content_base64: "not base64!".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(garbled.kind, ErrorKind::InvalidInput);
+    // Reception files letters but does not read them.
+    let denied = f
+        .shell
+        .read_attachment(AttachmentRef {
+            id: added.id.clone(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+
+    sign_in(&mut f, "sam", PRACTITIONER_PASS).unwrap();
+    let list = f
+        .shell
+        .patient_attachments(PatientRef { id: patient })
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    let shown = f
+        .shell
+        .read_attachment(AttachmentRef {
+            id: added.id.clone(),
+        })
+        .unwrap();
+    assert_eq!(
+        b64.decode(shown.content_base64.0.as_bytes()).unwrap(),
+        content
+    );
+    assert_eq!(shown.attachment.file_name, "letter.pdf");
+}
+
+#[test]
+fn audit_filters_verification_and_alerts_for_administrators_only() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+    f.shell
+        .show_patient(PatientRef {
+            id: patient.clone(),
+        })
+        .unwrap();
+    let q = |patient_id: Option<String>, action: Option<&str>| AuditQuery {
+        user: None,
+        action: action.map(str::to_owned),
+        patient_id,
+        outcome: None,
+        since: None,
+        until: None,
+        before_seq: None,
+        limit: None,
+    };
+    let rows = f.shell.audit_list(q(Some(patient.clone()), None)).unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert!(
+        actions.contains(&"patient.create") && actions.contains(&"patient.view"),
+        "{actions:?}"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| !r.details.contains("Ann") && !r.details.contains("Jones")));
+    let views = f.shell.audit_list(q(None, Some("patient."))).unwrap();
+    assert!(views.iter().all(|r| r.action.starts_with("patient.")));
+    let bad = f
+        .shell
+        .audit_list(AuditQuery {
+            since: Some("last week".into()),
+            ..q(None, None)
+        })
+        .err()
+        .unwrap();
+    assert_eq!(bad.kind, ErrorKind::InvalidInput);
+    assert!(bad.message.starts_with("since:"), "{}", bad.message);
+
+    let report = f.shell.verify_audit().unwrap();
+    assert!(report.intact, "{:?}", report.problem);
+    assert!(report.entries_checked > 5);
+
+    // Adding staff is a role change: an alert the administrator acknowledges.
+    let alerts = f
+        .shell
+        .audit_alerts(AlertsQuery {
+            include_acknowledged: false,
+        })
+        .unwrap();
+    assert!(!alerts.is_empty());
+    f.shell
+        .acknowledge_alert(AlertRef { id: alerts[0].id })
+        .unwrap();
+    let open = f
+        .shell
+        .audit_alerts(AlertsQuery {
+            include_acknowledged: false,
+        })
+        .unwrap();
+    assert_eq!(open.len(), alerts.len() - 1);
+    let all = f
+        .shell
+        .audit_alerts(AlertsQuery {
+            include_acknowledged: true,
+        })
+        .unwrap();
+    assert!(all
+        .iter()
+        .any(|a| a.acknowledged_by.as_deref() == Some("admin")));
+
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    for err in [
+        f.shell.audit_list(q(None, None)).err(),
+        f.shell.verify_audit().err(),
+        f.shell
+            .audit_alerts(AlertsQuery {
+                include_acknowledged: true,
+            })
+            .err(),
+    ] {
+        assert_eq!(err.unwrap().kind, ErrorKind::PermissionDenied);
+    }
+}

@@ -781,6 +781,108 @@ async fn a_day_at_the_clinic() {
     assert!(!denied.to_string().contains("Zygomaticus"), "{denied}");
     app.screenshot("reception-note-refused").await;
 
+    // Reception files a scanned letter (picked with the file chooser; the bytes go over IPC
+    // to the core, which encrypts them as it stores them). The source file sits outside the
+    // scanned folders; the marker after the PNG's end must not turn up anywhere else.
+    let letter = support::artefact_dir().join("scanned-letter.png");
+    let mut png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/icons/32x32.png")).unwrap();
+    png.extend_from_slice(b"Attachment-Marker-4471");
+    std::fs::write(&letter, &png).unwrap();
+    app.click("#ptab-attachments").await;
+    app.el("#att-file")
+        .await
+        .send_keys(letter.to_str().unwrap())
+        .await
+        .unwrap();
+    app.wait_text("#att-msg", "Added scanned-letter.png", 20)
+        .await;
+    assert!(
+        !app.exists("#att-view-0").await,
+        "reception is offered to open attachments"
+    );
+    app.screenshot("attachment-added").await;
+    app.click("#nav-signout").await;
+
+    // The administrator views it inside the app, then reviews the trail.
+    app.sign_in("admin", ADMIN_PASS).await;
+    app.wait_text("#whoami", "administrator", 20).await;
+    open_patient(&app, "calendarson", "Calendarson, Ann").await;
+    app.click("#ptab-attachments").await;
+    app.wait_text("#record-attachments", "scanned-letter.png", 10)
+        .await;
+    app.click("#att-view-0").await;
+    app.el("#att-image").await;
+    let width = app
+        .client
+        .execute(
+            "const i = document.getElementById('att-image'); return i.complete ? i.naturalWidth : new Promise((r) => { i.onload = () => r(i.naturalWidth); i.onerror = () => r(-1); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(width, serde_json::json!(32), "the image did not decode");
+    app.screenshot("attachment-viewed").await;
+
+    let pid = patient_id(&app, "calendarson").await;
+    app.click("#nav-audit").await;
+    app.fill("#af-patient", &pid).await;
+    app.click("#af-search").await;
+    let trail = app.wait_text("#audit-table", "patient.create", 10).await;
+    for action in ["patient.view", "attachment.add", "invoice.balance"] {
+        assert!(trail.contains(action), "{action} missing from {trail}");
+    }
+    assert!(
+        !trail.contains("Calendarson"),
+        "a name in the trail: {trail}"
+    );
+    app.click("#af-clear").await;
+    app.fill("#af-user", "rita").await;
+    app.click("#af-search").await;
+    let trail = app.wait_text("#audit-table", "appointment.move", 10).await;
+    for action in [
+        "appointment.book",
+        "appointment.status",
+        "invoice.create",
+        "invoice.payment",
+    ] {
+        assert!(trail.contains(action), "{action} missing from {trail}");
+    }
+    app.el("#af-outcome option[value='denied']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#af-search").await;
+    app.wait_text("#audit-table", "note.view", 10).await;
+    app.screenshot("audit").await;
+    app.click("#audit-verify").await;
+    let verdict = app.wait_text("#verify-result", "entries checked", 20).await;
+    assert!(verdict.starts_with("Intact"), "{verdict}");
+    let open_alerts = app
+        .client
+        .find_all(fantoccini::Locator::Css("[id^='alert-ack-']"))
+        .await
+        .unwrap()
+        .len();
+    assert!(open_alerts > 0, "adding staff raises role-change alerts");
+    app.click("#alert-ack-0").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app
+        .client
+        .find_all(fantoccini::Locator::Css("[id^='alert-ack-']"))
+        .await
+        .unwrap()
+        .len()
+        != open_alerts - 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert was not acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.screenshot("audit-verified").await;
+
     let vault = app.vault.clone();
     let home_dir = app.stop_keeping_home().await;
     let home = home_dir.path().to_path_buf();

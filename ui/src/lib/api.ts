@@ -66,6 +66,12 @@ interface Commands {
   invoice_appointment: [B.AppointmentRef, B.InvoiceView];
   show_invoice: [B.InvoiceRef, B.InvoiceView];
   record_payment: [B.Payment, B.InvoiceView];
+  add_attachment: [B.NewAttachment, B.AttachmentRow];
+  read_attachment: [B.AttachmentRef, B.AttachmentContent];
+  audit_list: [B.AuditQuery, B.AuditRow[]];
+  verify_audit: [null, B.VerifyResult];
+  audit_alerts: [B.AlertsQuery, B.AlertRow[]];
+  acknowledge_alert: [B.AlertRef, null];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

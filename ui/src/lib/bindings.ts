@@ -261,3 +261,49 @@ export type InvoiceLineRow = { description: string, quantity: bigint, unit_price
 
 export type InvoiceView = { id: string, number: bigint | null, patient_id: string, appointment_id: string | null, status: string, issued_on: string | null, lines: Array<InvoiceLineRow>, net_minor: bigint, tax_minor: bigint, total_minor: bigint, paid_minor: bigint, balance_minor: bigint, void_reason: string | null, };
 
+export type NewAttachment = { patient_id: string, file_name: string, 
+/**
+ * The file's bytes in base64, read in the webview from the file the person picked.
+ */
+content_base64: string, };
+
+export type AttachmentRef = { id: string, };
+
+export type AttachmentContent = { attachment: AttachmentRow, content_base64: string, };
+
+export type AuditQuery = { 
+/**
+ * Username of the actor.
+ */
+user: string | null, 
+/**
+ * An exact action, or a prefix ending in '.' (e.g. "patient.").
+ */
+action: string | null, 
+/**
+ * A patient's id: entries whose target is that patient.
+ */
+patient_id: string | null, outcome: string | null, 
+/**
+ * YYYY-MM-DD (midnight UTC) or RFC 3339, inclusive.
+ */
+since: string | null, 
+/**
+ * Exclusive.
+ */
+until: string | null, before_seq: bigint | null, limit: number | null, };
+
+export type AuditRow = { seq: bigint, at: string, actor_name: string, device: string, action: string, target_type: string | null, target_id: string | null, outcome: string, 
+/**
+ * The entry's details as JSON text (field names and counts, never patient data).
+ */
+details: string, };
+
+export type VerifyResult = { intact: boolean, entries_checked: bigint, first_seq: bigint | null, last_seq: bigint | null, problem: string | null, checkpoint: string, };
+
+export type AlertsQuery = { include_acknowledged: boolean, };
+
+export type AlertRow = { id: bigint, rule: string, raised_at: string, actor_name: string | null, summary: string, acknowledged_by: string | null, acknowledged_at: string | null, };
+
+export type AlertRef = { id: bigint, };
+
