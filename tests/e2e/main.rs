@@ -690,6 +690,11 @@ async fn a_day_at_the_clinic() {
     const NOTE_MARKER: &str = "Zygomaticus-Marker-7731 flexion improved";
     app.sign_in("sam", PRACTITIONER_PASS).await;
     app.wait_text("#whoami", "practitioner", 20).await;
+    // Home: the practitioner's own appointments today.
+    app.wait_text("#home-appointments", "Ann Calendarson", 10)
+        .await;
+    assert!(app.el("#home-mine").await.is_selected().await.unwrap());
+    app.screenshot("home-practitioner").await;
     open_patient(&app, "calendarson", "Calendarson, Ann").await;
     app.click("#ptab-notes").await;
     app.click("#note-new").await;
