@@ -670,6 +670,59 @@ pub struct AlertRef {
     pub id: i64,
 }
 
+#[derive(Deserialize, TS)]
+pub struct ExportBackup {
+    /// A full path for the new backup file (which must not exist yet), chosen by the person.
+    pub path: String,
+    /// An optional backup passphrase; without one, the recovery key opens the backup.
+    #[ts(type = "string | null")]
+    pub passphrase: Option<SecretString>,
+}
+
+/// How far an export or verification has got (sent on a channel while it runs).
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct BackupProgress {
+    #[ts(type = "number")]
+    pub done: u64,
+    #[ts(type = "number")]
+    pub total: u64,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct BackupReport {
+    pub path: String,
+    pub backup_id: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
+    pub patients: i64,
+    #[ts(type = "number")]
+    pub attachments: u64,
+    #[ts(type = "number")]
+    pub audit_entries: u64,
+    pub with_passphrase: bool,
+}
+
+#[derive(Deserialize, TS)]
+pub struct VerifyBackup {
+    pub path: String,
+    /// The backup passphrase, or None to use the recovery key.
+    #[ts(type = "string | null")]
+    pub passphrase: Option<SecretString>,
+    #[ts(type = "string | null")]
+    pub recovery_key: Option<SecretString>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct BackupCheckResult {
+    pub backup_id: String,
+    pub created_at: String,
+    pub patients: i64,
+    pub attachments: i64,
+    #[ts(type = "number")]
+    pub audit_entries: u64,
+    pub audit_intact: bool,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -748,6 +801,11 @@ pub fn typescript_bindings() -> String {
         AlertsQuery::decl(),
         AlertRow::decl(),
         AlertRef::decl(),
+        ExportBackup::decl(),
+        BackupProgress::decl(),
+        BackupReport::decl(),
+        VerifyBackup::decl(),
+        BackupCheckResult::decl(),
     ];
     let mut out = String::from(
         "// Generated from src-tauri/api.rs by ts-rs. Do not edit: run\n\

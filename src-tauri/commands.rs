@@ -172,3 +172,58 @@ pub fn screen_title(
 pub fn passphrase_strength(state: State<'_, AppState>, req: StrengthRequest) -> Reply<Strength> {
     with(&state, |s| Ok(s.passphrase_strength(req)))
 }
+
+/// The cancel flag of the backup that is running. Kept outside the shell's lock, which the
+/// export holds while it runs, so `cancel_backup` is answered at once.
+#[derive(Default)]
+pub struct BackupCancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+/// Progress at most every whole percent, so the channel is not flooded.
+fn progress_sender(
+    channel: tauri::ipc::Channel<BackupProgress>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> impl FnMut(u64, u64) -> bool {
+    let mut last = u64::MAX;
+    move |done, total| {
+        if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        let pct = done.saturating_mul(100).checked_div(total).unwrap_or(0);
+        if pct != last || done == total {
+            last = pct;
+            let _ = channel.send(BackupProgress { done, total });
+        }
+        true
+    }
+}
+
+#[tauri::command(async)]
+pub fn export_backup(
+    state: State<'_, AppState>,
+    cancel: State<'_, BackupCancel>,
+    req: ExportBackup,
+    progress: tauri::ipc::Channel<BackupProgress>,
+) -> Reply<BackupReport> {
+    cancel.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut send = progress_sender(progress, cancel.0.clone());
+    with(&state, |s| s.export_backup(req, &mut send))
+}
+
+#[tauri::command(async)]
+pub fn verify_backup(
+    state: State<'_, AppState>,
+    cancel: State<'_, BackupCancel>,
+    req: VerifyBackup,
+    progress: tauri::ipc::Channel<BackupProgress>,
+) -> Reply<BackupCheckResult> {
+    cancel.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut send = progress_sender(progress, cancel.0.clone());
+    with(&state, |s| s.verify_backup(req, &mut send))
+}
+
+/// Asks the running export or verification to stop (the core then keeps nothing).
+#[tauri::command(async)]
+pub fn cancel_backup(cancel: State<'_, BackupCancel>) -> Reply<()> {
+    cancel.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}

@@ -21,6 +21,7 @@ pub fn command_names() -> Vec<&'static str> {
     names.push("passphrase_strength");
     names.extend_from_slice(commands::TITLED);
     names.push("screen_title");
+    names.extend_from_slice(&["export_backup", "verify_backup", "cancel_backup"]);
     names
 }
 
@@ -58,6 +59,7 @@ pub fn run() {
             }
         }))
         .manage::<commands::AppState>(Mutex::new(Shell::new(DesktopHost)))
+        .manage(commands::BackupCancel::default())
         .on_window_event(|window, event| {
             if matches!(
                 event,
@@ -133,6 +135,9 @@ pub fn run() {
             commands::verify_audit,
             commands::audit_alerts,
             commands::acknowledge_alert,
+            commands::export_backup,
+            commands::verify_backup,
+            commands::cancel_backup,
         ])
         .build(context);
     match app {

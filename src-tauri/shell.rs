@@ -15,6 +15,7 @@ use clinvault_core::policy::Policy;
 use clinvault_core::privacy_settings::{display_title, PrivacySettings};
 use clinvault_core::session::PendingSignIn;
 use clinvault_core::{InitOptions, Session, SessionConfig, SessionState, SignIn, VaultDir};
+use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::api::*;
@@ -165,6 +166,18 @@ fn attachment_row(a: clinvault_core::attachments::Attachment) -> AttachmentRow {
         size: a.size,
         created_at: a.created_at,
     }
+}
+
+/// A path the person typed: it must be absolute (the app has no working folder of its own).
+fn full_path(field: &str, text: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(text.trim());
+    if text.trim().is_empty() || !p.is_absolute() {
+        return Err(ApiError::new(
+            ErrorKind::InvalidInput,
+            format!("{field}: give a full path (starting with /)"),
+        ));
+    }
+    Ok(p)
 }
 
 fn appointment_row(a: Appointment) -> AppointmentRow {
@@ -917,6 +930,69 @@ impl<H: Host> Shell<H> {
 
     pub fn acknowledge_alert(&mut self, req: AlertRef) -> Result<()> {
         core(self.active()?.acknowledge_alert(req.id))
+    }
+
+    /// Writes a backup where the person chose; `progress` gets (done, total) and cancels by
+    /// returning false (the core then keeps nothing).
+    pub fn export_backup(
+        &mut self,
+        req: ExportBackup,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<BackupReport> {
+        let path = full_path("path", &req.path)?;
+        let r = core(
+            self.active()?
+                .export_backup(&path, req.passphrase.as_ref(), progress),
+        )?;
+        Ok(BackupReport {
+            path: r.path.display().to_string(),
+            backup_id: r.backup_id.to_string(),
+            bytes: r.bytes,
+            patients: r.patients,
+            attachments: r.attachments as u64,
+            audit_entries: r.audit_entries,
+            with_passphrase: r.with_passphrase,
+        })
+    }
+
+    /// Checks a backup without restoring it (the core decrypts and verifies everything).
+    pub fn verify_backup(
+        &mut self,
+        req: VerifyBackup,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<BackupCheckResult> {
+        self.active()?;
+        let path = full_path("path", &req.path)?;
+        let check = match (&req.recovery_key, &req.passphrase) {
+            (Some(k), _) => {
+                let key = core(clinvault_core::RecoveryKey::parse(k.expose_secret()))?;
+                clinvault_core::backup::verify(
+                    &path,
+                    &clinvault_core::backup::Opener::RecoveryKey(&key),
+                    progress,
+                )
+            }
+            (None, Some(p)) => clinvault_core::backup::verify(
+                &path,
+                &clinvault_core::backup::Opener::Passphrase(p),
+                progress,
+            ),
+            (None, None) => {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidInput,
+                    "passphrase: give the backup passphrase or the recovery key",
+                ))
+            }
+        };
+        let c = core(check)?;
+        Ok(BackupCheckResult {
+            backup_id: c.backup_id.to_string(),
+            created_at: c.created_at,
+            patients: c.vault.patients,
+            attachments: c.vault.attachments,
+            audit_entries: c.vault.audit_entries,
+            audit_intact: c.vault.audit.intact,
+        })
     }
 
     /// The window title for a screen that shows no patient (the core's `display_title`).

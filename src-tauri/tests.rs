@@ -1293,3 +1293,106 @@ fn audit_filters_verification_and_alerts_for_administrators_only() {
         assert_eq!(err.unwrap().kind, ErrorKind::PermissionDenied);
     }
 }
+
+#[test]
+fn backup_export_reports_progress_can_be_cancelled_and_verifies() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    f.shell.add_patient(form("Ann", "Jones")).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| out_dir.path().join(name).display().to_string();
+    let req = |p: String| ExportBackup {
+        path: p,
+        passphrase: Some(secret("a long backup passphrase for tests")),
+    };
+
+    let relative = f
+        .shell
+        .export_backup(
+            ExportBackup {
+                path: "backup.cvb".into(),
+                passphrase: None,
+            },
+            &mut |_, _| true,
+        )
+        .err()
+        .unwrap();
+    assert_eq!(relative.kind, ErrorKind::InvalidInput);
+
+    // Cancelled on the first progress report: refused, and nothing is left behind.
+    let mut calls = 0;
+    let cancelled = f
+        .shell
+        .export_backup(req(path("cancelled.cvb")), &mut |_, _| {
+            calls += 1;
+            false
+        })
+        .err()
+        .unwrap();
+    assert!(calls >= 1);
+    assert!(
+        cancelled.message.contains("cancelled"),
+        "{}",
+        cancelled.message
+    );
+    assert!(!out_dir.path().join("cancelled.cvb").exists());
+
+    let mut seen = Vec::new();
+    let report = f
+        .shell
+        .export_backup(req(path("good.cvb")), &mut |d, t| {
+            seen.push((d, t));
+            true
+        })
+        .unwrap();
+    assert!(report.with_passphrase);
+    assert_eq!(report.patients, 1);
+    assert!(!seen.is_empty());
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "progress went backwards"
+    );
+    let again = f
+        .shell
+        .export_backup(req(path("good.cvb")), &mut |_, _| true)
+        .err()
+        .unwrap();
+    assert_ne!(again.kind, ErrorKind::Internal);
+
+    let check = f
+        .shell
+        .verify_backup(
+            VerifyBackup {
+                path: path("good.cvb"),
+                passphrase: Some(secret("a long backup passphrase for tests")),
+                recovery_key: None,
+            },
+            &mut |_, _| true,
+        )
+        .unwrap();
+    assert_eq!(check.backup_id, report.backup_id);
+    assert!(check.audit_intact);
+    assert_eq!(check.patients, 1);
+    let wrong = f
+        .shell
+        .verify_backup(
+            VerifyBackup {
+                path: path("good.cvb"),
+                passphrase: Some(secret("not the backup passphrase at all")),
+                recovery_key: None,
+            },
+            &mut |_, _| true,
+        )
+        .err()
+        .unwrap();
+    assert_ne!(wrong.kind, ErrorKind::Internal);
+
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    let denied = f
+        .shell
+        .export_backup(req(path("rita.cvb")), &mut |_, _| true)
+        .err()
+        .unwrap();
+    assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+    assert!(!out_dir.path().join("rita.cvb").exists());
+}

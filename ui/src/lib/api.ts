@@ -72,6 +72,7 @@ interface Commands {
   verify_audit: [null, B.VerifyResult];
   audit_alerts: [B.AlertsQuery, B.AlertRow[]];
   acknowledge_alert: [B.AlertRef, null];
+  cancel_backup: [null, null];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

@@ -307,3 +307,25 @@ export type AlertRow = { id: bigint, rule: string, raised_at: string, actor_name
 
 export type AlertRef = { id: bigint, };
 
+export type ExportBackup = { 
+/**
+ * A full path for the new backup file (which must not exist yet), chosen by the person.
+ */
+path: string, 
+/**
+ * An optional backup passphrase; without one, the recovery key opens the backup.
+ */
+passphrase: string | null, };
+
+export type BackupProgress = { done: number, total: number, };
+
+export type BackupReport = { path: string, backup_id: string, bytes: number, patients: bigint, attachments: number, audit_entries: number, with_passphrase: boolean, };
+
+export type VerifyBackup = { path: string, 
+/**
+ * The backup passphrase, or None to use the recovery key.
+ */
+passphrase: string | null, recovery_key: string | null, };
+
+export type BackupCheckResult = { backup_id: string, created_at: string, patients: bigint, attachments: bigint, audit_entries: number, audit_intact: boolean, };
+
