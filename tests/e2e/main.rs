@@ -811,6 +811,7 @@ async fn a_day_at_the_clinic() {
     // The administrator views it inside the app, then reviews the trail.
     app.sign_in("admin", ADMIN_PASS).await;
     app.wait_text("#whoami", "administrator", 20).await;
+    app.wait_text("#home-alerts", "open audit alert", 10).await;
     open_patient(&app, "calendarson", "Calendarson, Ann").await;
     app.click("#ptab-attachments").await;
     app.wait_text("#record-attachments", "scanned-letter.png", 10)
