@@ -723,6 +723,13 @@ pub struct BackupCheckResult {
     pub audit_intact: bool,
 }
 
+#[derive(Deserialize, TS)]
+pub struct AuditCsv {
+    pub query: AuditQuery,
+    /// A full path for a new file.
+    pub path: String,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -801,6 +808,7 @@ pub fn typescript_bindings() -> String {
         AlertsQuery::decl(),
         AlertRow::decl(),
         AlertRef::decl(),
+        AuditCsv::decl(),
         ExportBackup::decl(),
         BackupProgress::decl(),
         BackupReport::decl(),

@@ -86,6 +86,7 @@ commands! {
     verify_audit() -> VerifyResult;
     audit_alerts(req: AlertsQuery) -> Vec<AlertRow>;
     acknowledge_alert(req: AlertRef) -> ();
+    export_audit_csv(req: AuditCsv) -> String;
 }
 
 /// Commands that report where the app is. When nobody is active (signed out, locked, idle

@@ -135,6 +135,7 @@ pub fn run() {
             commands::verify_audit,
             commands::audit_alerts,
             commands::acknowledge_alert,
+            commands::export_audit_csv,
             commands::export_backup,
             commands::verify_backup,
             commands::cancel_backup,

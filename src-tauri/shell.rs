@@ -168,6 +168,29 @@ fn attachment_row(a: clinvault_core::attachments::Attachment) -> AttachmentRow {
     }
 }
 
+fn audit_filter(req: AuditQuery) -> Result<clinvault_core::audit_review::AuditFilter> {
+    use clinvault_core::audit_review::{parse_when, AuditFilter};
+    let text = |o: Option<String>| o.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let since = text(req.since)
+        .map(|t| parse_when("since", &t))
+        .transpose()?;
+    let until = text(req.until)
+        .map(|t| parse_when("until", &t))
+        .transpose()?;
+    let patient = text(req.patient_id);
+    Ok(AuditFilter {
+        user: text(req.user),
+        action: text(req.action),
+        target_type: patient.as_ref().map(|_| "patient".to_owned()),
+        target_id: patient,
+        outcome: text(req.outcome),
+        since,
+        until,
+        before_seq: req.before_seq,
+        limit: req.limit.unwrap_or(DEFAULT_AUDIT),
+    })
+}
+
 /// A path the person typed: it must be absolute (the app has no working folder of its own).
 fn full_path(field: &str, text: &str) -> Result<PathBuf> {
     let p = PathBuf::from(text.trim());
@@ -863,26 +886,7 @@ impl<H: Host> Shell<H> {
     }
 
     pub fn audit_list(&mut self, req: AuditQuery) -> Result<Vec<AuditRow>> {
-        use clinvault_core::audit_review::{parse_when, AuditFilter};
-        let text = |o: Option<String>| o.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        let since = text(req.since)
-            .map(|t| parse_when("since", &t))
-            .transpose()?;
-        let until = text(req.until)
-            .map(|t| parse_when("until", &t))
-            .transpose()?;
-        let patient = text(req.patient_id);
-        let filter = AuditFilter {
-            user: text(req.user),
-            action: text(req.action),
-            target_type: patient.as_ref().map(|_| "patient".to_owned()),
-            target_id: patient,
-            outcome: text(req.outcome),
-            since,
-            until,
-            before_seq: req.before_seq,
-            limit: req.limit.unwrap_or(DEFAULT_AUDIT),
-        };
+        let filter = audit_filter(req)?;
         let rows = core(self.active()?.audit_list(&filter))?;
         Ok(rows
             .into_iter()
@@ -898,6 +902,38 @@ impl<H: Host> Shell<H> {
                 details: e.details.to_string(),
             })
             .collect())
+    }
+
+    /// The filtered trail as CSV, written to a new file where the administrator chose (the
+    /// trail holds ids, actions and counts, never patient data).
+    pub fn export_audit_csv(&mut self, req: AuditCsv) -> Result<String> {
+        let path = full_path("path", &req.path)?;
+        let limit = req.query.limit;
+        let mut filter = audit_filter(req.query)?;
+        // An export holds every matching entry unless the UI asked for fewer.
+        filter.limit = limit.unwrap_or(u32::MAX);
+        let csv = core(
+            self.active()?
+                .audit_export(&filter, clinvault_core::audit_review::ExportFormat::Csv),
+        )?;
+        let io = |e: std::io::Error| {
+            ApiError::new(
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    ErrorKind::AlreadyExists
+                } else {
+                    ErrorKind::Io
+                },
+                format!("cannot write {}: {e}", path.display()),
+            )
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io)?;
+        std::io::Write::write_all(&mut file, csv.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(path.display().to_string())
     }
 
     pub fn verify_audit(&mut self) -> Result<VerifyResult> {

@@ -1248,6 +1248,40 @@ fn audit_filters_verification_and_alerts_for_administrators_only() {
     assert_eq!(bad.kind, ErrorKind::InvalidInput);
     assert!(bad.message.starts_with("since:"), "{}", bad.message);
 
+    let out = tempfile::tempdir().unwrap();
+    let csv_path = out.path().join("trail.csv").display().to_string();
+    let written = f
+        .shell
+        .export_audit_csv(AuditCsv {
+            query: q(Some(patient.clone()), None),
+            path: csv_path.clone(),
+        })
+        .unwrap();
+    let csv = std::fs::read_to_string(&written).unwrap();
+    assert!(
+        csv.contains("patient.create") && csv.contains("patient.view"),
+        "{csv}"
+    );
+    assert!(!csv.contains("Jones"), "{csv}");
+    let again = f
+        .shell
+        .export_audit_csv(AuditCsv {
+            query: q(None, None),
+            path: csv_path,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(again.kind, ErrorKind::AlreadyExists);
+    let relative = f
+        .shell
+        .export_audit_csv(AuditCsv {
+            query: q(None, None),
+            path: "trail.csv".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(relative.kind, ErrorKind::InvalidInput);
+
     let report = f.shell.verify_audit().unwrap();
     assert!(report.intact, "{:?}", report.problem);
     assert!(report.entries_checked > 5);
@@ -1289,9 +1323,16 @@ fn audit_filters_verification_and_alerts_for_administrators_only() {
                 include_acknowledged: true,
             })
             .err(),
+        f.shell
+            .export_audit_csv(AuditCsv {
+                query: q(None, None),
+                path: out.path().join("rita.csv").display().to_string(),
+            })
+            .err(),
     ] {
         assert_eq!(err.unwrap().kind, ErrorKind::PermissionDenied);
     }
+    assert!(!out.path().join("rita.csv").exists());
 }
 
 #[test]

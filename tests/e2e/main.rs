@@ -677,6 +677,18 @@ async fn a_day_at_the_clinic() {
         .await;
     wait_content(&app, ".ec-event.appt", "Ann Calendarson").await;
     app.screenshot("week").await;
+    // The dark theme reaches the calendar too.
+    app.el("select[aria-label='Theme'] option[value='dark']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.screenshot("week-dark").await;
+    app.el("select[aria-label='Theme'] option[value='system']")
+        .await
+        .click()
+        .await
+        .unwrap();
 
     let csp = app
         .client
@@ -861,6 +873,15 @@ async fn a_day_at_the_clinic() {
     app.click("#af-search").await;
     app.wait_text("#audit-table", "note.view", 10).await;
     app.screenshot("audit").await;
+    let csv = app.vault.parent().unwrap().join("trail.csv");
+    app.fill("#af-csv", csv.to_str().unwrap()).await;
+    app.click("#af-export").await;
+    app.wait_text("#af-csv-msg", "Exported", 10).await;
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.contains("note.view") && text.contains("denied"),
+        "{text}"
+    );
     app.click("#audit-verify").await;
     let verdict = app.wait_text("#verify-result", "entries checked", 20).await;
     assert!(verdict.starts_with("Intact"), "{verdict}");

@@ -73,6 +73,7 @@ interface Commands {
   audit_alerts: [B.AlertsQuery, B.AlertRow[]];
   acknowledge_alert: [B.AlertRef, null];
   cancel_backup: [null, null];
+  export_audit_csv: [B.AuditCsv, string];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

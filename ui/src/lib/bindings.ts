@@ -307,6 +307,12 @@ export type AlertRow = { id: bigint, rule: string, raised_at: string, actor_name
 
 export type AlertRef = { id: bigint, };
 
+export type AuditCsv = { query: AuditQuery, 
+/**
+ * A full path for a new file.
+ */
+path: string, };
+
 export type ExportBackup = { 
 /**
  * A full path for the new backup file (which must not exist yet), chosen by the person.
