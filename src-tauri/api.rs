@@ -730,6 +730,12 @@ pub struct AuditCsv {
     pub path: String,
 }
 
+#[derive(Deserialize, TS)]
+pub struct VoidInvoice {
+    pub id: String,
+    pub reason: String,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -809,6 +815,7 @@ pub fn typescript_bindings() -> String {
         AlertRow::decl(),
         AlertRef::decl(),
         AuditCsv::decl(),
+        VoidInvoice::decl(),
         ExportBackup::decl(),
         BackupProgress::decl(),
         BackupReport::decl(),

@@ -87,6 +87,7 @@ commands! {
     audit_alerts(req: AlertsQuery) -> Vec<AlertRow>;
     acknowledge_alert(req: AlertRef) -> ();
     export_audit_csv(req: AuditCsv) -> String;
+    void_invoice(req: VoidInvoice) -> InvoiceView;
 }
 
 /// Commands that report where the app is. When nobody is active (signed out, locked, idle

@@ -136,6 +136,7 @@ pub fn run() {
             commands::audit_alerts,
             commands::acknowledge_alert,
             commands::export_audit_csv,
+            commands::void_invoice,
             commands::export_backup,
             commands::verify_backup,
             commands::cancel_backup,

@@ -875,6 +875,10 @@ impl<H: Host> Shell<H> {
         core(self.active()?.show_invoice(&req.id)).map(invoice_view)
     }
 
+    pub fn void_invoice(&mut self, req: VoidInvoice) -> Result<InvoiceView> {
+        core(self.active()?.void_invoice(&req.id, &req.reason)).map(invoice_view)
+    }
+
     pub fn record_payment(&mut self, req: Payment) -> Result<InvoiceView> {
         core(self.active()?.record_payment(
             &req.invoice_id,

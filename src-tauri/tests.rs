@@ -1133,6 +1133,15 @@ fn notes_from_a_template_draft_finalise_amend_and_invoices_with_payments() {
     assert!(bad.message.starts_with("method:"), "{}", bad.message);
     let over = f.shell.record_payment(pay("60.00", "cash")).err().unwrap();
     assert_ne!(over.kind, ErrorKind::Internal);
+    let paid_void = f
+        .shell
+        .void_invoice(VoidInvoice {
+            id: inv.id.clone(),
+            reason: "entered twice".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(paid_void.kind, ErrorKind::Conflict);
     f.shell.record_payment(pay("50", "cash")).unwrap();
     let shown = f
         .shell
@@ -1146,6 +1155,43 @@ fn notes_from_a_template_draft_finalise_amend_and_invoices_with_payments() {
             .balance_minor,
         0
     );
+    // A second appointment, invoiced then voided (a reason is required; no payments yet).
+    let second = f
+        .shell
+        .book_appointment(BookRequest {
+            patient_id: shown.patient_id.clone(),
+            practitioner: "sam".into(),
+            appointment_type: "Follow-up".into(),
+            start_local: "2026-09-23T09:00".into(),
+            weekly_occurrences: None,
+            allow_override: false,
+        })
+        .unwrap()
+        .remove(0);
+    let inv2 = f
+        .shell
+        .invoice_appointment(AppointmentRef {
+            appointment_id: second.id,
+        })
+        .unwrap();
+    let no_reason = f
+        .shell
+        .void_invoice(VoidInvoice {
+            id: inv2.id.clone(),
+            reason: " ".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(no_reason.kind, ErrorKind::InvalidInput);
+    let voided = f
+        .shell
+        .void_invoice(VoidInvoice {
+            id: inv2.id.clone(),
+            reason: "booked by mistake".into(),
+        })
+        .unwrap();
+    assert_eq!(voided.status, "void");
+    assert_eq!(voided.void_reason.as_deref(), Some("booked by mistake"));
 }
 
 #[test]

@@ -74,6 +74,7 @@ interface Commands {
   acknowledge_alert: [B.AlertRef, null];
   cancel_backup: [null, null];
   export_audit_csv: [B.AuditCsv, string];
+  void_invoice: [B.VoidInvoice, B.InvoiceView];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

@@ -313,6 +313,8 @@ export type AuditCsv = { query: AuditQuery,
  */
 path: string, };
 
+export type VoidInvoice = { id: string, reason: string, };
+
 export type ExportBackup = { 
 /**
  * A full path for the new backup file (which must not exist yet), chosen by the person.
