@@ -736,6 +736,47 @@ pub struct VoidInvoice {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct ConsentRow {
+    pub id: String,
+    pub kind: String,
+    pub basis: Option<String>,
+    pub note: Option<String>,
+    pub given_on: String,
+    pub recorded_by: String,
+    pub withdrawn_on: Option<String>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct NewConsentRequest {
+    pub patient_id: String,
+    pub kind: String,
+    pub basis: Option<String>,
+    pub note: Option<String>,
+    /// YYYY-MM-DD; None for today.
+    pub given_on: Option<String>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct WithdrawConsent {
+    pub id: String,
+    /// YYYY-MM-DD; None for today.
+    pub on: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct ConsentChoice {
+    pub name: String,
+    pub description: String,
+}
+
+/// The kinds of consent and lawful bases the core knows, for the form.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct ConsentOptions {
+    pub kinds: Vec<ConsentChoice>,
+    pub bases: Vec<ConsentChoice>,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -816,6 +857,11 @@ pub fn typescript_bindings() -> String {
         AlertRef::decl(),
         AuditCsv::decl(),
         VoidInvoice::decl(),
+        ConsentRow::decl(),
+        NewConsentRequest::decl(),
+        WithdrawConsent::decl(),
+        ConsentChoice::decl(),
+        ConsentOptions::decl(),
         ExportBackup::decl(),
         BackupProgress::decl(),
         BackupReport::decl(),

@@ -88,6 +88,10 @@ commands! {
     acknowledge_alert(req: AlertRef) -> ();
     export_audit_csv(req: AuditCsv) -> String;
     void_invoice(req: VoidInvoice) -> InvoiceView;
+    patient_consents(req: PatientRef) -> Vec<ConsentRow>;
+    record_consent(req: NewConsentRequest) -> ConsentRow;
+    withdraw_consent(req: WithdrawConsent) -> ConsentRow;
+    consent_options() -> ConsentOptions;
 }
 
 /// Commands that report where the app is. When nobody is active (signed out, locked, idle

@@ -203,6 +203,18 @@ fn full_path(field: &str, text: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+fn consent_row(c: clinvault_core::consents::Consent) -> ConsentRow {
+    ConsentRow {
+        id: c.id,
+        kind: c.kind,
+        basis: c.basis,
+        note: c.note,
+        given_on: c.given_on,
+        recorded_by: c.recorded_by,
+        withdrawn_on: c.withdrawn_on,
+    }
+}
+
 fn appointment_row(a: Appointment) -> AppointmentRow {
     AppointmentRow {
         id: a.id,
@@ -873,6 +885,49 @@ impl<H: Host> Shell<H> {
 
     pub fn show_invoice(&mut self, req: InvoiceRef) -> Result<InvoiceView> {
         core(self.active()?.show_invoice(&req.id)).map(invoice_view)
+    }
+
+    pub fn patient_consents(&mut self, req: PatientRef) -> Result<Vec<ConsentRow>> {
+        let rows = core(self.active()?.list_consents(&req.id))?;
+        Ok(rows.into_iter().map(consent_row).collect())
+    }
+
+    pub fn record_consent(&mut self, req: NewConsentRequest) -> Result<ConsentRow> {
+        let c = core(self.active()?.record_consent(
+            &req.patient_id,
+            &clinvault_core::consents::NewConsent {
+                kind: &req.kind,
+                basis: req.basis.as_deref().filter(|b| !b.trim().is_empty()),
+                note: req.note.as_deref().filter(|n| !n.trim().is_empty()),
+                given_on: req.given_on.as_deref().filter(|d| !d.trim().is_empty()),
+            },
+        ))?;
+        Ok(consent_row(c))
+    }
+
+    pub fn withdraw_consent(&mut self, req: WithdrawConsent) -> Result<ConsentRow> {
+        let c = core(
+            self.active()?
+                .withdraw_consent(&req.id, req.on.as_deref().filter(|d| !d.trim().is_empty())),
+        )?;
+        Ok(consent_row(c))
+    }
+
+    /// The core's list of consent kinds and lawful bases (reference data, no patient data).
+    pub fn consent_options(&mut self) -> Result<ConsentOptions> {
+        self.active()?;
+        let list = |l: &[(&str, &str)]| {
+            l.iter()
+                .map(|(n, d)| ConsentChoice {
+                    name: (*n).to_owned(),
+                    description: (*d).to_owned(),
+                })
+                .collect()
+        };
+        Ok(ConsentOptions {
+            kinds: list(clinvault_core::consents::KINDS),
+            bases: list(clinvault_core::consents::BASES),
+        })
     }
 
     pub fn void_invoice(&mut self, req: VoidInvoice) -> Result<InvoiceView> {

@@ -923,6 +923,29 @@ fn calendar_books_moves_with_the_cores_reason_and_marks_arrival() {
         .unwrap();
     assert_eq!(err.kind, ErrorKind::PermissionDenied);
 
+    // A weekly series, all or nothing (the core's rule).
+    let series = f
+        .shell
+        .book_appointment(BookRequest {
+            weekly_occurrences: Some(3),
+            ..book("2026-09-22T15:00")
+        })
+        .unwrap();
+    let starts: Vec<&str> = series.iter().map(|a| a.starts_local.as_str()).collect();
+    assert_eq!(
+        starts,
+        ["2026-09-22T15:00", "2026-09-29T15:00", "2026-10-06T15:00"]
+    );
+    let clash = f
+        .shell
+        .book_appointment(BookRequest {
+            weekly_occurrences: Some(3),
+            ..book("2026-09-15T15:00")
+        })
+        .err()
+        .unwrap();
+    assert_eq!(clash.kind, ErrorKind::Conflict);
+
     let day = f
         .shell
         .day_appointments(CalendarRange {
@@ -931,7 +954,10 @@ fn calendar_books_moves_with_the_cores_reason_and_marks_arrival() {
         })
         .unwrap();
     let starts: Vec<&str> = day.iter().map(|d| d.starts_local.as_str()).collect();
-    assert_eq!(starts, ["2026-09-22T10:00", "2026-09-22T11:00"]);
+    assert_eq!(
+        starts,
+        ["2026-09-22T10:00", "2026-09-22T11:00", "2026-09-22T15:00"]
+    );
     let week = f
         .shell
         .week_appointments(CalendarRange {
@@ -939,7 +965,7 @@ fn calendar_books_moves_with_the_cores_reason_and_marks_arrival() {
             practitioner: Some("sam".into()),
         })
         .unwrap();
-    assert_eq!(week.len(), 2);
+    assert_eq!(week.len(), 3);
     let bad = f
         .shell
         .day_appointments(CalendarRange {
@@ -1482,4 +1508,57 @@ fn backup_export_reports_progress_can_be_cancelled_and_verifies() {
         .unwrap();
     assert_eq!(denied.kind, ErrorKind::PermissionDenied);
     assert!(!out_dir.path().join("rita.cvb").exists());
+}
+
+#[test]
+fn consents_are_recorded_listed_and_withdrawn_with_the_cores_rules() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    let options = f.shell.consent_options().unwrap();
+    assert!(options.kinds.iter().any(|k| k.name == "processing"));
+    assert!(options.bases.iter().any(|b| b.name == "gdpr-9.2.h"));
+    let req = |kind: &str, basis: Option<&str>| NewConsentRequest {
+        patient_id: patient.clone(),
+        kind: kind.into(),
+        basis: basis.map(str::to_owned),
+        note: None,
+        given_on: Some(String::new()),
+    };
+    let no_basis = f
+        .shell
+        .record_consent(req("processing", None))
+        .err()
+        .unwrap();
+    assert_eq!(no_basis.kind, ErrorKind::InvalidInput);
+    let given = f
+        .shell
+        .record_consent(req("processing", Some("gdpr-9.2.h")))
+        .unwrap();
+    f.shell.record_consent(req("email", None)).unwrap();
+    let listed = f
+        .shell
+        .patient_consents(PatientRef {
+            id: patient.clone(),
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    let withdrawn = f
+        .shell
+        .withdraw_consent(WithdrawConsent {
+            id: given.id.clone(),
+            on: None,
+        })
+        .unwrap();
+    assert!(withdrawn.withdrawn_on.is_some());
+    let twice = f
+        .shell
+        .withdraw_consent(WithdrawConsent {
+            id: given.id,
+            on: None,
+        })
+        .err()
+        .unwrap();
+    assert_ne!(twice.kind, ErrorKind::Internal);
 }

@@ -789,6 +789,15 @@ async fn a_day_at_the_clinic() {
     app.screenshot("invoice-paid").await;
     app.click("#inv-close").await;
     app.wait_text("#record-balance", "0.00", 10).await;
+    app.click("#ptab-consents").await;
+    app.wait_text("#record-consents", "No consents", 10).await;
+    app.el("#nc-kind option[value='treatment']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#nc-save").await;
+    app.wait_text("#record-consents", "treatment", 10).await;
     app.click("#ptab-notes").await;
     app.wait_text("#tab-error", "permission denied", 10).await;
     let denied = app

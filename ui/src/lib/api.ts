@@ -75,6 +75,10 @@ interface Commands {
   cancel_backup: [null, null];
   export_audit_csv: [B.AuditCsv, string];
   void_invoice: [B.VoidInvoice, B.InvoiceView];
+  patient_consents: [B.PatientRef, B.ConsentRow[]];
+  record_consent: [B.NewConsentRequest, B.ConsentRow];
+  withdraw_consent: [B.WithdrawConsent, B.ConsentRow];
+  consent_options: [null, B.ConsentOptions];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

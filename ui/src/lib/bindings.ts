@@ -315,6 +315,24 @@ path: string, };
 
 export type VoidInvoice = { id: string, reason: string, };
 
+export type ConsentRow = { id: string, kind: string, basis: string | null, note: string | null, given_on: string, recorded_by: string, withdrawn_on: string | null, };
+
+export type NewConsentRequest = { patient_id: string, kind: string, basis: string | null, note: string | null, 
+/**
+ * YYYY-MM-DD; None for today.
+ */
+given_on: string | null, };
+
+export type WithdrawConsent = { id: string, 
+/**
+ * YYYY-MM-DD; None for today.
+ */
+on: string | null, };
+
+export type ConsentChoice = { name: string, description: string, };
+
+export type ConsentOptions = { kinds: Array<ConsentChoice>, bases: Array<ConsentChoice>, };
+
 export type ExportBackup = { 
 /**
  * A full path for the new backup file (which must not exist yet), chosen by the person.
