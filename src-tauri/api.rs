@@ -777,6 +777,26 @@ pub struct ConsentOptions {
     pub bases: Vec<ConsentChoice>,
 }
 
+#[derive(Deserialize, TS)]
+pub struct RevenueRequest {
+    /// YYYY-MM-DD, inclusive.
+    pub from: String,
+    /// YYYY-MM-DD, inclusive.
+    pub to: String,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct RevenueRowView {
+    /// practitioner, appointment_type or total.
+    pub group: String,
+    pub key: String,
+    pub invoices: i64,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub paid_minor: i64,
+}
+
 /// The TypeScript declarations of every type above, as written to `ui/src/lib/bindings.ts`.
 pub fn typescript_bindings() -> String {
     let decls = [
@@ -862,6 +882,8 @@ pub fn typescript_bindings() -> String {
         WithdrawConsent::decl(),
         ConsentChoice::decl(),
         ConsentOptions::decl(),
+        RevenueRequest::decl(),
+        RevenueRowView::decl(),
         ExportBackup::decl(),
         BackupProgress::decl(),
         BackupReport::decl(),

@@ -92,6 +92,8 @@ commands! {
     record_consent(req: NewConsentRequest) -> ConsentRow;
     withdraw_consent(req: WithdrawConsent) -> ConsentRow;
     consent_options() -> ConsentOptions;
+    outstanding_invoices() -> Vec<InvoiceView>;
+    revenue_report(req: RevenueRequest) -> Vec<RevenueRowView>;
 }
 
 /// Commands that report where the app is. When nobody is active (signed out, locked, idle

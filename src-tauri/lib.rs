@@ -141,6 +141,8 @@ pub fn run() {
             commands::record_consent,
             commands::withdraw_consent,
             commands::consent_options,
+            commands::outstanding_invoices,
+            commands::revenue_report,
             commands::export_backup,
             commands::verify_backup,
             commands::cancel_backup,

@@ -930,6 +930,28 @@ impl<H: Host> Shell<H> {
         })
     }
 
+    /// Issued invoices with a balance, oldest first.
+    pub fn outstanding_invoices(&mut self) -> Result<Vec<InvoiceView>> {
+        let rows = core(self.active()?.outstanding_invoices())?;
+        Ok(rows.into_iter().map(invoice_view).collect())
+    }
+
+    pub fn revenue_report(&mut self, req: RevenueRequest) -> Result<Vec<RevenueRowView>> {
+        let rows = core(self.active()?.revenue_report(&req.from, &req.to))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RevenueRowView {
+                group: r.group,
+                key: r.key,
+                invoices: r.invoices,
+                net_minor: r.net_minor,
+                tax_minor: r.tax_minor,
+                total_minor: r.total_minor,
+                paid_minor: r.paid_minor,
+            })
+            .collect())
+    }
+
     pub fn void_invoice(&mut self, req: VoidInvoice) -> Result<InvoiceView> {
         core(self.active()?.void_invoice(&req.id, &req.reason)).map(invoice_view)
     }

@@ -1562,3 +1562,65 @@ fn consents_are_recorded_listed_and_withdrawn_with_the_cores_rules() {
         .unwrap();
     assert_ne!(twice.kind, ErrorKind::Internal);
 }
+
+#[test]
+fn outstanding_list_and_revenue_report_follow_the_core_permissions() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    let appt = f
+        .shell
+        .book_appointment(BookRequest {
+            patient_id: patient,
+            practitioner: "sam".into(),
+            appointment_type: "Follow-up".into(),
+            start_local: "2026-09-21T10:00".into(),
+            weekly_occurrences: None,
+            allow_override: false,
+        })
+        .unwrap()
+        .remove(0);
+    let inv = f
+        .shell
+        .invoice_appointment(AppointmentRef {
+            appointment_id: appt.id,
+        })
+        .unwrap();
+    let out = f.shell.outstanding_invoices().unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].id, inv.id);
+    // Reception bills but does not run financial reports.
+    let denied = f
+        .shell
+        .revenue_report(RevenueRequest {
+            from: "2026-09-01".into(),
+            to: "2026-09-30".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+
+    sign_in(&mut f, "admin", ADMIN_PASS).unwrap();
+    let rows = f
+        .shell
+        .revenue_report(RevenueRequest {
+            from: "2026-09-01".into(),
+            to: "2026-09-30".into(),
+        })
+        .unwrap();
+    let total = rows.iter().find(|r| r.group == "total").unwrap();
+    assert_eq!((total.invoices, total.total_minor), (1, 7500));
+    assert!(rows
+        .iter()
+        .any(|r| r.group == "practitioner" && r.key.contains("sam")));
+    let backwards = f
+        .shell
+        .revenue_report(RevenueRequest {
+            from: "2026-09-30".into(),
+            to: "2026-09-01".into(),
+        })
+        .err()
+        .unwrap();
+    assert_eq!(backwards.kind, ErrorKind::InvalidInput);
+}

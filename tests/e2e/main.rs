@@ -850,6 +850,26 @@ async fn a_day_at_the_clinic() {
     assert_eq!(width, serde_json::json!(32), "the image did not decode");
     app.screenshot("attachment-viewed").await;
 
+    // Billing: the paid invoice is not outstanding; the revenue report and its chart show it.
+    app.click("#nav-billing").await;
+    app.wait_text("#outstanding", "Nothing outstanding", 10)
+        .await;
+    app.wait_text("#rev-total", "Total 75.00 on 1 invoice", 10)
+        .await;
+    let bar = app
+        .client
+        .execute(
+            "const b = document.querySelector('#rev-chart .bar'); return b ? b.getBoundingClientRect().width : 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        bar.as_f64().unwrap() > 50.0,
+        "the revenue bar has no width: {bar}"
+    );
+    app.screenshot("billing").await;
+
     let pid = patient_id(&app, "calendarson").await;
     app.click("#nav-audit").await;
     app.fill("#af-patient", &pid).await;
@@ -943,6 +963,13 @@ async fn a_day_at_the_clinic() {
     assert!(verdict.contains("audit trail intact"), "{verdict}");
     assert!(verdict.contains("1 patients"), "{verdict}");
     app.screenshot("backup").await;
+    // Still no CSP violation in this window, since the calendar (same document throughout).
+    let csp = app
+        .client
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
 
     let vault = app.vault.clone();
     let home_dir = app.stop_keeping_home().await;

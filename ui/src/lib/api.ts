@@ -79,6 +79,8 @@ interface Commands {
   record_consent: [B.NewConsentRequest, B.ConsentRow];
   withdraw_consent: [B.WithdrawConsent, B.ConsentRow];
   consent_options: [null, B.ConsentOptions];
+  outstanding_invoices: [null, B.InvoiceView[]];
+  revenue_report: [B.RevenueRequest, B.RevenueRowView[]];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

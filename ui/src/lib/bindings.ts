@@ -333,6 +333,22 @@ export type ConsentChoice = { name: string, description: string, };
 
 export type ConsentOptions = { kinds: Array<ConsentChoice>, bases: Array<ConsentChoice>, };
 
+export type RevenueRequest = { 
+/**
+ * YYYY-MM-DD, inclusive.
+ */
+from: string, 
+/**
+ * YYYY-MM-DD, inclusive.
+ */
+to: string, };
+
+export type RevenueRowView = { 
+/**
+ * practitioner, appointment_type or total.
+ */
+group: string, key: string, invoices: bigint, net_minor: bigint, tax_minor: bigint, total_minor: bigint, paid_minor: bigint, };
+
 export type ExportBackup = { 
 /**
  * A full path for the new backup file (which must not exist yet), chosen by the person.
