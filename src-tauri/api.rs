@@ -705,6 +705,9 @@ pub struct BackupReport {
 #[derive(Deserialize, TS)]
 pub struct VerifyBackup {
     pub path: String,
+    /// For a restore: a new folder (which must not exist) to restore the vault into; None to
+    /// only verify.
+    pub restore_to: Option<String>,
     /// The backup passphrase, or None to use the recovery key.
     #[ts(type = "string | null")]
     pub passphrase: Option<SecretString>,

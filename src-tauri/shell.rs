@@ -1072,7 +1072,8 @@ impl<H: Host> Shell<H> {
         })
     }
 
-    /// Checks a backup without restoring it (the core decrypts and verifies everything).
+    /// Checks a backup (the core decrypts and verifies everything) and, when `restore_to` is
+    /// given, restores it into that new folder once every check passed.
     pub fn verify_backup(
         &mut self,
         req: VerifyBackup,
@@ -1080,20 +1081,24 @@ impl<H: Host> Shell<H> {
     ) -> Result<BackupCheckResult> {
         self.active()?;
         let path = full_path("path", &req.path)?;
+        let restore_to = req
+            .restore_to
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| full_path("restore_to", t))
+            .transpose()?;
+        // Verify only, or restore into a new folder (which the core verifies first).
+        let run = |opener: &clinvault_core::backup::Opener<'_>,
+                   progress: &mut dyn FnMut(u64, u64) -> bool| match &restore_to {
+            Some(to) => clinvault_core::backup::restore(&path, opener, to, progress),
+            None => clinvault_core::backup::verify(&path, opener, progress),
+        };
         let check = match (&req.recovery_key, &req.passphrase) {
             (Some(k), _) => {
                 let key = core(clinvault_core::RecoveryKey::parse(k.expose_secret()))?;
-                clinvault_core::backup::verify(
-                    &path,
-                    &clinvault_core::backup::Opener::RecoveryKey(&key),
-                    progress,
-                )
+                run(&clinvault_core::backup::Opener::RecoveryKey(&key), progress)
             }
-            (None, Some(p)) => clinvault_core::backup::verify(
-                &path,
-                &clinvault_core::backup::Opener::Passphrase(p),
-                progress,
-            ),
+            (None, Some(p)) => run(&clinvault_core::backup::Opener::Passphrase(p), progress),
             (None, None) => {
                 return Err(ApiError::new(
                     ErrorKind::InvalidInput,

@@ -1477,6 +1477,7 @@ fn backup_export_reports_progress_can_be_cancelled_and_verifies() {
         .verify_backup(
             VerifyBackup {
                 path: path("good.cvb"),
+                restore_to: None,
                 passphrase: Some(secret("a long backup passphrase for tests")),
                 recovery_key: None,
             },
@@ -1484,6 +1485,35 @@ fn backup_export_reports_progress_can_be_cancelled_and_verifies() {
         )
         .unwrap();
     assert_eq!(check.backup_id, report.backup_id);
+    let restored_to = out_dir.path().join("restored");
+    let restored = f
+        .shell
+        .verify_backup(
+            VerifyBackup {
+                path: path("good.cvb"),
+                restore_to: Some(restored_to.display().to_string()),
+                passphrase: Some(secret("a long backup passphrase for tests")),
+                recovery_key: None,
+            },
+            &mut |_, _| true,
+        )
+        .unwrap();
+    assert_eq!(restored.patients, 1);
+    assert!(restored_to.join("vault.keys").exists());
+    let again = f
+        .shell
+        .verify_backup(
+            VerifyBackup {
+                path: path("good.cvb"),
+                restore_to: Some(restored_to.display().to_string()),
+                passphrase: Some(secret("a long backup passphrase for tests")),
+                recovery_key: None,
+            },
+            &mut |_, _| true,
+        )
+        .err()
+        .unwrap();
+    assert_ne!(again.kind, ErrorKind::Internal);
     assert!(check.audit_intact);
     assert_eq!(check.patients, 1);
     let wrong = f
@@ -1491,6 +1521,7 @@ fn backup_export_reports_progress_can_be_cancelled_and_verifies() {
         .verify_backup(
             VerifyBackup {
                 path: path("good.cvb"),
+                restore_to: None,
                 passphrase: Some(secret("not the backup passphrase at all")),
                 recovery_key: None,
             },

@@ -962,6 +962,12 @@ async fn a_day_at_the_clinic() {
     let verdict = app.wait_text("#bv-result", "audit trail", 60).await;
     assert!(verdict.contains("audit trail intact"), "{verdict}");
     assert!(verdict.contains("1 patients"), "{verdict}");
+    // And restored into a new folder (also scanned below: it must be encrypted too).
+    let restored = app.vault.parent().unwrap().join("restored-vault");
+    app.fill("#bv-restore", restored.to_str().unwrap()).await;
+    app.click("#bv-verify").await;
+    app.wait_text("#bv-restored", "Restored into", 60).await;
+    assert!(restored.join("vault.keys").exists());
     app.screenshot("backup").await;
     // Still no CSP violation in this window, since the calendar (same document throughout).
     let csp = app

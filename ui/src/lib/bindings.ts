@@ -365,6 +365,11 @@ export type BackupReport = { path: string, backup_id: string, bytes: number, pat
 
 export type VerifyBackup = { path: string, 
 /**
+ * For a restore: a new folder (which must not exist) to restore the vault into; None to
+ * only verify.
+ */
+restore_to: string | null, 
+/**
  * The backup passphrase, or None to use the recovery key.
  */
 passphrase: string | null, recovery_key: string | null, };
