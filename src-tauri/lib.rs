@@ -16,8 +16,12 @@ use crate::shell::Shell;
 
 /// The command names the window may call (also in `commands.txt`, read by build.rs).
 pub fn command_names() -> Vec<&'static str> {
-    let mut names = commands::NAMES.to_vec();
+    let mut names = commands::STAGED.to_vec();
+    names.extend_from_slice(commands::NAMES);
     names.push("passphrase_strength");
+    names.extend_from_slice(commands::TITLED);
+    names.push("screen_title");
+    names.extend_from_slice(&["export_backup", "verify_backup", "cancel_backup"]);
     names
 }
 
@@ -58,6 +62,7 @@ pub fn run() {
             }
         }))
         .manage::<commands::AppState>(Mutex::new(Shell::new(DesktopHost)))
+        .manage(commands::BackupCancel::default())
         .on_window_event(|window, event| {
             if matches!(
                 event,
@@ -95,6 +100,55 @@ pub fn run() {
             commands::set_policy,
             commands::rotate_keys,
             commands::passphrase_strength,
+            commands::search_patients,
+            commands::list_patients,
+            commands::patient_appointments,
+            commands::patient_notes,
+            commands::patient_invoices,
+            commands::patient_attachments,
+            commands::patient_balance,
+            commands::show_patient,
+            commands::add_patient,
+            commands::update_patient,
+            commands::screen_title,
+            commands::list_practitioners,
+            commands::list_appointment_types,
+            commands::day_appointments,
+            commands::week_appointments,
+            commands::book_appointment,
+            commands::move_appointment,
+            commands::set_appointment_status,
+            commands::add_practitioner,
+            commands::set_working_hours,
+            commands::add_appointment_type,
+            commands::note_templates,
+            commands::template_text,
+            commands::add_note_template,
+            commands::add_note,
+            commands::save_draft,
+            commands::finalise_note,
+            commands::amend_note,
+            commands::show_note,
+            commands::invoice_appointment,
+            commands::show_invoice,
+            commands::record_payment,
+            commands::add_attachment,
+            commands::read_attachment,
+            commands::audit_list,
+            commands::verify_audit,
+            commands::audit_alerts,
+            commands::acknowledge_alert,
+            commands::export_audit_csv,
+            commands::void_invoice,
+            commands::patient_consents,
+            commands::record_consent,
+            commands::withdraw_consent,
+            commands::consent_options,
+            commands::outstanding_invoices,
+            commands::revenue_report,
+            commands::export_backup,
+            commands::verify_backup,
+            commands::cancel_backup,
         ])
         .build(context);
     match app {

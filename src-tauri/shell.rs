@@ -7,11 +7,15 @@ use std::path::PathBuf;
 
 use base64::Engine;
 use clinvault_core::account_view;
+use clinvault_core::appointments::Appointment;
 use clinvault_core::crypto::KdfCost;
+use clinvault_core::patients::{Patient, PatientFields, PatientSummary};
 use clinvault_core::permissions::Permission;
 use clinvault_core::policy::Policy;
+use clinvault_core::privacy_settings::{display_title, PrivacySettings};
 use clinvault_core::session::PendingSignIn;
 use clinvault_core::{InitOptions, Session, SessionConfig, SessionState, SignIn, VaultDir};
+use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::api::*;
@@ -38,6 +42,191 @@ fn parse_permissions(names: &[String]) -> Result<Vec<Permission>> {
         .map(|n| n.parse::<Permission>())
         .collect::<clinvault_core::Result<Vec<_>>>()
         .map_err(ApiError::from)
+}
+
+/// How many audit entries a page shows when the UI does not say.
+const DEFAULT_AUDIT: u32 = 200;
+/// How many rows instant search returns when the UI does not say.
+const DEFAULT_SEARCH: u32 = 50;
+/// How many patients the list shows when the UI does not say.
+const DEFAULT_LIST: u32 = 500;
+
+fn patient_row(p: PatientSummary) -> PatientRow {
+    PatientRow {
+        id: p.id,
+        first_name: p.first_name,
+        last_name: p.last_name,
+        preferred_name: p.preferred_name,
+        date_of_birth: p.date_of_birth,
+        phone: p.phone,
+        archived: p.archived,
+    }
+}
+
+macro_rules! map_fields {
+    ($from:expr, $to:ident) => {{
+        let f = $from;
+        $to {
+            title: f.title,
+            first_name: f.first_name,
+            last_name: f.last_name,
+            preferred_name: f.preferred_name,
+            date_of_birth: f.date_of_birth,
+            sex: f.sex,
+            gender_identity: f.gender_identity,
+            phone: f.phone,
+            phone_alt: f.phone_alt,
+            email: f.email,
+            address: f.address,
+            emergency_contact: f.emergency_contact,
+            insurance_number: f.insurance_number,
+            referral_source: f.referral_source,
+            occupation: f.occupation,
+            general_notes: f.general_notes,
+            archived: f.archived,
+        }
+    }};
+}
+
+fn core_fields(f: PatientForm) -> PatientFields {
+    map_fields!(f, PatientFields)
+}
+
+fn patient_record(p: Patient, settings: &PrivacySettings) -> PatientRecord {
+    let first = p.fields.first_name.clone().unwrap_or_default();
+    let last = p.fields.last_name.clone().unwrap_or_default();
+    let window_title = display_title(settings, "Patient record", Some((&first, &last)));
+    PatientRecord {
+        id: p.id,
+        fields: map_fields!(p.fields, PatientForm),
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        anonymised: p.anonymised_at.is_some(),
+        window_title,
+    }
+}
+
+fn note_view(n: clinvault_core::notes::Note) -> NoteView {
+    NoteView {
+        id: n.id,
+        patient_id: n.patient_id,
+        appointment_id: n.appointment_id,
+        practitioner: n.practitioner,
+        status: n.status,
+        created_at: n.created_at,
+        finalised_at: n.finalised_at,
+        versions: n
+            .versions
+            .into_iter()
+            .map(|v| NoteVersionRow {
+                version: v.version,
+                kind: v.kind,
+                body: v.body,
+                reason: v.reason,
+                created_at: v.created_at,
+            })
+            .collect(),
+    }
+}
+
+fn invoice_view(i: clinvault_core::invoices::Invoice) -> InvoiceView {
+    InvoiceView {
+        id: i.id,
+        number: i.number,
+        patient_id: i.patient_id,
+        appointment_id: i.appointment_id,
+        status: i.status,
+        issued_on: i.issued_on,
+        lines: i
+            .lines
+            .into_iter()
+            .map(|l| InvoiceLineRow {
+                description: l.description,
+                quantity: l.quantity,
+                unit_price_minor: l.unit_price_minor,
+                tax_rate_bp: l.tax_rate_bp,
+                net_minor: l.net_minor,
+                tax_minor: l.tax_minor,
+            })
+            .collect(),
+        net_minor: i.net_minor,
+        tax_minor: i.tax_minor,
+        total_minor: i.total_minor,
+        paid_minor: i.paid_minor,
+        balance_minor: i.balance_minor,
+        void_reason: i.void_reason,
+    }
+}
+
+fn attachment_row(a: clinvault_core::attachments::Attachment) -> AttachmentRow {
+    AttachmentRow {
+        id: a.id,
+        file_name: a.file_name,
+        media_type: a.media_type,
+        size: a.size,
+        created_at: a.created_at,
+    }
+}
+
+fn audit_filter(req: AuditQuery) -> Result<clinvault_core::audit_review::AuditFilter> {
+    use clinvault_core::audit_review::{parse_when, AuditFilter};
+    let text = |o: Option<String>| o.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let since = text(req.since)
+        .map(|t| parse_when("since", &t))
+        .transpose()?;
+    let until = text(req.until)
+        .map(|t| parse_when("until", &t))
+        .transpose()?;
+    let patient = text(req.patient_id);
+    Ok(AuditFilter {
+        user: text(req.user),
+        action: text(req.action),
+        target_type: patient.as_ref().map(|_| "patient".to_owned()),
+        target_id: patient,
+        outcome: text(req.outcome),
+        since,
+        until,
+        before_seq: req.before_seq,
+        limit: req.limit.unwrap_or(DEFAULT_AUDIT),
+    })
+}
+
+/// A path the person typed: it must be absolute (the app has no working folder of its own).
+fn full_path(field: &str, text: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(text.trim());
+    if text.trim().is_empty() || !p.is_absolute() {
+        return Err(ApiError::new(
+            ErrorKind::InvalidInput,
+            format!("{field}: give a full path (starting with /)"),
+        ));
+    }
+    Ok(p)
+}
+
+fn consent_row(c: clinvault_core::consents::Consent) -> ConsentRow {
+    ConsentRow {
+        id: c.id,
+        kind: c.kind,
+        basis: c.basis,
+        note: c.note,
+        given_on: c.given_on,
+        recorded_by: c.recorded_by,
+        withdrawn_on: c.withdrawn_on,
+    }
+}
+
+fn appointment_row(a: Appointment) -> AppointmentRow {
+    AppointmentRow {
+        id: a.id,
+        patient_id: a.patient_id,
+        patient_name: a.patient_name,
+        practitioner: a.practitioner,
+        appointment_type: a.appointment_type,
+        starts_local: a.starts_local,
+        ends_local: a.ends_local,
+        status: a.status,
+        cancel_reason: a.cancel_reason,
+    }
 }
 
 impl<H: Host> Shell<H> {
@@ -409,6 +598,535 @@ impl<H: Host> Shell<H> {
     pub fn rotate_keys(&mut self) -> Result<Rotated> {
         let key_epoch = core(self.active()?.rotate_keys())?;
         Ok(Rotated { key_epoch })
+    }
+
+    pub fn search_patients(&mut self, req: PatientSearch) -> Result<Vec<PatientRow>> {
+        let rows = core(
+            self.active()?
+                .search_patients(&req.text, req.limit.unwrap_or(DEFAULT_SEARCH)),
+        )?;
+        Ok(rows.into_iter().map(patient_row).collect())
+    }
+
+    pub fn list_patients(&mut self, req: PatientList) -> Result<Vec<PatientRow>> {
+        let rows = core(
+            self.active()?
+                .list_patients(req.archived, req.limit.unwrap_or(DEFAULT_LIST)),
+        )?;
+        Ok(rows.into_iter().map(patient_row).collect())
+    }
+
+    /// One patient, with the window title for the record as the privacy setting allows.
+    pub fn show_patient(&mut self, req: PatientRef) -> Result<PatientRecord> {
+        let s = self.active()?;
+        let p = core(s.show_patient(&req.id))?;
+        let settings = core(s.privacy_settings())?;
+        Ok(patient_record(p, &settings))
+    }
+
+    pub fn add_patient(&mut self, req: PatientForm) -> Result<PatientRecord> {
+        let s = self.active()?;
+        let p = core(s.add_patient(core_fields(req)))?;
+        let settings = core(s.privacy_settings())?;
+        Ok(patient_record(p, &settings))
+    }
+
+    pub fn update_patient(&mut self, req: UpdatePatient) -> Result<PatientRecord> {
+        let s = self.active()?;
+        let p = core(s.update_patient_with_request(
+            &req.id,
+            core_fields(req.fields),
+            req.requested_by_patient.as_deref(),
+        ))?;
+        let settings = core(s.privacy_settings())?;
+        Ok(patient_record(p, &settings))
+    }
+
+    pub fn patient_appointments(&mut self, req: PatientRef) -> Result<Vec<AppointmentRow>> {
+        let rows = core(self.active()?.patient_appointments(&req.id))?;
+        Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    pub fn patient_notes(&mut self, req: PatientRef) -> Result<Vec<NoteRow>> {
+        let rows = core(self.active()?.patient_notes(&req.id))?;
+        Ok(rows
+            .into_iter()
+            .map(|n| NoteRow {
+                id: n.id,
+                appointment_id: n.appointment_id,
+                practitioner: n.practitioner,
+                status: n.status,
+                created_at: n.created_at,
+                finalised_at: n.finalised_at,
+                versions: n.versions,
+            })
+            .collect())
+    }
+
+    pub fn patient_invoices(&mut self, req: PatientRef) -> Result<Vec<InvoiceRow>> {
+        let rows = core(self.active()?.patient_invoices(&req.id))?;
+        Ok(rows
+            .into_iter()
+            .map(|i| InvoiceRow {
+                id: i.id,
+                number: i.number,
+                appointment_id: i.appointment_id,
+                status: i.status,
+                issued_on: i.issued_on,
+                total_minor: i.total_minor,
+                paid_minor: i.paid_minor,
+                balance_minor: i.balance_minor,
+            })
+            .collect())
+    }
+
+    pub fn patient_attachments(&mut self, req: PatientRef) -> Result<Vec<AttachmentRow>> {
+        let rows = core(self.active()?.list_attachments(&req.id))?;
+        Ok(rows.into_iter().map(attachment_row).collect())
+    }
+
+    /// Stores a file the person picked, streamed from memory into the core's encrypted store.
+    pub fn add_attachment(&mut self, req: NewAttachment) -> Result<AttachmentRow> {
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(req.content_base64.as_bytes())
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorKind::InvalidInput,
+                        "content: the file did not arrive intact; pick it again",
+                    )
+                })?,
+        );
+        let mut reader = std::io::Cursor::new(bytes.as_slice());
+        let a = core(
+            self.active()?
+                .add_attachment(&req.patient_id, &req.file_name, &mut reader),
+        )?;
+        Ok(attachment_row(a))
+    }
+
+    /// The decrypted bytes for the in-app viewer, in memory only.
+    pub fn read_attachment(&mut self, req: AttachmentRef) -> Result<AttachmentContent> {
+        let mut bytes = Zeroizing::new(Vec::new());
+        let a = core(self.active()?.read_attachment(&req.id, &mut *bytes))?;
+        Ok(AttachmentContent {
+            attachment: attachment_row(a),
+            content_base64: Shown(Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()),
+            )),
+        })
+    }
+
+    pub fn patient_balance(&mut self, req: PatientRef) -> Result<Balance> {
+        let balance_minor = core(self.active()?.patient_balance(&req.id))?;
+        Ok(Balance { balance_minor })
+    }
+
+    pub fn list_practitioners(&mut self) -> Result<Vec<PractitionerColumn>> {
+        let rows = core(self.active()?.list_practitioners())?;
+        Ok(rows
+            .into_iter()
+            .map(|p| PractitionerColumn {
+                username: p.username,
+                display_name: p.display_name,
+                hours: p
+                    .hours
+                    .into_iter()
+                    .map(|h| WorkingSpanRow {
+                        weekday: h.weekday,
+                        starts: h.starts,
+                        ends: h.ends,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    pub fn list_appointment_types(&mut self) -> Result<Vec<AppointmentTypeRow>> {
+        let rows = core(self.active()?.list_appointment_types())?;
+        Ok(rows
+            .into_iter()
+            .map(|t| AppointmentTypeRow {
+                name: t.name,
+                minutes: t.minutes,
+                colour: t.colour,
+            })
+            .collect())
+    }
+
+    pub fn day_appointments(&mut self, req: CalendarRange) -> Result<Vec<AppointmentRow>> {
+        let rows = core(
+            self.active()?
+                .day_appointments(&req.date, req.practitioner.as_deref()),
+        )?;
+        Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    pub fn week_appointments(&mut self, req: CalendarRange) -> Result<Vec<AppointmentRow>> {
+        let rows = core(
+            self.active()?
+                .week_appointments(&req.date, req.practitioner.as_deref()),
+        )?;
+        Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    pub fn book_appointment(&mut self, req: BookRequest) -> Result<Vec<AppointmentRow>> {
+        let rows = core(
+            self.active()?
+                .book_appointment(&clinvault_core::appointments::Booking {
+                    patient_id: &req.patient_id,
+                    practitioner: &req.practitioner,
+                    appointment_type: &req.appointment_type,
+                    start_local: &req.start_local,
+                    weekly_occurrences: req.weekly_occurrences.unwrap_or(1),
+                    allow_override: req.allow_override,
+                }),
+        )?;
+        Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    pub fn move_appointment(&mut self, req: MoveRequest) -> Result<AppointmentRow> {
+        let a = core(self.active()?.move_appointment(
+            &req.id,
+            &req.start_local,
+            req.practitioner.as_deref(),
+            req.allow_override,
+        ))?;
+        Ok(appointment_row(a))
+    }
+
+    pub fn set_appointment_status(&mut self, req: StatusRequest) -> Result<AppointmentRow> {
+        let a = core(self.active()?.set_appointment_status(
+            &req.id,
+            &req.status,
+            req.reason.as_deref(),
+        ))?;
+        Ok(appointment_row(a))
+    }
+
+    /// Makes an existing user a practitioner (a calendar column).
+    pub fn add_practitioner(&mut self, req: UserRef) -> Result<()> {
+        core(self.active()?.add_practitioner(&req.username)).map(|_| ())
+    }
+
+    pub fn set_working_hours(&mut self, req: WorkingHours) -> Result<()> {
+        core(
+            self.active()?
+                .set_working_hours(&req.username, &req.day, &req.hours),
+        )
+    }
+
+    pub fn add_appointment_type(&mut self, req: NewAppointmentType) -> Result<()> {
+        core(
+            self.active()?.add_appointment_type(
+                &req.name,
+                req.minutes,
+                &req.price,
+                req.tax_rate_percent
+                    .as_deref()
+                    .filter(|t| !t.trim().is_empty()),
+            ),
+        )
+        .map(|_| ())
+    }
+
+    pub fn note_templates(&mut self) -> Result<Vec<String>> {
+        core(self.active()?.list_note_templates())
+    }
+
+    pub fn template_text(&mut self, req: NameRef) -> Result<String> {
+        core(self.active()?.template_text(&req.name))
+    }
+
+    /// A template whose sections are free text (administrators).
+    pub fn add_note_template(&mut self, req: NewTemplate) -> Result<()> {
+        let sections: Vec<clinvault_core::notes::TemplateSection> = req
+            .sections
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(|t| clinvault_core::notes::TemplateSection {
+                title: t.to_owned(),
+                kind: "text".into(),
+                options: Vec::new(),
+            })
+            .collect();
+        core(self.active()?.add_note_template(&req.name, &sections)).map(|_| ())
+    }
+
+    pub fn add_note(&mut self, req: NewNote) -> Result<NoteView> {
+        core(
+            self.active()?
+                .add_note(&req.patient_id, req.appointment_id.as_deref(), &req.body),
+        )
+        .map(note_view)
+    }
+
+    /// Autosave of a draft (into the vault).
+    pub fn save_draft(&mut self, req: NoteText) -> Result<NoteView> {
+        core(self.active()?.save_draft(&req.id, &req.body)).map(note_view)
+    }
+
+    pub fn finalise_note(&mut self, req: NoteRef) -> Result<NoteView> {
+        core(self.active()?.finalise_note(&req.id)).map(note_view)
+    }
+
+    pub fn amend_note(&mut self, req: Amendment) -> Result<NoteView> {
+        core(self.active()?.amend_note(&req.id, &req.body, &req.reason)).map(note_view)
+    }
+
+    pub fn show_note(&mut self, req: NoteRef) -> Result<NoteView> {
+        core(self.active()?.show_note(&req.id)).map(note_view)
+    }
+
+    pub fn invoice_appointment(&mut self, req: AppointmentRef) -> Result<InvoiceView> {
+        core(self.active()?.invoice_appointment(&req.appointment_id)).map(invoice_view)
+    }
+
+    pub fn show_invoice(&mut self, req: InvoiceRef) -> Result<InvoiceView> {
+        core(self.active()?.show_invoice(&req.id)).map(invoice_view)
+    }
+
+    pub fn patient_consents(&mut self, req: PatientRef) -> Result<Vec<ConsentRow>> {
+        let rows = core(self.active()?.list_consents(&req.id))?;
+        Ok(rows.into_iter().map(consent_row).collect())
+    }
+
+    pub fn record_consent(&mut self, req: NewConsentRequest) -> Result<ConsentRow> {
+        let c = core(self.active()?.record_consent(
+            &req.patient_id,
+            &clinvault_core::consents::NewConsent {
+                kind: &req.kind,
+                basis: req.basis.as_deref().filter(|b| !b.trim().is_empty()),
+                note: req.note.as_deref().filter(|n| !n.trim().is_empty()),
+                given_on: req.given_on.as_deref().filter(|d| !d.trim().is_empty()),
+            },
+        ))?;
+        Ok(consent_row(c))
+    }
+
+    pub fn withdraw_consent(&mut self, req: WithdrawConsent) -> Result<ConsentRow> {
+        let c = core(
+            self.active()?
+                .withdraw_consent(&req.id, req.on.as_deref().filter(|d| !d.trim().is_empty())),
+        )?;
+        Ok(consent_row(c))
+    }
+
+    /// The core's list of consent kinds and lawful bases (reference data, no patient data).
+    pub fn consent_options(&mut self) -> Result<ConsentOptions> {
+        self.active()?;
+        let list = |l: &[(&str, &str)]| {
+            l.iter()
+                .map(|(n, d)| ConsentChoice {
+                    name: (*n).to_owned(),
+                    description: (*d).to_owned(),
+                })
+                .collect()
+        };
+        Ok(ConsentOptions {
+            kinds: list(clinvault_core::consents::KINDS),
+            bases: list(clinvault_core::consents::BASES),
+        })
+    }
+
+    /// Issued invoices with a balance, oldest first.
+    pub fn outstanding_invoices(&mut self) -> Result<Vec<InvoiceView>> {
+        let rows = core(self.active()?.outstanding_invoices())?;
+        Ok(rows.into_iter().map(invoice_view).collect())
+    }
+
+    pub fn revenue_report(&mut self, req: RevenueRequest) -> Result<Vec<RevenueRowView>> {
+        let rows = core(self.active()?.revenue_report(&req.from, &req.to))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RevenueRowView {
+                group: r.group,
+                key: r.key,
+                invoices: r.invoices,
+                net_minor: r.net_minor,
+                tax_minor: r.tax_minor,
+                total_minor: r.total_minor,
+                paid_minor: r.paid_minor,
+            })
+            .collect())
+    }
+
+    pub fn void_invoice(&mut self, req: VoidInvoice) -> Result<InvoiceView> {
+        core(self.active()?.void_invoice(&req.id, &req.reason)).map(invoice_view)
+    }
+
+    pub fn record_payment(&mut self, req: Payment) -> Result<InvoiceView> {
+        core(self.active()?.record_payment(
+            &req.invoice_id,
+            &req.amount,
+            &req.method,
+            req.paid_on.as_deref().filter(|d| !d.trim().is_empty()),
+        ))
+        .map(invoice_view)
+    }
+
+    pub fn audit_list(&mut self, req: AuditQuery) -> Result<Vec<AuditRow>> {
+        let filter = audit_filter(req)?;
+        let rows = core(self.active()?.audit_list(&filter))?;
+        Ok(rows
+            .into_iter()
+            .map(|e| AuditRow {
+                seq: e.seq,
+                at: e.at,
+                actor_name: e.actor_name,
+                device: e.device,
+                action: e.action,
+                target_type: e.target_type,
+                target_id: e.target_id,
+                outcome: e.outcome,
+                details: e.details.to_string(),
+            })
+            .collect())
+    }
+
+    /// The filtered trail as CSV, written to a new file where the administrator chose (the
+    /// trail holds ids, actions and counts, never patient data).
+    pub fn export_audit_csv(&mut self, req: AuditCsv) -> Result<String> {
+        let path = full_path("path", &req.path)?;
+        let limit = req.query.limit;
+        let mut filter = audit_filter(req.query)?;
+        // An export holds every matching entry unless the UI asked for fewer.
+        filter.limit = limit.unwrap_or(u32::MAX);
+        let csv = core(
+            self.active()?
+                .audit_export(&filter, clinvault_core::audit_review::ExportFormat::Csv),
+        )?;
+        let io = |e: std::io::Error| {
+            ApiError::new(
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    ErrorKind::AlreadyExists
+                } else {
+                    ErrorKind::Io
+                },
+                format!("cannot write {}: {e}", path.display()),
+            )
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io)?;
+        std::io::Write::write_all(&mut file, csv.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(path.display().to_string())
+    }
+
+    pub fn verify_audit(&mut self) -> Result<VerifyResult> {
+        let r = core(self.active()?.verify_audit())?;
+        Ok(VerifyResult {
+            intact: r.intact,
+            entries_checked: r.entries_checked,
+            first_seq: r.first_seq,
+            last_seq: r.last_seq,
+            problem: r.problem.map(|p| format!("entry {}: {}", p.seq, p.detail)),
+            checkpoint: r.checkpoint,
+        })
+    }
+
+    pub fn audit_alerts(&mut self, req: AlertsQuery) -> Result<Vec<AlertRow>> {
+        let rows = core(self.active()?.audit_alerts(req.include_acknowledged))?;
+        Ok(rows
+            .into_iter()
+            .map(|a| AlertRow {
+                id: a.id,
+                rule: a.rule,
+                raised_at: a.raised_at,
+                actor_name: a.actor_name,
+                summary: a.summary,
+                acknowledged_by: a.acknowledged_by,
+                acknowledged_at: a.acknowledged_at,
+            })
+            .collect())
+    }
+
+    pub fn acknowledge_alert(&mut self, req: AlertRef) -> Result<()> {
+        core(self.active()?.acknowledge_alert(req.id))
+    }
+
+    /// Writes a backup where the person chose; `progress` gets (done, total) and cancels by
+    /// returning false (the core then keeps nothing).
+    pub fn export_backup(
+        &mut self,
+        req: ExportBackup,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<BackupReport> {
+        let path = full_path("path", &req.path)?;
+        let r = core(
+            self.active()?
+                .export_backup(&path, req.passphrase.as_ref(), progress),
+        )?;
+        Ok(BackupReport {
+            path: r.path.display().to_string(),
+            backup_id: r.backup_id.to_string(),
+            bytes: r.bytes,
+            patients: r.patients,
+            attachments: r.attachments as u64,
+            audit_entries: r.audit_entries,
+            with_passphrase: r.with_passphrase,
+        })
+    }
+
+    /// Checks a backup (the core decrypts and verifies everything) and, when `restore_to` is
+    /// given, restores it into that new folder once every check passed.
+    pub fn verify_backup(
+        &mut self,
+        req: VerifyBackup,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<BackupCheckResult> {
+        self.active()?;
+        let path = full_path("path", &req.path)?;
+        let restore_to = req
+            .restore_to
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| full_path("restore_to", t))
+            .transpose()?;
+        // Verify only, or restore into a new folder (which the core verifies first).
+        let run = |opener: &clinvault_core::backup::Opener<'_>,
+                   progress: &mut dyn FnMut(u64, u64) -> bool| match &restore_to {
+            Some(to) => clinvault_core::backup::restore(&path, opener, to, progress),
+            None => clinvault_core::backup::verify(&path, opener, progress),
+        };
+        let check = match (&req.recovery_key, &req.passphrase) {
+            (Some(k), _) => {
+                let key = core(clinvault_core::RecoveryKey::parse(k.expose_secret()))?;
+                run(&clinvault_core::backup::Opener::RecoveryKey(&key), progress)
+            }
+            (None, Some(p)) => run(&clinvault_core::backup::Opener::Passphrase(p), progress),
+            (None, None) => {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidInput,
+                    "passphrase: give the backup passphrase or the recovery key",
+                ))
+            }
+        };
+        let c = core(check)?;
+        Ok(BackupCheckResult {
+            backup_id: c.backup_id.to_string(),
+            created_at: c.created_at,
+            patients: c.vault.patients,
+            attachments: c.vault.attachments,
+            audit_entries: c.vault.audit_entries,
+            audit_intact: c.vault.audit.intact,
+        })
+    }
+
+    /// The window title for a screen that shows no patient (the core's `display_title`).
+    pub fn screen_title(&mut self, req: ScreenTitle) -> Result<String> {
+        let settings = core(self.active()?.privacy_settings())?;
+        Ok(display_title(&settings, &req.screen, None))
+    }
+
+    /// The signed-in session, for tests that set up records no command creates yet.
+    #[cfg(test)]
+    pub(crate) fn session_for_test(&mut self) -> Result<&mut Session> {
+        self.active()
     }
 
     /// The window is closing: end the session so the vault is locked and its keys wiped.

@@ -224,3 +224,852 @@ async fn a_receptionist_cannot_reach_administration_and_the_core_denies_a_direct
     assert_eq!(denied["err"]["kind"], "permission_denied", "{denied}");
     app.stop().await;
 }
+
+/// Adds a user through the administration screen (the admin is signed in).
+async fn add_user_via_ui(app: &App, user: &str, display: &str, role: &str, pass: &str) {
+    app.click("#nav-admin").await;
+    app.fill("#nu-username", user).await;
+    app.fill("#nu-display", display).await;
+    app.el(&format!("#nu-role option[value='{role}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.fill("#nu-pass", pass).await;
+    app.click("#nu-add").await;
+    app.wait_text("#admin-msg", &format!("Added {user}"), 20)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patients_search_create_with_field_errors_record_tabs_and_reception_refused_notes() {
+    use fantoccini::key::Key;
+
+    let app = App::start("patients").await;
+    app.first_run().await;
+    app.skip_to_home().await;
+    add_user_via_ui(
+        &app,
+        "rita",
+        "Rita Reception",
+        "receptionist",
+        RECEPTION_PASS,
+    )
+    .await;
+
+    app.click("#nav-patients").await;
+    app.el("#patient-search").await;
+    app.wait_text("#patient-results", "No patients yet", 10)
+        .await;
+
+    // Create: the core's validation lands beside the field it names.
+    app.click("#patient-new").await;
+    app.fill("#pf-first_name", "Zelda").await;
+    app.click("#pf-save").await;
+    let err = app.wait_text("#pf-error-last_name", "required", 10).await;
+    assert_eq!(err.trim(), "required");
+    app.fill("#pf-last_name", "Quinton").await;
+    app.fill("#pf-date_of_birth", "1984-13-40").await;
+    app.click("#pf-save").await;
+    app.wait_text("#pf-error-date_of_birth", "not a valid date", 10)
+        .await;
+    let invalid = app
+        .el("#pf-date_of_birth")
+        .await
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    app.screenshot("form-errors").await;
+    app.fill("#pf-date_of_birth", "1984-05-06").await;
+    app.fill("#pf-phone", "020 7946 0001").await;
+    app.click("#pf-save").await;
+    app.wait_text("#record-title", "Quinton, Zelda", 10).await;
+    app.wait_text("#rd-date_of_birth", "1984-05-06", 10).await;
+
+    // Edit from the record.
+    app.click("#record-edit").await;
+    app.fill("#pf-email", "zelda@example.org").await;
+    app.click("#pf-save").await;
+    app.wait_text("#rd-email", "zelda@example.org", 10).await;
+    app.screenshot("record").await;
+
+    // Tabs, by keyboard: arrow keys move between them.
+    app.el("#ptab-details")
+        .await
+        .send_keys(&Key::Right.to_string())
+        .await
+        .unwrap();
+    app.wait_text("#record-appointments", "No appointments", 10)
+        .await;
+    app.click("#ptab-notes").await;
+    app.wait_text("#record-notes", "No treatment notes", 10)
+        .await;
+    app.click("#ptab-invoices").await;
+    app.wait_text("#record-balance", "0.00", 10).await;
+    app.click("#ptab-attachments").await;
+    app.wait_text("#record-attachments", "No attachments", 10)
+        .await;
+
+    // A second patient, then instant search and keyboard selection.
+    app.click("#record-back").await;
+    app.click("#patient-new").await;
+    app.fill("#pf-first_name", "Zachary").await;
+    app.fill("#pf-last_name", "Abbott").await;
+    app.click("#pf-save").await;
+    app.wait_text("#record-title", "Abbott, Zachary", 10).await;
+    app.click("#record-back").await;
+    app.fill("#patient-search", "z").await;
+    app.wait_text("#patient-results", "Abbott", 10).await;
+    app.wait_text("#patient-results", "Quinton", 10).await;
+    app.fill("#patient-search", "quin").await;
+    // Results follow the typing: the other patient drops out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let results = app.text_of("#patient-results").await;
+        if results.contains("Quinton") && !results.contains("Abbott") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{results}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.screenshot("search").await;
+    app.el("#patient-search")
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .unwrap();
+    app.wait_text("#record-title", "Quinton, Zelda", 10).await;
+    // Nothing of the patient is kept where the page could leave it behind.
+    let stored = app
+        .client
+        .execute(
+            "return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.title;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !stored.as_str().unwrap().contains("Zelda")
+            && !stored.as_str().unwrap().contains("Quinton"),
+        "{stored}"
+    );
+
+    // Reception: demographics yes, treatment notes no (the core refuses).
+    app.click("#nav-signout").await;
+    app.sign_in("rita", RECEPTION_PASS).await;
+    app.wait_text("#whoami", "receptionist", 20).await;
+    app.click("#nav-patients").await;
+    app.fill("#patient-search", "zel").await;
+    app.wait_text("#patient-results", "Quinton", 10).await;
+    app.el("#pr-0").await.click().await.unwrap();
+    app.wait_text("#record-title", "Quinton, Zelda", 10).await;
+    app.click("#ptab-notes").await;
+    let refused = app.wait_text("#tab-error", "permission denied", 10).await;
+    assert!(!refused.contains("Zelda"), "{refused}");
+    app.screenshot("reception-notes-refused").await;
+    let id = app
+        .invoke_raw(
+            "search_patients",
+            serde_json::json!({ "req": { "text": "zel", "limit": 5 } }),
+        )
+        .await["ok"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let denied = app
+        .invoke_raw("patient_notes", serde_json::json!({ "req": { "id": id } }))
+        .await;
+    assert_eq!(denied["err"]["kind"], "permission_denied", "{denied}");
+    app.stop().await;
+}
+
+/// Viewport coordinates of a point a third of the way into the 15-minute slot starting at
+/// `hhmm`, in the calendar's `col`-th day column. `scroll` first brings that slot to the
+/// middle of the grid; measure the other points of a drag without scrolling.
+async fn slot_point(app: &App, hhmm: &str, col: usize, scroll: bool) -> (f64, f64) {
+    let v = app
+        .client
+        .execute(
+            "const [hh, col, scroll] = arguments;
+             const t = [...document.querySelectorAll('.ec-body .ec-sidebar time')]
+               .find((e) => (e.getAttribute('datetime') || '').includes('T' + hh) || (e.getAttribute('datetime') || '').startsWith(hh));
+             if (!t) return null;
+             const slot = t.parentElement;
+             if (scroll) slot.scrollIntoView({ block: 'center' });
+             const r = slot.getBoundingClientRect();
+             const cols = document.querySelectorAll('.ec-body > .ec-grid > *');
+             const d = cols[col].getBoundingClientRect();
+             return [d.left + d.width / 2, r.top + r.height / 3];",
+            vec![
+                serde_json::json!(hhmm),
+                serde_json::json!(col),
+                serde_json::json!(scroll),
+            ],
+        )
+        .await
+        .unwrap();
+    let a = v
+        .as_array()
+        .unwrap_or_else(|| panic!("no slot {hhmm}: {v}"));
+    (a[0].as_f64().unwrap(), a[1].as_f64().unwrap())
+}
+
+async fn pointer(app: &App, steps: Vec<fantoccini::actions::PointerAction>) {
+    use fantoccini::actions::{InputSource, MouseActions};
+    let mut m = MouseActions::new("mouse".into());
+    for s in steps {
+        m = m.then(s);
+    }
+    app.client.perform_actions(m).await.unwrap();
+    app.client.release_actions().await.unwrap();
+}
+
+fn move_to(x: f64, y: f64, ms: u64) -> fantoccini::actions::PointerAction {
+    fantoccini::actions::PointerAction::MoveTo {
+        duration: Some(Duration::from_millis(ms)),
+        x,
+        y,
+    }
+}
+
+/// Waits until some element matching `css` has `needle` in its textContent (the calendar's
+/// event layer is not always in WebDriver's rendered text).
+async fn wait_content(app: &App, css: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = app
+            .client
+            .execute(
+                "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent).join(' | ');",
+                vec![serde_json::json!(css), ],
+            )
+            .await
+            .unwrap();
+        let t = t.as_str().unwrap_or_default().to_owned();
+        if t.contains(needle) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            app.screenshot("failure").await;
+            panic!("{css} never showed {needle:?}: {t}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_gone(app: &App, css: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = app.text_of(css).await;
+        if !t.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css} still shows {needle:?}: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+/// "A day at the clinic", as far as the screens go: the administrator sets up a practitioner
+/// and a receptionist; reception creates a patient, books by clicking a slot, moves it by
+/// drag (and sees the core refuse a move), marks arrival; the practitioner writes a note from
+/// a template (autosaved draft), finalises and amends it; reception invoices the appointment
+/// and takes payment, and cannot open the note; finally no file outside the vault holds the
+/// patient's name or the note's text.
+async fn a_day_at_the_clinic() {
+    use fantoccini::actions::{PointerAction, MOUSE_BUTTON_LEFT};
+    const PRACTITIONER_PASS: &str = "saffron glacier tandem umbrella";
+
+    let app = App::start("clinic-day").await;
+    let started = std::time::SystemTime::now();
+    app.first_run().await;
+    app.skip_to_home().await;
+    add_user_via_ui(&app, "sam", "Sam Physio", "practitioner", PRACTITIONER_PASS).await;
+    add_user_via_ui(
+        &app,
+        "rita",
+        "Rita Reception",
+        "receptionist",
+        RECEPTION_PASS,
+    )
+    .await;
+
+    // The administrator sets up the practitioner: column, hours, an appointment type.
+    app.click("#tab-practitioners").await;
+    app.wait_text("#practitioners-table", "No practitioners", 10)
+        .await;
+    app.el("#pr-user option[value='sam']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#pr-add").await;
+    app.wait_text("#practitioners-table", "Sam Physio", 10)
+        .await;
+    app.el("#wh-user option[value='sam']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.client
+        .find(fantoccini::Locator::XPath(
+            "//select[@id='wh-days']/option[.='Every day']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    app.fill("#wh-hours", "08:00-18:00").await;
+    app.click("#wh-save").await;
+    app.wait_text("#practitioners-table", "Sun 08:00-18:00", 10)
+        .await;
+    app.fill("#at-name", "Follow-up").await;
+    app.fill("#at-minutes", "30").await;
+    app.fill("#at-price", "75.00").await;
+    app.click("#at-add").await;
+    app.wait_text("#types-list", "Follow-up (30 min)", 10).await;
+    app.fill("#tpl-name", "SOAP").await;
+    app.click("#tpl-add").await;
+    app.wait_text("#admin-msg", "Added the template SOAP", 10)
+        .await;
+    app.screenshot("admin-practitioners").await;
+    app.click("#nav-signout").await;
+
+    // Reception: a patient, then the calendar.
+    app.sign_in("rita", RECEPTION_PASS).await;
+    app.wait_text("#whoami", "receptionist", 20).await;
+    app.click("#nav-patients").await;
+    app.click("#patient-new").await;
+    app.fill("#pf-first_name", "Ann").await;
+    app.fill("#pf-last_name", "Calendarson").await;
+    app.click("#pf-save").await;
+    app.wait_text("#record-title", "Calendarson, Ann", 10).await;
+
+    // Any style the strict CSP refused would be reported here.
+    app.client
+        .execute(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.click("#nav-calendar").await;
+    app.wait_text("#calendar", "Sam Physio", 20).await;
+
+    // Click the empty 10:00 slot in Sam's column.
+    let (x, y) = slot_point(&app, "10:00", 0, true).await;
+    pointer(
+        &app,
+        vec![
+            move_to(x, y, 50),
+            PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            },
+            PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            },
+        ],
+    )
+    .await;
+    let start = app
+        .el("#book-start")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(start.ends_with("T10:00"), "{start}");
+    app.fill("#book-patient", "calend").await;
+    app.click("#book-hit-0").await;
+    app.wait_text("#book-chosen", "Calendarson", 10).await;
+    app.screenshot("book").await;
+    app.click("#book-save").await;
+    app.wait_text("#cal-notice", "Booked", 10).await;
+    wait_content(&app, ".ec-event.appt", "Ann Calendarson").await;
+    // The library's layout (custom properties set from script) works under the CSP.
+    let h = app
+        .client
+        .execute(
+            "const e = document.querySelector('.ec-event.appt'); return e ? e.getBoundingClientRect().height : 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(h.as_f64().unwrap() > 20.0, "event height {h}");
+
+    // Drag it one hour later.
+    let event_top = || async {
+        let ev = app
+            .client
+            .execute(
+                "const r = document.querySelector('.ec-event.appt').getBoundingClientRect(); return [r.left + r.width / 2, r.top + 5];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        (ev[0].as_f64().unwrap(), ev[1].as_f64().unwrap())
+    };
+    let drag = |ex: f64, ey: f64, ty: f64| {
+        vec![
+            move_to(ex, ey, 50),
+            PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            },
+            move_to(ex, ey + (ty - ey).signum() * 8.0, 100),
+            move_to(ex, (ey + ty) / 2.0, 200),
+            move_to(ex, ty, 200),
+            PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            },
+        ]
+    };
+    slot_point(&app, "10:30", 0, true).await;
+    let (_, y10) = slot_point(&app, "10:00", 0, false).await;
+    let (_, y11) = slot_point(&app, "11:00", 0, false).await;
+    let (ex, ey) = event_top().await;
+    pointer(&app, drag(ex, ey, ey + (y11 - y10))).await;
+    app.wait_text("#cal-notice", "Moved to", 10).await;
+    let moved = app.text_of("#cal-notice").await;
+    assert!(moved.contains("11:00"), "{moved}");
+    app.screenshot("moved").await;
+
+    // Dragging it before Sam starts work: the core refuses, says why, and it goes back.
+    slot_point(&app, "09:30", 0, true).await;
+    let (_, y0730) = slot_point(&app, "07:30", 0, false).await;
+    let (_, y11) = slot_point(&app, "11:00", 0, false).await;
+    let (ex, ey) = event_top().await;
+    pointer(&app, drag(ex, ey, ey - (y11 - y0730))).await;
+    let err = app
+        .wait_text("#cal-error", "outside the practitioner's hours", 10)
+        .await;
+    assert!(!err.contains("Calendarson"), "{err}");
+    app.screenshot("refused").await;
+    assert!(
+        app.exists("#cal-error").await,
+        "the refusal did not stay on screen"
+    );
+
+    // Arrival from the appointment.
+    app.client
+        .execute(
+            "document.querySelector('.ec-event.appt').scrollIntoView({ block: 'center' });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.el(".ec-event.appt").await.click().await.unwrap();
+    let when = app.text_of("#appt-when").await;
+    assert!(
+        when.contains("11:00"),
+        "the refused move changed the time: {when}"
+    );
+    app.click("#appt-arrived").await;
+    app.wait_text("#appt-status", "arrived", 10).await;
+    app.screenshot("arrived").await;
+    app.click("#appt-close").await;
+    wait_gone(&app, "body", "Cancellation reason").await;
+    app.click(".ec-button.ec-resourceTimeGridWeek, button[title*='eek']")
+        .await;
+    wait_content(&app, ".ec-event.appt", "Ann Calendarson").await;
+    app.screenshot("week").await;
+    // The dark theme reaches the calendar too.
+    app.el("select[aria-label='Theme'] option[value='dark']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.screenshot("week-dark").await;
+    app.el("select[aria-label='Theme'] option[value='system']")
+        .await
+        .click()
+        .await
+        .unwrap();
+
+    let csp = app
+        .client
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.click("#nav-signout").await;
+
+    // The practitioner writes the note from a template; the draft saves itself.
+    const NOTE_MARKER: &str = "Zygomaticus-Marker-7731 flexion improved";
+    app.sign_in("sam", PRACTITIONER_PASS).await;
+    app.wait_text("#whoami", "practitioner", 20).await;
+    // Home: the practitioner's own appointments today.
+    app.wait_text("#home-appointments", "Ann Calendarson", 10)
+        .await;
+    assert!(app.el("#home-mine").await.is_selected().await.unwrap());
+    app.screenshot("home-practitioner").await;
+    open_patient(&app, "calendarson", "Calendarson, Ann").await;
+    app.click("#ptab-notes").await;
+    app.click("#note-new").await;
+    app.el("#note-template option[value='SOAP']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#note-use-template").await;
+    let body = app.el("#note-body").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !body
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .contains("## Plan")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the template text was not inserted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.el("#note-appointment option:nth-child(2)")
+        .await
+        .click()
+        .await
+        .unwrap();
+    body.send_keys(NOTE_MARKER).await.unwrap();
+    app.wait_text("#note-saved", "Draft saved", 15).await;
+    app.screenshot("note-draft").await;
+    app.click("#note-finalise").await;
+    app.wait_text("#note-current", NOTE_MARKER, 10).await;
+    app.fill("#amend-body", &format!("{NOTE_MARKER}; amended"))
+        .await;
+    app.click("#amend-save").await;
+    app.wait_text("#note-error", "reason", 10).await;
+    app.fill("#amend-reason", "added the range").await;
+    app.click("#amend-save").await;
+    app.wait_text("#note-saved", "Amendment saved", 10).await;
+    let history = app.text_of("#note-history").await;
+    assert!(
+        history.contains("Version 3")
+            && history.contains("amendment")
+            && history.contains("added the range"),
+        "{history}"
+    );
+    app.screenshot("note-final").await;
+    app.click("#note-close").await;
+    app.wait_text("#record-notes", "final", 10).await;
+    let note_id = app
+        .invoke_raw(
+            "patient_notes",
+            serde_json::json!({ "req": { "id": patient_id(&app, "calendarson").await } }),
+        )
+        .await["ok"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.click("#nav-signout").await;
+
+    // Reception invoices the appointment and takes payment; the note stays closed to them.
+    app.sign_in("rita", RECEPTION_PASS).await;
+    app.wait_text("#whoami", "receptionist", 20).await;
+    open_patient(&app, "calendarson", "Calendarson, Ann").await;
+    app.click("#ptab-appointments").await;
+    app.click("#appt-invoice-0").await;
+    app.wait_text("#inv-total", "75.00", 10).await;
+    app.wait_text("#inv-balance", "75.00", 10).await;
+    app.fill("#pay-amount", "75.00").await;
+    app.el("#pay-method option[value='cash']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#pay-save").await;
+    app.wait_text("#inv-msg", "Balance 0.00", 10).await;
+    assert_eq!(app.text_of("#inv-paid").await.trim(), "75.00");
+    app.screenshot("invoice-paid").await;
+    app.click("#inv-close").await;
+    app.wait_text("#record-balance", "0.00", 10).await;
+    app.click("#ptab-consents").await;
+    app.wait_text("#record-consents", "No consents", 10).await;
+    app.el("#nc-kind option[value='treatment']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#nc-save").await;
+    app.wait_text("#record-consents", "treatment", 10).await;
+    app.click("#ptab-notes").await;
+    app.wait_text("#tab-error", "permission denied", 10).await;
+    let denied = app
+        .invoke_raw("show_note", serde_json::json!({ "req": { "id": note_id } }))
+        .await;
+    assert_eq!(denied["err"]["kind"], "permission_denied", "{denied}");
+    assert!(!denied.to_string().contains("Zygomaticus"), "{denied}");
+    app.screenshot("reception-note-refused").await;
+
+    // Reception files a scanned letter (picked with the file chooser; the bytes go over IPC
+    // to the core, which encrypts them as it stores them). The source file sits outside the
+    // scanned folders; the marker after the PNG's end must not turn up anywhere else.
+    let letter = support::artefact_dir().join("scanned-letter.png");
+    let mut png = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/icons/32x32.png")).unwrap();
+    png.extend_from_slice(b"Attachment-Marker-4471");
+    std::fs::write(&letter, &png).unwrap();
+    app.click("#ptab-attachments").await;
+    app.el("#att-file")
+        .await
+        .send_keys(letter.to_str().unwrap())
+        .await
+        .unwrap();
+    app.wait_text("#att-msg", "Added scanned-letter.png", 20)
+        .await;
+    assert!(
+        !app.exists("#att-view-0").await,
+        "reception is offered to open attachments"
+    );
+    app.screenshot("attachment-added").await;
+    app.click("#nav-signout").await;
+
+    // The administrator views it inside the app, then reviews the trail.
+    app.sign_in("admin", ADMIN_PASS).await;
+    app.wait_text("#whoami", "administrator", 20).await;
+    app.wait_text("#home-alerts", "open audit alert", 10).await;
+    open_patient(&app, "calendarson", "Calendarson, Ann").await;
+    app.click("#ptab-attachments").await;
+    app.wait_text("#record-attachments", "scanned-letter.png", 10)
+        .await;
+    app.click("#att-view-0").await;
+    app.el("#att-image").await;
+    let width = app
+        .client
+        .execute(
+            "const i = document.getElementById('att-image'); return i.complete ? i.naturalWidth : new Promise((r) => { i.onload = () => r(i.naturalWidth); i.onerror = () => r(-1); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(width, serde_json::json!(32), "the image did not decode");
+    app.screenshot("attachment-viewed").await;
+
+    // Billing: the paid invoice is not outstanding; the revenue report and its chart show it.
+    app.click("#nav-billing").await;
+    app.wait_text("#outstanding", "Nothing outstanding", 10)
+        .await;
+    app.wait_text("#rev-total", "Total 75.00 on 1 invoice", 10)
+        .await;
+    let bar = app
+        .client
+        .execute(
+            "const b = document.querySelector('#rev-chart .bar'); return b ? b.getBoundingClientRect().width : 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        bar.as_f64().unwrap() > 50.0,
+        "the revenue bar has no width: {bar}"
+    );
+    app.screenshot("billing").await;
+
+    let pid = patient_id(&app, "calendarson").await;
+    app.click("#nav-audit").await;
+    app.fill("#af-patient", &pid).await;
+    app.click("#af-search").await;
+    let trail = app.wait_text("#audit-table", "patient.create", 10).await;
+    for action in ["patient.view", "attachment.add", "invoice.balance"] {
+        assert!(trail.contains(action), "{action} missing from {trail}");
+    }
+    assert!(
+        !trail.contains("Calendarson"),
+        "a name in the trail: {trail}"
+    );
+    app.click("#af-clear").await;
+    app.fill("#af-user", "rita").await;
+    app.click("#af-search").await;
+    let trail = app.wait_text("#audit-table", "appointment.move", 10).await;
+    for action in [
+        "appointment.book",
+        "appointment.status",
+        "invoice.create",
+        "invoice.payment",
+    ] {
+        assert!(trail.contains(action), "{action} missing from {trail}");
+    }
+    app.el("#af-outcome option[value='denied']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    app.click("#af-search").await;
+    app.wait_text("#audit-table", "note.view", 10).await;
+    app.screenshot("audit").await;
+    let csv = app.vault.parent().unwrap().join("trail.csv");
+    app.fill("#af-csv", csv.to_str().unwrap()).await;
+    app.click("#af-export").await;
+    app.wait_text("#af-csv-msg", "Exported", 10).await;
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.contains("note.view") && text.contains("denied"),
+        "{text}"
+    );
+    app.click("#audit-verify").await;
+    let verdict = app.wait_text("#verify-result", "entries checked", 20).await;
+    assert!(verdict.starts_with("Intact"), "{verdict}");
+    let open_alerts = app
+        .client
+        .find_all(fantoccini::Locator::Css("[id^='alert-ack-']"))
+        .await
+        .unwrap()
+        .len();
+    assert!(open_alerts > 0, "adding staff raises role-change alerts");
+    app.click("#alert-ack-0").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app
+        .client
+        .find_all(fantoccini::Locator::Css("[id^='alert-ack-']"))
+        .await
+        .unwrap()
+        .len()
+        != open_alerts - 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert was not acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.screenshot("audit-verified").await;
+
+    // Backup: exported where the administrator says, with progress over the channel, then
+    // verified. It lands in the scanned home folder: encrypted, it must hold no marker.
+    let backup = app
+        .vault
+        .parent()
+        .unwrap()
+        .join("backups")
+        .join("clinic.cvbackup");
+    std::fs::create_dir_all(backup.parent().unwrap()).unwrap();
+    app.click("#nav-backup").await;
+    app.fill("#bk-path", backup.to_str().unwrap()).await;
+    app.fill("#bk-pass", "a long backup passphrase for the day")
+        .await;
+    app.click("#bk-export").await;
+    app.wait_text("#bk-result", "Backup written", 60).await;
+    assert!(backup.exists());
+    app.wait_text("#backup-pct", "100%", 10).await;
+    app.fill("#bv-secret", "a long backup passphrase for the day")
+        .await;
+    app.click("#bv-verify").await;
+    let verdict = app.wait_text("#bv-result", "audit trail", 60).await;
+    assert!(verdict.contains("audit trail intact"), "{verdict}");
+    assert!(verdict.contains("1 patients"), "{verdict}");
+    // And restored into a new folder (also scanned below: it must be encrypted too).
+    let restored = app.vault.parent().unwrap().join("restored-vault");
+    app.fill("#bv-restore", restored.to_str().unwrap()).await;
+    app.click("#bv-verify").await;
+    app.wait_text("#bv-restored", "Restored into", 60).await;
+    assert!(restored.join("vault.keys").exists());
+    app.screenshot("backup").await;
+    // Still no CSP violation in this window, since the calendar (same document throughout).
+    let csp = app
+        .client
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+
+    let vault = app.vault.clone();
+    let home_dir = app.stop_keeping_home().await;
+    let home = home_dir.path().to_path_buf();
+    // Give the app a moment to exit and flush what it writes on the way out.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // No plaintext outside the vault: the app's home folders (config, data, cache: WebKit's
+    // storage lives there) and files in the temporary folder written during the test.
+    // A planted canary proves the scan reads what it walks.
+    let canary = home.join("config").join("scan-canary.txt");
+    std::fs::create_dir_all(canary.parent().unwrap()).unwrap();
+    std::fs::write(&canary, b"canary Calendarson").unwrap();
+    let markers: [&[u8]; 3] = [
+        b"Calendarson",
+        b"Zygomaticus-Marker-7731",
+        b"added the range",
+    ];
+    let mut scanned = 0;
+    let mut hits = Vec::new();
+    let mut stack = vec![home, std::env::temp_dir()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.starts_with(&vault) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if path.starts_with(std::env::temp_dir())
+                    && !path.starts_with(vault.parent().unwrap())
+                {
+                    // Other folders in the temporary folder: only those touched during the test.
+                    if meta.modified().map(|m| m < started).unwrap_or(true) {
+                        continue;
+                    }
+                }
+                stack.push(path);
+            } else if meta.is_file() && meta.len() < 64 * 1024 * 1024 {
+                if meta.modified().map(|m| m < started).unwrap_or(true) {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                scanned += 1;
+                for m in markers {
+                    if bytes.windows(m.len()).any(|w| w == m) {
+                        hits.push(format!(
+                            "{} holds {}",
+                            path.display(),
+                            String::from_utf8_lossy(m)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("[clinic-day] scanned {scanned} files outside the vault");
+    let canary_hit = format!("{} holds Calendarson", canary.display());
+    assert!(
+        hits.contains(&canary_hit),
+        "the scan missed its canary: {hits:?}"
+    );
+    hits.retain(|h| *h != canary_hit);
+    assert!(scanned > 1);
+    assert!(hits.is_empty(), "plaintext outside the vault: {hits:?}");
+    // The vault itself was written (and holds no plaintext either: SQLCipher encrypts it).
+    assert!(vault.join("vault.keys").exists());
+    drop(home_dir);
+}
+
+/// Opens a patient's record from the Patients screen by searching.
+async fn open_patient(app: &App, search: &str, title: &str) {
+    app.click("#nav-patients").await;
+    app.fill("#patient-search", search).await;
+    app.wait_text("#patient-results", title.split(',').next().unwrap(), 10)
+        .await;
+    app.el("#pr-0").await.click().await.unwrap();
+    app.wait_text("#record-title", title, 10).await;
+}
+
+async fn patient_id(app: &App, search: &str) -> String {
+    app.invoke_raw(
+        "search_patients",
+        serde_json::json!({ "req": { "text": search, "limit": 5 } }),
+    )
+    .await["ok"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

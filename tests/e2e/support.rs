@@ -336,6 +336,14 @@ impl App {
         self.click("#si-submit").await;
     }
 
+    /// Stops the app like `stop`, but hands back its temporary home (vault, config, data,
+    /// cache) so a test can scan what the app left on disk after it exited.
+    pub async fn stop_keeping_home(mut self) -> tempfile::TempDir {
+        let home = std::mem::replace(&mut self._tmp, tempfile::tempdir().unwrap());
+        self.stop().await;
+        home
+    }
+
     pub async fn stop(mut self) {
         self.screenshot("").await;
         let _ = self.client.clone().close().await;

@@ -282,6 +282,81 @@ impl Session {
         })
     }
 
+    /// Moves a booked appointment to another start (local clinic time) and, optionally, another
+    /// practitioner, keeping its length. The same rules as a booking apply — working hours,
+    /// time off, no overlap with another appointment — unless `allow_override` is asked for by
+    /// a user who holds the override permission. Only a booked appointment moves.
+    pub fn move_appointment(
+        &mut self,
+        id: &str,
+        start_local: &str,
+        practitioner: Option<&str>,
+        allow_override: bool,
+    ) -> Result<Appointment> {
+        if allow_override {
+            self.authorize(
+                Need::Permission(Permission::AppointmentsOverride),
+                Event::new("appointment.move")
+                    .target("appointment", id)
+                    .detail("override", true),
+            )?;
+        }
+        let start_at = parse_local("start", start_local)?;
+        let tz = clinic_tz(self);
+        let now = rfc3339(self.clock().now());
+        let event = Event::new("appointment.move")
+            .target("appointment", id)
+            .detail("override", allow_override);
+        self.gate(Need::Permission(Permission::AppointmentsManage), event, |tx, ev| {
+            let current = load(tx, &tz, id)?;
+            if current.status != "booked" {
+                return Err(Error::Conflict(format!(
+                    "an appointment that is {} cannot be moved",
+                    current.status.replace('_', "-")
+                )));
+            }
+            let (old_start, old_end): (i64, i64) = tx.query_row(
+                "SELECT starts_at, ends_at FROM appointments WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let pr = practitioner_by_username(tx, practitioner.unwrap_or(&current.practitioner))?;
+            let start = to_utc(&tz, start_at)?;
+            let end = start + (old_end - old_start);
+            if !allow_override {
+                let when = local(&tz, start);
+                if let Some(why) = outside_hours(tx, &pr.id, &tz, start, end)? {
+                    return Err(Error::Conflict(format!("cannot move to {when}: {why}")));
+                }
+                if on_time_off(tx, &pr.id, start, end)? {
+                    return Err(Error::Conflict(format!(
+                        "cannot move to {when}: the practitioner is away (time off)"
+                    )));
+                }
+                let other: Option<i64> = tx
+                    .prepare_cached(
+                        "SELECT starts_at FROM appointments WHERE practitioner_id = ?1 AND id <> ?4
+                           AND status IN ('booked', 'arrived', 'completed')
+                           AND starts_at < ?3 AND ends_at > ?2 ORDER BY starts_at LIMIT 1",
+                    )?
+                    .query_row(params![pr.id, start, end, id], |r| r.get(0))
+                    .optional()?;
+                if let Some(other) = other {
+                    return Err(Error::Conflict(format!(
+                        "cannot move to {when}: it overlaps the practitioner's appointment at {}",
+                        local(&tz, other)
+                    )));
+                }
+            }
+            tx.execute(
+                "UPDATE appointments SET starts_at = ?1, ends_at = ?2, practitioner_id = ?3, updated_at = ?4 WHERE id = ?5",
+                params![start, end, pr.id, now, id],
+            )?;
+            *ev = ev.clone().detail("patient", current.patient_id.as_str());
+            load(tx, &tz, id)
+        })
+    }
+
     /// Records time away for a practitioner (local clinic times); bookings then avoid it.
     pub fn add_time_off(
         &mut self,

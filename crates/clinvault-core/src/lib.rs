@@ -32,6 +32,7 @@ pub mod notes;
 pub mod os_keyring;
 pub mod passphrase_rules;
 pub mod patient_history;
+pub mod patient_record;
 pub mod patients;
 pub mod permissions;
 pub mod policy;

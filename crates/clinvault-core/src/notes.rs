@@ -158,6 +158,19 @@ impl Session {
         })
     }
 
+    /// The names of the note templates, for the editor's picker.
+    pub fn list_note_templates(&mut self) -> Result<Vec<String>> {
+        let event = Event::new("note_template.list");
+        self.gate(Need::Permission(Permission::NotesWrite), event, |tx, _| {
+            let mut st =
+                tx.prepare_cached("SELECT name FROM note_templates ORDER BY name COLLATE NOCASE")?;
+            let names = st
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(names)
+        })
+    }
+
     /// The template's sections as a starting text for the editor.
     pub fn template_text(&mut self, name: &str) -> Result<String> {
         let event = Event::new("note_template.view");

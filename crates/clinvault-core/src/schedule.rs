@@ -29,6 +29,24 @@ pub struct AppointmentType {
     pub tax_rate_bp: i64,
 }
 
+/// One span of a practitioner's weekly hours (local clinic time).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct WorkingSpan {
+    /// 1 = Monday … 7 = Sunday.
+    pub weekday: i64,
+    /// HH:MM.
+    pub starts: String,
+    pub ends: String,
+}
+
+/// A calendar column: the practitioner and their weekly hours.
+#[derive(Clone, Debug, Serialize)]
+pub struct PractitionerHours {
+    pub username: String,
+    pub display_name: String,
+    pub hours: Vec<WorkingSpan>,
+}
+
 pub(crate) fn parse_weekday(text: &str) -> Result<i64> {
     let t = text.trim().to_ascii_lowercase();
     let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -111,6 +129,46 @@ fn validate_colour(text: &str) -> Result<String> {
 }
 
 impl Session {
+    /// Every practitioner with their weekly hours, for the calendar's columns and shading.
+    pub fn list_practitioners(&mut self) -> Result<Vec<PractitionerHours>> {
+        let event = Event::new("practitioner.list");
+        self.gate(Need::Permission(Permission::AppointmentsRead), event, |tx, _| {
+            let mut st = tx.prepare_cached(
+                "SELECT p.id, u.username, p.display_name FROM practitioners p
+                 JOIN users u ON u.id = p.user_id ORDER BY p.display_name, u.username",
+            )?;
+            let heads = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut hours = tx.prepare_cached(
+                "SELECT weekday, starts, ends FROM working_hours WHERE practitioner_id = ?1 ORDER BY weekday, starts",
+            )?;
+            heads
+                .into_iter()
+                .map(|(id, username, display_name)| {
+                    let spans = hours
+                        .query_map([&id], |r| Ok(WorkingSpan { weekday: r.get(0)?, starts: r.get(1)?, ends: r.get(2)? }))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(PractitionerHours { username, display_name, hours: spans })
+                })
+                .collect()
+        })
+    }
+
+    /// The appointment types a booking can use, by name.
+    pub fn list_appointment_types(&mut self) -> Result<Vec<AppointmentType>> {
+        let event = Event::new("appointment_type.list");
+        self.gate(Need::Permission(Permission::AppointmentsRead), event, |tx, _| {
+            let mut st = tx.prepare_cached(
+                "SELECT id, name, colour, minutes, price_minor, tax_rate_bp FROM appointment_types ORDER BY name COLLATE NOCASE",
+            )?;
+            let rows = st
+                .query_map([], |r| Ok(AppointmentType { id: r.get(0)?, name: r.get(1)?, colour: r.get(2)?, minutes: r.get(3)?, price_minor: r.get(4)?, tax_rate_bp: r.get(5)? }))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     /// Sets the calendar colour of an appointment type.
     pub fn set_appointment_type_colour(&mut self, name: &str, colour: &str) -> Result<()> {
         let colour = validate_colour(colour)?;

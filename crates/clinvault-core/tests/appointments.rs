@@ -312,3 +312,89 @@ fn next_free_slots_skip_bookings_breaks_and_time_off() {
         .unwrap();
     assert_eq!(next, ["2026-03-04T09:00"], "Tuesday is time off");
 }
+
+#[test]
+fn moving_keeps_the_length_and_the_booking_rules_and_lists_feed_the_calendar() {
+    let (_tmp, dir, p) = clinic();
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    let a = r
+        .book_appointment(&booking(&p, "2026-03-02T09:00"))
+        .unwrap();
+    let b = r
+        .book_appointment(&booking(&p, "2026-03-02T10:00"))
+        .unwrap();
+    let (a, b) = (&a[0].id, &b[0].id);
+
+    let moved = r
+        .move_appointment(a, "2026-03-03T11:00", None, false)
+        .unwrap();
+    assert_eq!(moved.starts_local, "2026-03-03T11:00");
+    assert_eq!(moved.ends_local, "2026-03-03T11:30");
+    assert_eq!(moved.practitioner, "sam");
+
+    // Onto its own slot, shifted by a quarter: it does not overlap itself.
+    let moved = r
+        .move_appointment(a, "2026-03-03T11:15", None, false)
+        .unwrap();
+    assert_eq!(moved.starts_local, "2026-03-03T11:15");
+
+    // Onto another booking, into the lunch break, onto a Saturday: refused with the reason.
+    let e = r
+        .move_appointment(a, "2026-03-02T10:15", None, false)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(
+        e.to_string()
+            .contains("overlaps the practitioner's appointment at 2026-03-02T10:00"),
+        "{e}"
+    );
+    let e = r
+        .move_appointment(a, "2026-03-03T12:15", None, false)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("outside the practitioner's hours"),
+        "{e}"
+    );
+    let e = r
+        .move_appointment(a, "2026-03-07T10:00", None, false)
+        .unwrap_err();
+    assert!(e.to_string().contains("does not work on Saturday"), "{e}");
+    // Override is not reception's.
+    let e = r
+        .move_appointment(a, "2026-03-02T10:15", None, true)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    let e = r.move_appointment(a, "tomorrow", None, false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+
+    // Only a booked appointment moves.
+    r.set_appointment_status(b, "arrived", None).unwrap();
+    let e = r
+        .move_appointment(b, "2026-03-04T10:00", None, false)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("arrived"), "{e}");
+
+    let pr = r.list_practitioners().unwrap();
+    assert_eq!(pr.len(), 1);
+    assert_eq!(pr[0].username, "sam");
+    assert_eq!(pr[0].hours.len(), 10);
+    assert_eq!(
+        (pr[0].hours[0].weekday, pr[0].hours[0].starts.as_str()),
+        (1, "09:00")
+    );
+    let types: Vec<String> = r
+        .list_appointment_types()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(types, ["Follow-up", "Initial consult"]);
+    drop(r);
+
+    // The move is in the trail, without patient names.
+    let mut admin = sign_in(&dir, "admin", ADMIN_PASS);
+    let day = admin.day_appointments("2026-03-03", None).unwrap();
+    assert_eq!(day.len(), 1);
+    assert_eq!(day[0].starts_local, "2026-03-03T11:15");
+}

@@ -34,6 +34,53 @@ interface Commands {
   set_policy: [B.SetPolicy, B.PolicyEntry[]];
   rotate_keys: [null, B.Rotated];
   passphrase_strength: [B.StrengthRequest, B.Strength];
+  search_patients: [B.PatientSearch, B.PatientRow[]];
+  list_patients: [B.PatientList, B.PatientRow[]];
+  show_patient: [B.PatientRef, B.PatientRecord];
+  add_patient: [B.PatientForm, B.PatientRecord];
+  update_patient: [B.UpdatePatient, B.PatientRecord];
+  patient_appointments: [B.PatientRef, B.AppointmentRow[]];
+  patient_notes: [B.PatientRef, B.NoteRow[]];
+  patient_invoices: [B.PatientRef, B.InvoiceRow[]];
+  patient_attachments: [B.PatientRef, B.AttachmentRow[]];
+  patient_balance: [B.PatientRef, B.Balance];
+  screen_title: [B.ScreenTitle, string];
+  list_practitioners: [null, B.PractitionerColumn[]];
+  list_appointment_types: [null, B.AppointmentTypeRow[]];
+  day_appointments: [B.CalendarRange, B.AppointmentRow[]];
+  week_appointments: [B.CalendarRange, B.AppointmentRow[]];
+  book_appointment: [B.BookRequest, B.AppointmentRow[]];
+  move_appointment: [B.MoveRequest, B.AppointmentRow];
+  set_appointment_status: [B.StatusRequest, B.AppointmentRow];
+  add_practitioner: [B.UserRef, null];
+  set_working_hours: [B.WorkingHours, null];
+  add_appointment_type: [B.NewAppointmentType, null];
+  note_templates: [null, string[]];
+  template_text: [B.NameRef, string];
+  add_note_template: [B.NewTemplate, null];
+  add_note: [B.NewNote, B.NoteView];
+  save_draft: [B.NoteText, B.NoteView];
+  finalise_note: [B.NoteRef, B.NoteView];
+  amend_note: [B.Amendment, B.NoteView];
+  show_note: [B.NoteRef, B.NoteView];
+  invoice_appointment: [B.AppointmentRef, B.InvoiceView];
+  show_invoice: [B.InvoiceRef, B.InvoiceView];
+  record_payment: [B.Payment, B.InvoiceView];
+  add_attachment: [B.NewAttachment, B.AttachmentRow];
+  read_attachment: [B.AttachmentRef, B.AttachmentContent];
+  audit_list: [B.AuditQuery, B.AuditRow[]];
+  verify_audit: [null, B.VerifyResult];
+  audit_alerts: [B.AlertsQuery, B.AlertRow[]];
+  acknowledge_alert: [B.AlertRef, null];
+  cancel_backup: [null, null];
+  export_audit_csv: [B.AuditCsv, string];
+  void_invoice: [B.VoidInvoice, B.InvoiceView];
+  patient_consents: [B.PatientRef, B.ConsentRow[]];
+  record_consent: [B.NewConsentRequest, B.ConsentRow];
+  withdraw_consent: [B.WithdrawConsent, B.ConsentRow];
+  consent_options: [null, B.ConsentOptions];
+  outstanding_invoices: [null, B.InvoiceView[]];
+  revenue_report: [B.RevenueRequest, B.RevenueRowView[]];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {
@@ -52,4 +99,21 @@ export function call<K extends keyof Commands>(
   ...req: Commands[K][0] extends null ? [] : [Commands[K][0]]
 ): Promise<Commands[K][1]> {
   return invoke<Commands[K][1]>(cmd, req.length ? { req: req[0] } : {});
+}
+
+/** A core validation message names the field first ("invalid input: date_of_birth: …"):
+ * the field and the rest, so a form can show it beside that field. */
+export function fieldError(e: unknown): { field: string | null; message: string } {
+  const msg = messageOf(e);
+  if (!isApiError(e) || e.kind !== 'invalid_input') return { field: null, message: msg };
+  const m = /^(?:invalid input: )?([a-z_]+(?: and [a-z_]+)?): (.*)$/s.exec(msg);
+  if (!m) return { field: null, message: msg };
+  return { field: m[1].split(' and ')[0], message: m[2] };
+}
+
+/** Minor units (cents) as money text, e.g. 7500 → "75.00". */
+export function money(minor: number): string {
+  const sign = minor < 0 ? '-' : '';
+  const a = Math.abs(minor);
+  return `${sign}${Math.floor(a / 100)}.${String(a % 100).padStart(2, '0')}`;
 }

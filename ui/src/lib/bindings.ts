@@ -95,3 +95,284 @@ export type SetPolicy = { key: string, value: string, };
 
 export type Rotated = { key_epoch: bigint, };
 
+export type PatientForm = { title: string | null, first_name: string | null, last_name: string | null, preferred_name: string | null, date_of_birth: string | null, sex: string | null, gender_identity: string | null, phone: string | null, phone_alt: string | null, email: string | null, address: string | null, emergency_contact: string | null, insurance_number: string | null, referral_source: string | null, occupation: string | null, general_notes: string | null, archived: boolean | null, };
+
+export type PatientSearch = { text: string, limit: number | null, };
+
+export type PatientList = { archived: boolean, limit: number | null, };
+
+export type PatientRow = { id: string, first_name: string, last_name: string, preferred_name: string | null, date_of_birth: string | null, phone: string | null, archived: boolean, };
+
+export type PatientRef = { id: string, };
+
+export type UpdatePatient = { id: string, fields: PatientForm, 
+/**
+ * Set when the patient asked for the correction (kept in the rectification history).
+ */
+requested_by_patient: string | null, };
+
+export type PatientRecord = { id: string, fields: PatientForm, created_at: string, updated_at: string, anonymised: boolean, 
+/**
+ * The window title the shell set for this record (names only as the privacy setting allows).
+ */
+window_title: string, };
+
+export type AppointmentRow = { id: string, patient_id: string, patient_name: string, practitioner: string, appointment_type: string, 
+/**
+ * Local clinic time, YYYY-MM-DDTHH:MM.
+ */
+starts_local: string, ends_local: string, status: string, cancel_reason: string | null, };
+
+export type NoteRow = { id: string, appointment_id: string | null, practitioner: string, status: string, created_at: string, finalised_at: string | null, versions: bigint, };
+
+export type InvoiceRow = { id: string, number: bigint | null, appointment_id: string | null, status: string, issued_on: string | null, 
+/**
+ * Amounts in the currency's minor unit (cents).
+ */
+total_minor: bigint, paid_minor: bigint, balance_minor: bigint, };
+
+export type AttachmentRow = { id: string, file_name: string, media_type: string, size: bigint, created_at: string, };
+
+export type Balance = { 
+/**
+ * What the patient owes across issued invoices, in minor units.
+ */
+balance_minor: bigint, };
+
+export type ScreenTitle = { screen: string, };
+
+export type WorkingSpanRow = { 
+/**
+ * 1 = Monday … 7 = Sunday.
+ */
+weekday: bigint, 
+/**
+ * HH:MM, local clinic time.
+ */
+starts: string, ends: string, };
+
+export type PractitionerColumn = { username: string, display_name: string, hours: Array<WorkingSpanRow>, };
+
+export type AppointmentTypeRow = { name: string, minutes: bigint, colour: string | null, };
+
+export type CalendarRange = { 
+/**
+ * The first local day, YYYY-MM-DD.
+ */
+date: string, 
+/**
+ * One practitioner's username, or None for all.
+ */
+practitioner: string | null, };
+
+export type BookRequest = { patient_id: string, practitioner: string, appointment_type: string, 
+/**
+ * Local clinic time, YYYY-MM-DDTHH:MM.
+ */
+start_local: string, 
+/**
+ * None or 1 for one booking; N for N weekly occurrences.
+ */
+weekly_occurrences: number | null, allow_override: boolean, };
+
+export type MoveRequest = { id: string, 
+/**
+ * Local clinic time, YYYY-MM-DDTHH:MM.
+ */
+start_local: string, 
+/**
+ * Another practitioner's column, or None to stay.
+ */
+practitioner: string | null, allow_override: boolean, };
+
+export type StatusRequest = { id: string, 
+/**
+ * booked, arrived, completed, cancelled or no_show.
+ */
+status: string, 
+/**
+ * Needed for a cancellation.
+ */
+reason: string | null, };
+
+export type WorkingHours = { username: string, 
+/**
+ * Mon … Sun.
+ */
+day: string, 
+/**
+ * "08:00-12:00,13:00-17:00", or "off".
+ */
+hours: string, };
+
+export type NewAppointmentType = { name: string, minutes: bigint, 
+/**
+ * Decimal text, e.g. "75.00".
+ */
+price: string, tax_rate_percent: string | null, };
+
+export type NameRef = { name: string, };
+
+export type NewTemplate = { name: string, 
+/**
+ * Section titles; each becomes a free-text section.
+ */
+sections: Array<string>, };
+
+export type NewNote = { patient_id: string, appointment_id: string | null, body: string, };
+
+export type NoteRef = { id: string, };
+
+export type NoteText = { id: string, body: string, };
+
+export type Amendment = { id: string, body: string, reason: string, };
+
+export type NoteVersionRow = { version: bigint, 
+/**
+ * draft, final or amendment.
+ */
+kind: string, body: string, reason: string | null, created_at: string, };
+
+export type NoteView = { id: string, patient_id: string, appointment_id: string | null, practitioner: string, status: string, created_at: string, finalised_at: string | null, 
+/**
+ * Oldest first; the last is the current text.
+ */
+versions: Array<NoteVersionRow>, };
+
+export type AppointmentRef = { appointment_id: string, };
+
+export type InvoiceRef = { id: string, };
+
+export type Payment = { invoice_id: string, 
+/**
+ * Decimal text, e.g. "75.00".
+ */
+amount: string, 
+/**
+ * cash, card, eftpos, transfer, insurance or other.
+ */
+method: string, 
+/**
+ * YYYY-MM-DD; None for today.
+ */
+paid_on: string | null, };
+
+export type InvoiceLineRow = { description: string, quantity: bigint, unit_price_minor: bigint, tax_rate_bp: bigint, net_minor: bigint, tax_minor: bigint, };
+
+export type InvoiceView = { id: string, number: bigint | null, patient_id: string, appointment_id: string | null, status: string, issued_on: string | null, lines: Array<InvoiceLineRow>, net_minor: bigint, tax_minor: bigint, total_minor: bigint, paid_minor: bigint, balance_minor: bigint, void_reason: string | null, };
+
+export type NewAttachment = { patient_id: string, file_name: string, 
+/**
+ * The file's bytes in base64, read in the webview from the file the person picked.
+ */
+content_base64: string, };
+
+export type AttachmentRef = { id: string, };
+
+export type AttachmentContent = { attachment: AttachmentRow, content_base64: string, };
+
+export type AuditQuery = { 
+/**
+ * Username of the actor.
+ */
+user: string | null, 
+/**
+ * An exact action, or a prefix ending in '.' (e.g. "patient.").
+ */
+action: string | null, 
+/**
+ * A patient's id: entries whose target is that patient.
+ */
+patient_id: string | null, outcome: string | null, 
+/**
+ * YYYY-MM-DD (midnight UTC) or RFC 3339, inclusive.
+ */
+since: string | null, 
+/**
+ * Exclusive.
+ */
+until: string | null, before_seq: bigint | null, limit: number | null, };
+
+export type AuditRow = { seq: bigint, at: string, actor_name: string, device: string, action: string, target_type: string | null, target_id: string | null, outcome: string, 
+/**
+ * The entry's details as JSON text (field names and counts, never patient data).
+ */
+details: string, };
+
+export type VerifyResult = { intact: boolean, entries_checked: bigint, first_seq: bigint | null, last_seq: bigint | null, problem: string | null, checkpoint: string, };
+
+export type AlertsQuery = { include_acknowledged: boolean, };
+
+export type AlertRow = { id: bigint, rule: string, raised_at: string, actor_name: string | null, summary: string, acknowledged_by: string | null, acknowledged_at: string | null, };
+
+export type AlertRef = { id: bigint, };
+
+export type AuditCsv = { query: AuditQuery, 
+/**
+ * A full path for a new file.
+ */
+path: string, };
+
+export type VoidInvoice = { id: string, reason: string, };
+
+export type ConsentRow = { id: string, kind: string, basis: string | null, note: string | null, given_on: string, recorded_by: string, withdrawn_on: string | null, };
+
+export type NewConsentRequest = { patient_id: string, kind: string, basis: string | null, note: string | null, 
+/**
+ * YYYY-MM-DD; None for today.
+ */
+given_on: string | null, };
+
+export type WithdrawConsent = { id: string, 
+/**
+ * YYYY-MM-DD; None for today.
+ */
+on: string | null, };
+
+export type ConsentChoice = { name: string, description: string, };
+
+export type ConsentOptions = { kinds: Array<ConsentChoice>, bases: Array<ConsentChoice>, };
+
+export type RevenueRequest = { 
+/**
+ * YYYY-MM-DD, inclusive.
+ */
+from: string, 
+/**
+ * YYYY-MM-DD, inclusive.
+ */
+to: string, };
+
+export type RevenueRowView = { 
+/**
+ * practitioner, appointment_type or total.
+ */
+group: string, key: string, invoices: bigint, net_minor: bigint, tax_minor: bigint, total_minor: bigint, paid_minor: bigint, };
+
+export type ExportBackup = { 
+/**
+ * A full path for the new backup file (which must not exist yet), chosen by the person.
+ */
+path: string, 
+/**
+ * An optional backup passphrase; without one, the recovery key opens the backup.
+ */
+passphrase: string | null, };
+
+export type BackupProgress = { done: number, total: number, };
+
+export type BackupReport = { path: string, backup_id: string, bytes: number, patients: bigint, attachments: number, audit_entries: number, with_passphrase: boolean, };
+
+export type VerifyBackup = { path: string, 
+/**
+ * For a restore: a new folder (which must not exist) to restore the vault into; None to
+ * only verify.
+ */
+restore_to: string | null, 
+/**
+ * The backup passphrase, or None to use the recovery key.
+ */
+passphrase: string | null, recovery_key: string | null, };
+
+export type BackupCheckResult = { backup_id: string, created_at: string, patients: bigint, attachments: bigint, audit_entries: number, audit_intact: boolean, };
+

@@ -164,6 +164,36 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
             1,
             |s, _| s.day_appointments("2030-01-01", None).map(|_| ()),
         ),
+        (
+            "appointment.list",
+            Some(Permission::AppointmentsRead),
+            1,
+            |s, _| s.patient_appointments(&seed_patient(s)).map(|_| ()),
+        ),
+        ("note.list", Some(Permission::NotesRead), 1, |s, _| {
+            s.patient_notes(&seed_patient(s)).map(|_| ())
+        }),
+        ("invoice.list", Some(Permission::InvoicesRead), 1, |s, _| {
+            s.patient_invoices(&seed_patient(s)).map(|_| ())
+        }),
+        (
+            "practitioner.list",
+            Some(Permission::AppointmentsRead),
+            1,
+            |s, _| s.list_practitioners().map(|_| ()),
+        ),
+        (
+            "appointment_type.list",
+            Some(Permission::AppointmentsRead),
+            1,
+            |s, _| s.list_appointment_types().map(|_| ()),
+        ),
+        (
+            "note_template.list",
+            Some(Permission::NotesWrite),
+            1,
+            |s, _| s.list_note_templates().map(|_| ()),
+        ),
         ("note.create", Some(Permission::NotesWrite), 1, |s, _| {
             s.add_note(&seed_patient(s), None, "Seen today.")
                 .map(|_| ())
