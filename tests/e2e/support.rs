@@ -135,6 +135,9 @@ impl App {
     }
 
     /// Starts the app on a vault that `prepare` may create first (its folder path is given).
+    // Holding the guard is the point (one app window at a time, for the App's whole life); each
+    // test has its own runtime, so a waiting test blocks only its own thread.
+    #[allow(clippy::await_holding_lock)]
     pub async fn start_with(name: &str, prepare: impl FnOnce(&Path)) -> App {
         let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let tmp = tempfile::tempdir().unwrap();
