@@ -53,6 +53,15 @@ until(() => document.querySelector('#patients-empty') !== null, () => {
 });
 "#;
 
+/// The same week's data through IPC alone (no drawing), to tell the two costs apart.
+const WEEK_IPC: &str = r#"
+const done = arguments[arguments.length - 1];
+const date = arguments[0];
+const t0 = performance.now();
+window.__TAURI_INTERNALS__.invoke('week_appointments', { req: { date, practitioner: null } })
+  .then((rows) => done([performance.now() - t0, rows.length]), () => done([-1, 0]));
+"#;
+
 const WEEK: &str = r#"
 const done = arguments[arguments.length - 1];
 const root = document.querySelector('#calendar');
@@ -200,6 +209,22 @@ async fn main() {
         events.push(v[1].as_u64().unwrap_or(0));
     }
     app.screenshot("week").await;
+    let mut ipc = Vec::new();
+    let monday = jiff::Zoned::now().date();
+    for w in 1..=12i64 {
+        let date = monday
+            .checked_sub(jiff::Span::new().days(7 * w))
+            .unwrap()
+            .to_string();
+        let v = app
+            .client
+            .execute_async(WEEK_IPC, vec![serde_json::json!(date)])
+            .await
+            .unwrap();
+        let ms = v[0].as_f64().unwrap_or(-1.0);
+        assert!(ms >= 0.0, "week_appointments failed");
+        ipc.push(ms);
+    }
     println!(
         "appointments drawn per week: {} to {}",
         events.iter().min().unwrap_or(&0),
@@ -209,6 +234,12 @@ async fn main() {
         "week view, 10 practitioners, previous week drawn after the click",
         week,
         300.0,
+    );
+    ipc.sort_by(f64::total_cmp);
+    println!(
+        "  of which the week's data through IPC (core query, audit entry, isolation, JSON): p50 {:.1} ms, p95 {:.1} ms",
+        percentile(&ipc, 0.5),
+        percentile(&ipc, 0.95)
     );
     app.stop().await;
 }
