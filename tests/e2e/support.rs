@@ -131,6 +131,14 @@ pub struct App {
 impl App {
     /// Starts the app on a fresh vault.
     pub async fn start(name: &str) -> App {
+        Self::start_with(name, |_| {}).await
+    }
+
+    /// Starts the app on a vault that `prepare` may create first (its folder path is given).
+    // Holding the guard is the point (one app window at a time, for the App's whole life); each
+    // test has its own runtime, so a waiting test blocks only its own thread.
+    #[allow(clippy::await_holding_lock)]
+    pub async fn start_with(name: &str, prepare: impl FnOnce(&Path)) -> App {
         let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let tmp = tempfile::tempdir().unwrap();
         let (xvfb, display) = match std::env::var("DISPLAY") {
@@ -143,6 +151,7 @@ impl App {
         let port = free_port();
         let native = free_port();
         let vault = tmp.path().join("vault");
+        prepare(&vault);
         let log = std::fs::File::create(artefact_dir().join(format!("{name}.driver.log"))).unwrap();
         let mut driver = Command::new(find_tool("tauri-driver"))
             .args([
