@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use base64::Engine;
 use clinvault_core::account_view;
 use clinvault_core::appointments::Appointment;
+use clinvault_core::booking_mail::BookingChange;
 use clinvault_core::crypto::KdfCost;
 use clinvault_core::patients::{Patient, PatientFields, PatientSummary};
 use clinvault_core::permissions::Permission;
@@ -782,7 +783,18 @@ impl<H: Host> Shell<H> {
                     allow_override: req.allow_override,
                 }),
         )?;
+        if let Some(first) = rows.first() {
+            self.notify(&first.id, BookingChange::New);
+        }
         Ok(rows.into_iter().map(appointment_row).collect())
+    }
+
+    /// Emails the practitioner when the clinic set that up (the core decides, and records the
+    /// outcome in the trail). The booking stands either way, as in the CLI.
+    fn notify(&mut self, appointment: &str, change: BookingChange) {
+        if let Ok(s) = self.active() {
+            let _ = s.notify_booking(appointment, change);
+        }
     }
 
     pub fn move_appointment(&mut self, req: MoveRequest) -> Result<AppointmentRow> {
@@ -801,6 +813,9 @@ impl<H: Host> Shell<H> {
             &req.status,
             req.reason.as_deref(),
         ))?;
+        if a.status == "cancelled" {
+            self.notify(&a.id, BookingChange::Cancelled);
+        }
         Ok(appointment_row(a))
     }
 

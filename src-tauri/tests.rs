@@ -1680,3 +1680,82 @@ fn outstanding_list_and_revenue_report_follow_the_core_permissions() {
         .unwrap();
     assert_eq!(backwards.kind, ErrorKind::InvalidInput);
 }
+
+/// Opens a second core session on the fixture's vault (as the CLI would beside the app).
+fn core_session(f: &Fixture, user: &str, pass: &str) -> clinvault_core::Session {
+    clinvault_core::Session::sign_in_with(
+        &clinvault_core::VaultDir::new(f._tmp.path().join("vault")),
+        user,
+        &secret(pass),
+        None,
+        clinvault_core::SessionConfig {
+            device: "test".into(),
+            clock: Arc::new(f.clock.clone()),
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn bookings_and_cancellations_in_the_app_notify_the_practitioner_as_the_cli_does() {
+    use clinvault_core::booking_mail::{SmtpSecurity, SmtpSettings};
+    let mut f = with_admin();
+    add_staff(&mut f);
+    // A mail server on this computer where nothing listens: each notification fails at once,
+    // and the core records the attempt with its outcome.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    {
+        let mut admin = core_session(&f, "admin", ADMIN_PASS);
+        admin
+            .set_smtp(&SmtpSettings {
+                host: "127.0.0.1".into(),
+                port,
+                security: SmtpSecurity::None,
+                from: "clinic@example.org".into(),
+                username: None,
+            })
+            .unwrap();
+        admin
+            .set_notification_address("sam", Some("sam@example.org"))
+            .unwrap();
+    }
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+    let appt = f
+        .shell
+        .book_appointment(BookRequest {
+            patient_id: patient,
+            practitioner: "sam".into(),
+            appointment_type: "Follow-up".into(),
+            start_local: "2026-09-22T09:00".into(),
+            weekly_occurrences: None,
+            allow_override: false,
+        })
+        .expect("the booking stands when the email fails")
+        .remove(0);
+    f.shell
+        .set_appointment_status(StatusRequest {
+            id: appt.id.clone(),
+            status: "cancelled".into(),
+            reason: Some("patient unwell".into()),
+        })
+        .expect("the cancellation stands when the email fails");
+
+    let mut admin = core_session(&f, "admin", ADMIN_PASS);
+    let entries = admin
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some("booking.notify".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut changes: Vec<String> = entries
+        .iter()
+        .filter(|e| e.outcome == "failed")
+        .map(|e| e.details["change"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    changes.sort();
+    assert_eq!(changes, ["cancelled", "new"], "{entries:?}");
+}
