@@ -74,27 +74,34 @@ impl Session {
             event,
             |tx, ev| {
                 crate::patients::load(tx, patient_id)?;
-                let mut st = tx.prepare_cached(
-                    "SELECT change_id, changed_at, changed_by_name, field, old_value, new_value,
-                        patient_request
-                 FROM patient_history WHERE patient_id = ?1 ORDER BY seq",
-                )?;
-                let rows = st
-                    .query_map([patient_id], |r| {
-                        Ok(HistoryEntry {
-                            change_id: r.get(0)?,
-                            changed_at: r.get(1)?,
-                            changed_by: r.get(2)?,
-                            field: r.get(3)?,
-                            old_value: r.get(4)?,
-                            new_value: r.get(5)?,
-                            patient_request: r.get(6)?,
-                        })
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows = load(tx, patient_id)?;
                 *ev = ev.clone().detail("count", rows.len());
                 Ok(rows)
             },
         )
     }
+}
+
+/// Every recorded change of one patient's fields, oldest first (no permission check: callers
+/// run it inside the gate).
+pub(crate) fn load(conn: &rusqlite::Connection, patient_id: &str) -> Result<Vec<HistoryEntry>> {
+    let mut st = conn.prepare_cached(
+        "SELECT change_id, changed_at, changed_by_name, field, old_value, new_value,
+                patient_request
+         FROM patient_history WHERE patient_id = ?1 ORDER BY seq",
+    )?;
+    let rows = st
+        .query_map([patient_id], |r| {
+            Ok(HistoryEntry {
+                change_id: r.get(0)?,
+                changed_at: r.get(1)?,
+                changed_by: r.get(2)?,
+                field: r.get(3)?,
+                old_value: r.get(4)?,
+                new_value: r.get(5)?,
+                patient_request: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }

@@ -159,27 +159,7 @@ fn gather(
     now: &str,
 ) -> Result<SubjectAccessData> {
     let patient = crate::patients::load(conn, patient_id)?;
-    let history = {
-        let mut st = conn.prepare(
-            "SELECT change_id, changed_at, changed_by_name, field, old_value, new_value,
-                    patient_request
-             FROM patient_history WHERE patient_id = ?1 ORDER BY seq",
-        )?;
-        let rows = st
-            .query_map([patient_id], |r| {
-                Ok(HistoryEntry {
-                    change_id: r.get(0)?,
-                    changed_at: r.get(1)?,
-                    changed_by: r.get(2)?,
-                    field: r.get(3)?,
-                    old_value: r.get(4)?,
-                    new_value: r.get(5)?,
-                    patient_request: r.get(6)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows
-    };
+    let history = crate::patient_history::load(conn, patient_id)?;
     let consents = crate::consents::list(conn, patient_id)?;
     let legal_holds = crate::legal_holds::list(conn, patient_id)?;
     let appointments = {
