@@ -31,6 +31,18 @@ pub struct Loc {
     pub length: u64,
 }
 
+/// What `Repository::decrypt_all` found.
+#[derive(Default)]
+pub struct RepositoryContents {
+    /// (pack file name, blob id, decrypted content) for every blob in every pack on the target.
+    pub blobs: Vec<(String, BlobId, Vec<u8>)>,
+    /// (snapshot name, decrypted snapshot file) for every snapshot. These hold the vault's keys:
+    /// zeroed when dropped.
+    pub snapshots: Vec<(String, zeroize::Zeroizing<Vec<u8>>)>,
+    /// Every blob some snapshot refers to.
+    pub referenced: std::collections::HashSet<BlobId>,
+}
+
 /// All index files merged.
 #[derive(Default)]
 pub struct Index {
@@ -272,6 +284,36 @@ impl Repository {
             out.push((name.clone(), self.read_snapshot(&name)?));
         }
         out.sort_by(|a, b| time_of(&a.1).cmp(&time_of(&b.1)).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Everything the repository holds, decrypted: every blob of every pack file on the target
+    /// (whether an index lists the pack or not) and every snapshot's metadata. For audits and for
+    /// tests that must see what an attacker holding the repository key would find, not only what
+    /// the snapshots reference. Fails on any pack or blob that does not open.
+    pub fn decrypt_all(&self) -> Result<RepositoryContents> {
+        let mut out = RepositoryContents::default();
+        for listed in self.backend.list("data")? {
+            let bytes = self.backend.read(&format!("data/{}", listed.name))?;
+            for b in crate::pack::read_header(&self.keys, &bytes)? {
+                let id = BlobId::parse(&b.id)?;
+                let end = usize::try_from(b.offset.saturating_add(b.length))
+                    .map_err(|_| corrupt("pack"))?;
+                let start = usize::try_from(b.offset).map_err(|_| corrupt("pack"))?;
+                let sealed = bytes.get(start..end).ok_or_else(|| corrupt("pack"))?;
+                let plain = crate::pack::open_chunk(&self.keys, &id, sealed)?;
+                out.blobs.push((listed.name.clone(), id, plain));
+            }
+        }
+        for (name, snap) in self.load_snapshots()? {
+            for f in &snap.files {
+                for b in &f.blobs {
+                    out.referenced.insert(BlobId::parse(b)?);
+                }
+            }
+            let plain = self.read_meta("snapshots", &name, "snapshot")?;
+            out.snapshots.push((name, plain));
+        }
         Ok(out)
     }
 
