@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use base64::Engine;
 use clinvault_core::account_view;
 use clinvault_core::appointments::Appointment;
-use clinvault_core::booking_mail::BookingChange;
 use clinvault_core::crypto::KdfCost;
 use clinvault_core::patients::{Patient, PatientFields, PatientSummary};
 use clinvault_core::permissions::Permission;
@@ -783,18 +782,12 @@ impl<H: Host> Shell<H> {
                     allow_override: req.allow_override,
                 }),
         )?;
-        if let Some(first) = rows.first() {
-            self.notify(&first.id, BookingChange::New);
+        // The core decides whether and whom to email and records the outcome in the trail;
+        // the booking stands either way, as in the CLI.
+        if let Ok(s) = self.active() {
+            let _ = s.notify_after_booking(&rows);
         }
         Ok(rows.into_iter().map(appointment_row).collect())
-    }
-
-    /// Emails the practitioner when the clinic set that up (the core decides, and records the
-    /// outcome in the trail). The booking stands either way, as in the CLI.
-    fn notify(&mut self, appointment: &str, change: BookingChange) {
-        if let Ok(s) = self.active() {
-            let _ = s.notify_booking(appointment, change);
-        }
     }
 
     pub fn move_appointment(&mut self, req: MoveRequest) -> Result<AppointmentRow> {
@@ -813,8 +806,8 @@ impl<H: Host> Shell<H> {
             &req.status,
             req.reason.as_deref(),
         ))?;
-        if a.status == "cancelled" {
-            self.notify(&a.id, BookingChange::Cancelled);
+        if let Ok(s) = self.active() {
+            let _ = s.notify_after_status_change(&a);
         }
         Ok(appointment_row(a))
     }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use clinvault_core::booking_mail::{BookingChange, SmtpSecurity, SmtpSettings};
+use clinvault_core::booking_mail::{NotifyOutcome, SmtpSecurity, SmtpSettings};
 use clinvault_core::clock::SystemClock;
 use clinvault_core::crypto::KdfCost;
 use clinvault_core::permissions::Permission;
@@ -984,10 +984,7 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
                 weekly_occurrences: repeat_weekly,
                 allow_override: r#override,
             })?;
-            // One email per booking request (a weekly series is one message about its first).
-            if let Some(first) = booked.first() {
-                notify(&mut s, &first.id, BookingChange::New);
-            }
+            warn_unnotified(s.notify_after_booking(&booked));
             if json {
                 return print_json(&booked);
             }
@@ -1029,19 +1026,17 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
         }
         AppointmentAction::Status { id, status, reason } => {
             let a = s.set_appointment_status(&id, &status, reason.as_deref())?;
-            if a.status == "cancelled" {
-                notify(&mut s, &a.id, BookingChange::Cancelled);
-            }
+            warn_unnotified(s.notify_after_status_change(&a));
             println!("{} is {}.", a.id, a.status);
         }
     }
     Ok(())
 }
 
-/// Emails the practitioner when the clinic set that up. The booking stands either way, so a
-/// failure is a warning, not an error.
-fn notify(s: &mut Session, appointment: &str, change: BookingChange) {
-    if let Err(e) = s.notify_booking(appointment, change) {
+/// The booking stands whether or not the practitioner's email went out, so a failure is a
+/// warning, not an error.
+fn warn_unnotified(outcome: Option<clinvault_core::Result<NotifyOutcome>>) {
+    if let Some(Err(e)) = outcome {
         eprintln!("warning: the practitioner was not notified: {e}");
     }
 }

@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use crate::appointments::Appointment;
 use crate::audit::{Event, Outcome};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
@@ -263,6 +264,28 @@ impl Session {
                 )
             },
         )
+    }
+
+    /// The clinic's rule for when a practitioner hears of a booking, shared by every shell: one
+    /// message per booking request (a weekly series is one message about its first
+    /// appointment). `None` when the request booked nothing. The booking stands whatever the
+    /// email's fate; the outcome is in the trail either way.
+    pub fn notify_after_booking(
+        &mut self,
+        booked: &[Appointment],
+    ) -> Option<Result<NotifyOutcome>> {
+        let first = booked.first()?;
+        Some(self.notify_booking(&first.id, BookingChange::New))
+    }
+
+    /// After a status change: only a cancellation is worth an email (arrivals, no-shows and
+    /// completions are the clinic's own business).
+    pub fn notify_after_status_change(
+        &mut self,
+        changed: &Appointment,
+    ) -> Option<Result<NotifyOutcome>> {
+        (changed.status == "cancelled")
+            .then(|| self.notify_booking(&changed.id, BookingChange::Cancelled))
     }
 
     /// Emails the appointment's practitioner about a new booking or a cancellation.

@@ -318,3 +318,62 @@ fn child_smtp_password_in_keyring() {
         );
     }
 }
+
+/// The rule every shell follows: one email per booking request (a weekly series is one message
+/// about its first appointment), none for arrivals, one for a cancellation.
+#[test]
+fn one_email_per_booking_request_and_per_cancellation_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    let first_booking = clinic(&dir);
+    let server = SmtpServer::start(tmp.path(), None);
+    let mut admin = sign_in(&dir, "admin");
+    admin
+        .set_smtp(&settings(server.port, SmtpSecurity::None, None))
+        .unwrap();
+    admin
+        .set_notification_address("sam", Some("sam@example.org"))
+        .unwrap();
+    let patient = admin.show_appointment(&first_booking).unwrap().patient_id;
+
+    assert!(admin.notify_after_booking(&[]).is_none(), "nothing booked");
+    let series = admin
+        .book_appointment(&Booking {
+            patient_id: &patient,
+            practitioner: "sam",
+            appointment_type: "Consult",
+            start_local: "2026-03-09T11:00",
+            weekly_occurrences: 3,
+            allow_override: false,
+        })
+        .unwrap();
+    assert_eq!(series.len(), 3);
+    assert_eq!(
+        admin.notify_after_booking(&series).unwrap().unwrap(),
+        NotifyOutcome::Sent {
+            to: "sam@example.org".into()
+        }
+    );
+    let arrived = admin
+        .set_appointment_status(&series[0].id, "arrived", None)
+        .unwrap();
+    assert!(admin.notify_after_status_change(&arrived).is_none());
+    let cancelled = admin
+        .set_appointment_status(&series[1].id, "cancelled", Some("Zanzibar flu"))
+        .unwrap();
+    assert!(admin.notify_after_status_change(&cancelled).is_some());
+
+    let m = server.messages();
+    assert_eq!(m.len(), 2, "one for the series, one for the cancellation");
+    let new = m[0]["data"].as_str().unwrap();
+    assert!(
+        new.contains("Subject: New booking: Mon 9 Mar 2026 11:00"),
+        "{new}"
+    );
+    let gone = m[1]["data"].as_str().unwrap();
+    assert!(
+        gone.contains("Subject: Cancelled: Mon 16 Mar 2026 11:00"),
+        "{gone}"
+    );
+    assert!(!gone.contains("Zanzibar"), "no reasons in email: {gone}");
+}
