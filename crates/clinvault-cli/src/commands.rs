@@ -776,6 +776,9 @@ fn patient(g: &Global, action: PatientAction) -> Result<()> {
                     "Another program has the vault open: old pages leave the database log when it closes."
                 );
             }
+            if done.sync_snapshots_hold_patient {
+                println!("{SYNC_ERASURE_HINT}");
+            }
         }
         PatientAction::Search { query, limit, json } => {
             print_summaries(&s.search_patients(&query, limit)?, json)?
@@ -958,11 +961,18 @@ fn retention(g: &Global, action: RetentionAction) -> Result<()> {
                     "Done: {} patients anonymised, {} invoices deleted, {} audit entries pruned.",
                     r.patients_anonymised, r.invoices_deleted, r.audit_entries_pruned
                 );
+                if r.sync_snapshots_hold_patients {
+                    println!("{SYNC_ERASURE_HINT}");
+                }
             }
         }
     }
     Ok(())
 }
+
+const SYNC_ERASURE_HINT: &str = "Sync snapshots pushed before this still hold the patient: run \
+     `clinvault sync push`, then `clinvault sync prune --keep-last 1` (or a policy that keeps no \
+     older snapshot) to remove them from the sync target.";
 
 fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
     let mut s = g.sign_in()?;

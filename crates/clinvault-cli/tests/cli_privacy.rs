@@ -150,6 +150,10 @@ fn history_consents_holds_and_anonymisation_from_the_command_line() {
         &["patient", "anonymise", &id, "--confirm", &id, "--json"],
     );
     assert!(done["pseudonym"].as_str().unwrap().starts_with("ANON-"));
+    assert_eq!(
+        done["sync_snapshots_hold_patient"], false,
+        "no sync target: nothing outside the vault to mention"
+    );
     let found = json(&vault, &["patient", "search", "john", "--json"]);
     assert_eq!(found.as_array().unwrap().len(), 0);
     let p = json(&vault, &["patient", "show", &id, "--json"]);
@@ -669,7 +673,12 @@ fn after_anonymise_push_and_prune_the_sync_repository_holds_nothing_of_the_patie
     }
     assert!(holds_attachment(&before), "control: attachment not found");
 
-    step(&vault, &["patient", "anonymise", &id, "--confirm", &id]);
+    let said = step(&vault, &["patient", "anonymise", &id, "--confirm", &id]);
+    assert!(
+        said.contains("Sync snapshots pushed before this still hold the patient")
+            && said.contains("clinvault sync prune --keep-last 1"),
+        "the erasure must say what it does not reach yet: {said}"
+    );
     step(&vault, &["sync", "push"]);
     // Without a prune the old snapshot, and so the patient, is still there.
     assert!(holds_marker(&views_of_repository("unpruned"), markers[0]).is_some());

@@ -38,6 +38,9 @@ pub struct Anonymised {
     /// False when another connection kept the write-ahead log from being emptied; the old
     /// pages are then overwritten at the next checkpoint.
     pub log_truncated: bool,
+    /// True when the vault syncs to a target: snapshots pushed before the erasure still hold the
+    /// patient until a new push and a prune that keeps none of them (docs/security-model.md).
+    pub sync_snapshots_hold_patient: bool,
 }
 
 /// Removes the patient's identity and clinical content inside `tx`. Returns the counts and the
@@ -139,6 +142,7 @@ pub(crate) fn erase(
         "INSERT INTO patients_fts (patients_fts) VALUES ('rebuild')",
         [],
     )?;
+    let sync_snapshots_hold_patient = crate::sync_config::target_configured(tx)?;
     Ok((
         Anonymised {
             patient_id: patient_id.to_owned(),
@@ -148,6 +152,7 @@ pub(crate) fn erase(
             history_entries_wiped,
             invoices_kept: invoices_kept.max(0) as u64,
             log_truncated: false,
+            sync_snapshots_hold_patient,
         },
         attachment_ids,
     ))

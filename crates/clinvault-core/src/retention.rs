@@ -212,6 +212,9 @@ pub struct RetentionReport {
     pub patients_anonymised: u64,
     pub invoices_deleted: u64,
     pub audit_entries_pruned: u64,
+    /// True when patients were anonymised and the vault syncs to a target: older snapshots
+    /// still hold them until a new push and a prune.
+    pub sync_snapshots_hold_patients: bool,
 }
 
 fn parse_date(text: &str) -> Option<Date> {
@@ -428,17 +431,19 @@ impl Session {
         let now = rfc3339(self.clock().now());
         let mut files = Vec::new();
         let mut anonymised = 0;
+        let mut sync_snapshots_hold_patients = false;
         for due in &plan.patients_to_anonymise {
             let event = Event::new("retention.anonymise")
                 .target("patient", due.patient_id.as_str())
                 .detail("due_on", due.due_on.as_str());
-            let (_, f) = self.gate(
+            let (done, f) = self.gate(
                 Need::Permission(Permission::RecordsErase),
                 event,
                 |tx, _| crate::anonymise::erase(tx, &due.patient_id, keep_year, &now),
             )?;
             files.extend(f);
             anonymised += 1;
+            sync_snapshots_hold_patients |= done.sync_snapshots_hold_patient;
         }
         let ids = plan.invoices_to_delete.clone();
         let event = Event::new("retention.delete_financial").detail("invoices", ids.len());
@@ -484,6 +489,7 @@ impl Session {
             patients_anonymised: anonymised,
             invoices_deleted,
             audit_entries_pruned,
+            sync_snapshots_hold_patients,
         })
     }
 }

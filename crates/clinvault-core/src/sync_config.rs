@@ -28,6 +28,16 @@ pub struct SyncTarget {
 
 const NEED: Need = Need::Permission(Permission::SyncManage);
 
+/// Whether the vault syncs to a target, for operations that must tell the user that older
+/// snapshots outlive a change (erasure). Callers already hold their own permission.
+pub(crate) fn target_configured(conn: &rusqlite::Connection) -> Result<bool> {
+    Ok(
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM sync_target)", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 impl Session {
     /// Replaces the sync target. Returns the new target id (the keyring account suffix).
     pub fn sync_set_target(&mut self, kind: &str, spec_json: &str) -> Result<String> {
