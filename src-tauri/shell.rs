@@ -1087,7 +1087,7 @@ impl<H: Host> Shell<H> {
         req: VerifyBackup,
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<BackupCheckResult> {
-        self.active()?;
+        let session = self.active()?;
         let path = full_path("path", &req.path)?;
         let restore_to = req
             .restore_to
@@ -1096,11 +1096,12 @@ impl<H: Host> Shell<H> {
             .map(|t| full_path("restore_to", t))
             .transpose()?;
         // Verify only, or restore into a new folder (which the core verifies first).
-        let run = |opener: &clinvault_core::backup::Opener<'_>,
-                   progress: &mut dyn FnMut(u64, u64) -> bool| match &restore_to {
-            Some(to) => clinvault_core::backup::restore(&path, opener, to, progress),
-            None => clinvault_core::backup::verify(&path, opener, progress),
-        };
+        let mut run =
+            |opener: &clinvault_core::backup::Opener<'_>,
+             progress: &mut dyn FnMut(u64, u64) -> bool| match &restore_to {
+                Some(to) => session.restore_backup_file(&path, opener, to, progress),
+                None => session.verify_backup_file(&path, opener, progress),
+            };
         let check = match (&req.recovery_key, &req.passphrase) {
             (Some(k), _) => {
                 let key = core(clinvault_core::RecoveryKey::parse(k.expose_secret()))?;

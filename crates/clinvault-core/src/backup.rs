@@ -502,6 +502,56 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Checks a backup file from a signed-in session (the desktop app's backup screen):
+    /// administrators only (backup.manage), recorded in this vault's trail with the backup's
+    /// id and whether its trail verified. Outside a session (a new machine, no vault yet) the
+    /// free function [`verify`] runs: whoever holds the file and its key may check it.
+    pub fn verify_backup_file(
+        &mut self,
+        path: &Path,
+        opener: &Opener<'_>,
+        progress: Progress<'_>,
+    ) -> Result<BackupCheck> {
+        self.run_audited(
+            Need::Permission(Permission::BackupManage),
+            Event::new("backup.verify"),
+            |_, ev| {
+                let check = verify(path, opener, progress)?;
+                *ev = checked(ev, &check);
+                Ok(check)
+            },
+        )
+    }
+
+    /// Restores a backup file into a new folder from a signed-in session: as
+    /// [`Session::verify_backup_file`], recorded as `backup.restore_copy` in this vault (the
+    /// restored vault records `backup.restore` at its first sign-in).
+    pub fn restore_backup_file(
+        &mut self,
+        path: &Path,
+        opener: &Opener<'_>,
+        to: &Path,
+        progress: Progress<'_>,
+    ) -> Result<BackupCheck> {
+        self.run_audited(
+            Need::Permission(Permission::BackupManage),
+            Event::new("backup.restore_copy"),
+            |_, ev| {
+                let check = restore(path, opener, to, progress)?;
+                *ev = checked(ev, &check);
+                Ok(check)
+            },
+        )
+    }
+}
+
+fn checked(ev: &Event, check: &BackupCheck) -> Event {
+    ev.clone()
+        .detail("backup_id", check.backup_id.to_string())
+        .detail("audit_intact", check.vault.audit.intact)
+}
+
 fn export_inner(
     session: &mut Session,
     out: &Path,

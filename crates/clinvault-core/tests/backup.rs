@@ -116,3 +116,74 @@ fn cancelling_an_export_leaves_nothing() {
         .count();
     assert_eq!(staging, 0);
 }
+
+/// From a signed-in session (the desktop app) checking or restoring a backup file is an
+/// administrator's operation like the export: a receptionist holding the file and the recovery
+/// key is refused (and the refusal recorded), and the administrator's check is in the trail.
+#[test]
+fn checking_a_backup_from_a_session_needs_backup_manage_and_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    let recovery = clinvault_core::vault::init(
+        &dir,
+        clinvault_core::InitOptions {
+            admin_username: "admin".into(),
+            admin_display_name: None,
+            passphrase: secret(ADMIN_PASS),
+            kdf_cost: FAST,
+            recovery_key_file: None,
+        },
+    )
+    .unwrap();
+    let mut admin = sign_in(&dir, "admin", ADMIN_PASS);
+    admin.add_patient(patient(1)).unwrap();
+    admin
+        .add_user("rita", None, "receptionist", &secret(USER_PASS))
+        .unwrap();
+    let file = tmp.path().join("b.cvbackup");
+    admin.export_backup(&file, None, &mut |_, _| true).unwrap();
+    let opener = Opener::RecoveryKey(&recovery);
+
+    let mut rita = sign_in(&dir, "rita", USER_PASS);
+    let e = rita
+        .verify_backup_file(&file, &opener, &mut |_, _| true)
+        .unwrap_err();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::PermissionDenied);
+    let to = tmp.path().join("copy");
+    let e = rita
+        .restore_backup_file(&file, &opener, &to, &mut |_, _| true)
+        .unwrap_err();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::PermissionDenied);
+    assert!(!to.exists(), "a refused restore writes nothing");
+
+    let check = admin
+        .verify_backup_file(&file, &opener, &mut |_, _| true)
+        .unwrap();
+    assert!(check.vault.audit.intact);
+    admin
+        .restore_backup_file(&file, &opener, &to, &mut |_, _| true)
+        .unwrap();
+    assert!(to.join("vault.db").exists());
+
+    let trail = admin
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some("backup.".into()),
+            limit: 20,
+            ..Default::default()
+        })
+        .unwrap();
+    let seen = |action: &str, actor: &str, outcome: &str| {
+        trail
+            .iter()
+            .any(|e| e.action == action && e.actor_name == actor && e.outcome == outcome)
+    };
+    assert!(seen("backup.verify", "rita", "denied"), "{trail:#?}");
+    assert!(seen("backup.restore_copy", "rita", "denied"), "{trail:#?}");
+    let verified = trail
+        .iter()
+        .find(|e| e.action == "backup.verify" && e.actor_name == "admin")
+        .expect("the administrator's check is recorded");
+    assert_eq!(verified.outcome, "ok");
+    assert_eq!(verified.details["backup_id"], check.backup_id.to_string());
+    assert!(seen("backup.restore_copy", "admin", "ok"), "{trail:#?}");
+}
