@@ -99,12 +99,12 @@ fn render(
 
     // Columns: description, quantity, unit price, tax rate, tax, amount (net + tax).
     const COLS: [(f32, usize); 6] = [
-        (0.0, 38),
-        (210.0, 6),
-        (245.0, 16),
-        (320.0, 8),
-        (360.0, 16),
-        (420.0, 18),
+        (0.0, 36),
+        (200.0, 6),
+        (235.0, 16),
+        (310.0, 8),
+        (365.0, 14),
+        (425.0, 16),
     ];
     let row = |out: &mut Lines, style: Style, cells: [&str; 6]| {
         let cells: Vec<(f32, usize, &str)> = COLS
@@ -153,7 +153,7 @@ fn render(
         } else {
             Style::Body
         };
-        out.row(style, &[(320.0, 20, label), (420.0, 18, value)]);
+        out.row(style, &[(310.0, 20, label), (425.0, 16, value)]);
     }
 
     out.gap();
@@ -167,7 +167,7 @@ fn render(
             &[
                 (0.0, 12, &p.paid_on),
                 (110.0, 20, &p.method),
-                (420.0, 18, &money(p.amount_minor)),
+                (425.0, 16, &money(p.amount_minor)),
             ],
         );
     }
@@ -179,7 +179,7 @@ fn render(
     };
     out.row(
         Style::Bold,
-        &[(320.0, 20, "Balance due"), (420.0, 18, &balance)],
+        &[(310.0, 20, "Balance due"), (425.0, 16, &balance)],
     );
     out.gap();
     out.push(Style::Body, &format!("Printed on {printed_on}."));

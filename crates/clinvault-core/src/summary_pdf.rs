@@ -27,11 +27,14 @@ impl Style {
     }
 }
 
+/// Pieces of WinAnsi text, each at its offset from the left margin.
+type Cells = Vec<(f32, Vec<u8>)>;
+
 /// The summary as styled lines, wrapped to the page width, then laid out on pages. A line is
 /// one or more pieces of text, each at its own offset from the left margin (table columns).
 #[derive(Default)]
 pub struct Lines {
-    lines: Vec<(Style, Vec<(f32, Vec<u8>)>)>,
+    lines: Vec<(Style, Cells)>,
     watermark: Option<Vec<u8>>,
 }
 
