@@ -12,9 +12,12 @@ use crate::host::DesktopHost;
 use crate::shell::Shell;
 
 pub type AppState = Mutex<Shell<DesktopHost>>;
-type Reply<T> = Result<T, ApiError>;
+pub(crate) type Reply<T> = Result<T, ApiError>;
 
-fn with<T>(state: &AppState, f: impl FnOnce(&mut Shell<DesktopHost>) -> Reply<T>) -> Reply<T> {
+pub(crate) fn with<T>(
+    state: &AppState,
+    f: impl FnOnce(&mut Shell<DesktopHost>) -> Reply<T>,
+) -> Reply<T> {
     // A panic while holding the lock poisons it; the shell itself stays consistent (sessions
     // are dropped, not half-updated), so carry on rather than wedge the app.
     let mut shell = state.lock().unwrap_or_else(|p| p.into_inner());

@@ -3,6 +3,8 @@
 
 pub mod api;
 mod commands;
+mod document_commands;
+pub mod documents;
 mod errors;
 pub mod host;
 pub mod shell;
@@ -22,6 +24,7 @@ pub fn command_names() -> Vec<&'static str> {
     names.extend_from_slice(commands::TITLED);
     names.push("screen_title");
     names.extend_from_slice(&["export_backup", "verify_backup", "cancel_backup"]);
+    names.extend_from_slice(document_commands::NAMES);
     names
 }
 
@@ -61,6 +64,9 @@ pub fn run() {
                 let _ = w.set_focus();
             }
         }))
+        // Native open/save dialogs, opened from Rust only: no capability grants the webview
+        // any dialog permission, and the isolation hook lets no plugin command through.
+        .plugin(tauri_plugin_dialog::init())
         .manage::<commands::AppState>(Mutex::new(Shell::new(DesktopHost)))
         .manage(commands::BackupCancel::default())
         .on_window_event(|window, event| {
@@ -149,6 +155,12 @@ pub fn run() {
             commands::export_backup,
             commands::verify_backup,
             commands::cancel_backup,
+            document_commands::create_draft_invoice,
+            document_commands::update_draft_invoice,
+            document_commands::issue_invoice,
+            document_commands::save_invoice_pdf,
+            document_commands::save_attachment_copy,
+            document_commands::pick_attachment,
         ])
         .build(context);
     match app {

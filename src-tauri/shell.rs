@@ -32,7 +32,7 @@ pub struct Shell<H: Host> {
     pending: Option<PendingSignIn>,
 }
 
-fn core<T>(r: clinvault_core::Result<T>) -> Result<T> {
+pub(crate) fn core<T>(r: clinvault_core::Result<T>) -> Result<T> {
     r.map_err(ApiError::from)
 }
 
@@ -129,7 +129,7 @@ fn note_view(n: clinvault_core::notes::Note) -> NoteView {
     }
 }
 
-fn invoice_view(i: clinvault_core::invoices::Invoice) -> InvoiceView {
+pub(crate) fn invoice_view(i: clinvault_core::invoices::Invoice) -> InvoiceView {
     InvoiceView {
         id: i.id,
         number: i.number,
@@ -158,7 +158,7 @@ fn invoice_view(i: clinvault_core::invoices::Invoice) -> InvoiceView {
     }
 }
 
-fn attachment_row(a: clinvault_core::attachments::Attachment) -> AttachmentRow {
+pub(crate) fn attachment_row(a: clinvault_core::attachments::Attachment) -> AttachmentRow {
     AttachmentRow {
         id: a.id,
         file_name: a.file_name,
@@ -251,7 +251,7 @@ impl<H: Host> Shell<H> {
     }
 
     /// The active session, or the core's reason why there is none.
-    fn active(&mut self) -> Result<&mut Session> {
+    pub(crate) fn active(&mut self) -> Result<&mut Session> {
         let session = self.session.as_mut().ok_or_else(ApiError::signed_out)?;
         match session.check() {
             SessionState::Active => Ok(session),

@@ -1759,3 +1759,6 @@ fn bookings_and_cancellations_in_the_app_notify_the_practitioner_as_the_cli_does
     changes.sort();
     assert_eq!(changes, ["cancelled", "new"], "{entries:?}");
 }
+
+/// Invoice drafts, invoice PDFs and attachment files (`documents.rs`).
+mod documents;

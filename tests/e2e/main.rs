@@ -7,6 +7,7 @@
 // the guard only keeps two app windows from running at once.
 #![allow(clippy::await_holding_lock)]
 
+mod documents;
 mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

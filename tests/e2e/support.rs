@@ -35,6 +35,23 @@ pub fn artefact_dir() -> PathBuf {
     dir
 }
 
+/// Where "save a copy" writes in a test (the save dialog's stand-in answers
+/// `<this folder>/<suggested name>`): under target/e2e/, outside the folders the plaintext
+/// scans walk, like a folder the person chose.
+pub fn saved_dir(test: &str) -> PathBuf {
+    let dir = artefact_dir().join(format!("{test}-saved"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The file the open dialog's stand-in answers with (the test writes it before clicking).
+pub fn pick_file(test: &str) -> PathBuf {
+    let dir = artefact_dir().join(format!("{test}-pick"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("referral-letter.pdf")
+}
+
 fn find_tool(name: &str) -> PathBuf {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
@@ -163,6 +180,10 @@ impl App {
             .env("DISPLAY", &display)
             .env("CLINVAULT_VAULT", &vault)
             .env("CLINVAULT_TEST_FAST_KDF", "1")
+            // Stand-ins for the native save/open dialogs, which WebDriver cannot drive
+            // (honoured only in test-hooks builds; see src-tauri/document_commands.rs).
+            .env("CLINVAULT_TEST_SAVE_DIR", saved_dir(name))
+            .env("CLINVAULT_TEST_PICK_FILE", pick_file(name))
             .env("XDG_CONFIG_HOME", tmp.path().join("config"))
             .env("XDG_DATA_HOME", tmp.path().join("data"))
             .env("XDG_CACHE_HOME", tmp.path().join("cache"))

@@ -718,6 +718,12 @@ pub enum InvoiceAction {
         #[arg(long)]
         json: bool,
     },
+    /// Save the invoice as a PDF to a new file you choose
+    Pdf {
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]

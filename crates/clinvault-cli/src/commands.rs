@@ -1227,6 +1227,25 @@ fn invoice(g: &Global, action: InvoiceAction) -> Result<()> {
                 );
             }
         }
+        InvoiceAction::Pdf { id, out } => {
+            let pdf = s.invoice_pdf(&id)?;
+            // Only where the person chose, never over an existing file; removed if the write fails.
+            let mut f = clinvault_core::vault_dir::create_private(&out)?;
+            let written = std::io::Write::write_all(&mut f, &pdf).and_then(|()| f.sync_all());
+            if let Err(e) = written {
+                drop(f);
+                let _ = std::fs::remove_file(&out);
+                return Err(Error::Io {
+                    context: format!("cannot write {}", out.display()),
+                    source: e,
+                });
+            }
+            eprintln!(
+                "Saved the invoice ({} bytes) to {}.",
+                pdf.len(),
+                out.display()
+            );
+        }
     }
     Ok(())
 }

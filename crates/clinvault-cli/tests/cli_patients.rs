@@ -285,6 +285,41 @@ fn a_day_at_the_clinic_through_the_cli() {
         serde_json::from_str(&okv("rita", &["invoice", "show", &invoice, "--json"])).unwrap();
     assert_eq!(shown["balance_minor"], 5_450);
     assert_eq!(shown["number"], 1);
+    let pdf = tmp.path().join("invoice-1.pdf");
+    okv(
+        "rita",
+        &["invoice", "pdf", &invoice, "--out", pdf.to_str().unwrap()],
+    );
+    let text = std::process::Command::new("pdftotext")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils; scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Invoice 1") && text.contains("54.50"),
+        "{text}"
+    );
+    let out = as_user(
+        "rita",
+        &["invoice", "pdf", &invoice, "--out", pdf.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 1, "never overwrites a file");
+    let out = as_user(
+        "rita",
+        &[
+            "invoice",
+            "pdf",
+            "no-such",
+            "--out",
+            tmp.path().join("x.pdf").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&out), 6);
+    assert!(
+        !tmp.path().join("x.pdf").exists(),
+        "nothing written for a refused export"
+    );
     let out = as_user(
         "rita",
         &[

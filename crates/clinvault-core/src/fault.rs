@@ -27,3 +27,8 @@ pub fn point(name: &str) {
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// Whether this build honours test hooks (the `test-hooks` feature: `cargo test` builds only).
+/// Shells use it to gate their own test-only stand-ins (e.g. for native dialogs) on the same
+/// switch, so a release build cannot be steered by them.
+pub const TEST_HOOKS: bool = cfg!(feature = "test-hooks");

@@ -23,6 +23,7 @@ mod device_trust;
 pub mod encoding;
 pub mod error;
 pub mod fault;
+pub mod invoice_pdf;
 pub mod invoices;
 pub mod key_hierarchy;
 pub mod keyfile;

@@ -27,10 +27,15 @@ impl Style {
     }
 }
 
-/// The summary as styled lines, wrapped to the page width, then laid out on pages.
+/// Pieces of WinAnsi text, each at its offset from the left margin.
+type Cells = Vec<(f32, Vec<u8>)>;
+
+/// The summary as styled lines, wrapped to the page width, then laid out on pages. A line is
+/// one or more pieces of text, each at its own offset from the left margin (table columns).
 #[derive(Default)]
 pub struct Lines {
-    lines: Vec<(Style, Vec<u8>)>,
+    lines: Vec<(Style, Cells)>,
+    watermark: Option<Vec<u8>>,
 }
 
 const PAGE_W: f32 = 595.0;
@@ -72,12 +77,14 @@ impl Lines {
         let mut line: Vec<u8> = Vec::new();
         for word in bytes.split(|b| *b == b' ') {
             if !line.is_empty() && line.len() + 1 + word.len() > max {
-                self.lines.push((style, std::mem::take(&mut line)));
+                self.lines
+                    .push((style, vec![(0.0, std::mem::take(&mut line))]));
             }
             for piece in word.chunks(max.max(1)) {
                 if !line.is_empty() {
                     if line.len() + 1 + piece.len() > max {
-                        self.lines.push((style, std::mem::take(&mut line)));
+                        self.lines
+                            .push((style, vec![(0.0, std::mem::take(&mut line))]));
                     } else {
                         line.push(b' ');
                     }
@@ -85,12 +92,35 @@ impl Lines {
                 line.extend_from_slice(piece);
             }
         }
-        self.lines.push((style, line));
+        self.lines.push((style, vec![(0.0, line)]));
+    }
+
+    /// One line of table cells, each starting at its offset (points from the left margin).
+    /// Cells are not wrapped: a cell longer than `width` characters is cut with "…", so
+    /// columns never overlap.
+    pub fn row(&mut self, style: Style, cells: &[(f32, usize, &str)]) {
+        let cells = cells
+            .iter()
+            .map(|(x, width, text)| {
+                let mut bytes = win_ansi(text);
+                if bytes.len() > *width {
+                    bytes.truncate(width.saturating_sub(1));
+                    bytes.push(0x85);
+                }
+                (*x, bytes)
+            })
+            .collect();
+        self.lines.push((style, cells));
     }
 
     /// An empty line before a new section.
     pub fn gap(&mut self) {
         self.lines.push((Style::Body, Vec::new()));
+    }
+
+    /// Large light-grey text drawn diagonally behind every page's content (e.g. "VOID").
+    pub fn watermark(&mut self, text: &str) {
+        self.watermark = Some(win_ansi(text));
     }
 
     pub fn render(&self) -> Vec<u8> {
@@ -108,6 +138,15 @@ impl Lines {
             if pages.is_empty() || y - step < MARGIN {
                 let mut c = Content::new();
                 c.begin_text();
+                if let Some(mark) = &self.watermark {
+                    // 45 degrees, centred roughly on the page, behind the text drawn after it.
+                    let (sin, cos) = std::f32::consts::FRAC_PI_4.sin_cos();
+                    c.set_fill_gray(0.82);
+                    c.set_font(bold, 110.0);
+                    c.set_text_matrix([cos, sin, -sin, cos, 150.0, 250.0]);
+                    c.show(Str(mark));
+                    c.set_fill_gray(0.0);
+                }
                 pages.push((Ref::new(next), Ref::new(next + 1), c));
                 next += 2;
                 y = PAGE_H - MARGIN;
@@ -115,8 +154,10 @@ impl Lines {
             y -= step;
             if let Some((_, _, c)) = pages.last_mut() {
                 c.set_font(if style.bold() { bold } else { regular }, style.size());
-                c.set_text_matrix([1.0, 0.0, 0.0, 1.0, MARGIN, y]);
-                c.show(Str(text));
+                for (x, piece) in text {
+                    c.set_text_matrix([1.0, 0.0, 0.0, 1.0, MARGIN + x, y]);
+                    c.show(Str(piece));
+                }
             }
         }
         let mut pdf = Pdf::new();
@@ -168,6 +209,13 @@ mod tests {
         assert!(l.lines.len() > 400, "wrapped: {}", l.lines.len());
         let pdf = l.render();
         assert!(pdf.starts_with(b"%PDF-"));
+        let mut t = Lines::default();
+        t.row(Style::Body, &[(0.0, 6, "Description"), (200.0, 8, "1")]);
+        assert_eq!(
+            t.lines[0].1[0].1,
+            b"Descr\x85".to_vec(),
+            "cut to its column"
+        );
         let pattern = b"/Type /Page";
         let pages = pdf
             .windows(pattern.len() + 1)

@@ -634,3 +634,135 @@ fn draft_invoices_take_a_number_only_when_issued() {
         ErrorKind::Conflict
     );
 }
+
+/// The PDF read back by an independent reader (poppler's `pdftotext`, installed by the test
+/// command).
+fn pdf_text(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("invoice.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg("-layout")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils; scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_invoice_pdf_carries_the_clinic_lines_totals_payments_and_void_status() {
+    use clinvault_core::audit_review::AuditFilter;
+    use clinvault_core::invoices::ManualItem;
+    let c = clinic();
+    let mut a = sign_in(&c.dir, "admin");
+    a.set_policy("clinic-name", "Riverside Physio").unwrap();
+    a.set_policy("clinic-currency", "GBP").unwrap();
+    drop(a);
+    let mut r = sign_in(&c.dir, "rita");
+    let inv = r
+        .create_invoice(
+            &c.patient,
+            &[
+                ManualItem {
+                    description: "Theraband (Zoë's colour)",
+                    quantity: 2,
+                    unit_price: "12.50",
+                    tax_percent: Some("10"),
+                },
+                ManualItem {
+                    description: "Report",
+                    quantity: 1,
+                    unit_price: "40",
+                    tax_percent: None,
+                },
+            ],
+        )
+        .unwrap();
+    r.record_payment(&inv.id, "20", "card", Some("2026-03-03"))
+        .unwrap();
+    let text = pdf_text(&r.invoice_pdf(&inv.id).unwrap());
+    let number = inv.number.unwrap();
+    for needle in [
+        "Riverside Physio".to_owned(),
+        format!("Invoice {number}"),
+        "Ann Jones".into(),
+        "Theraband (Zoë's colour)".into(),
+        "GBP 12.50".into(),
+        "10%".into(),
+        "GBP 27.50".into(), // 2 × 12.50 + 10 % tax
+        "GBP 40.00".into(),
+        "GBP 65.00".into(), // subtotal
+        "GBP 2.50".into(),  // tax
+        "GBP 67.50".into(), // total
+        "2026-03-03".into(),
+        "card".into(),
+        "GBP 20.00".into(),
+        "GBP 47.50".into(), // balance
+        "Issued, awaiting payment".into(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} not in the PDF:\n{text}");
+    }
+    assert!(!text.contains("VOID"), "{text}");
+
+    // A draft has no number yet and says so; a void invoice says VOID (watermark and label)
+    // with its reason, and no balance.
+    let draft = r
+        .create_draft_invoice(
+            &c.patient,
+            &[ManualItem {
+                description: "Splint",
+                quantity: 1,
+                unit_price: "15",
+                tax_percent: None,
+            }],
+        )
+        .unwrap();
+    let text = pdf_text(&r.invoice_pdf(&draft.id).unwrap());
+    assert!(text.contains("Draft invoice (not issued)"), "{text}");
+    assert!(text.contains("GBP 15.00"), "{text}");
+    let issued = r.issue_invoice(&draft.id).unwrap();
+    let void = r.void_invoice(&issued.id, "duplicate of another").unwrap();
+    let void_pdf = r.invoice_pdf(&void.id).unwrap();
+    let text = pdf_text(&void_pdf);
+    assert!(
+        text.contains(&format!("Invoice {} (VOID)", void.number.unwrap())),
+        "{text}"
+    );
+    assert!(text.contains("Voided: duplicate of another"), "{text}");
+    assert!(text.contains("Status                    VOID"), "{text}");
+    // The watermark: 110 pt bold "VOID" drawn diagonally (pdftotext splits rotated text, so
+    // it is found in the uncompressed content stream), and only on the void invoice.
+    let has = |pdf: &[u8], needle: &[u8]| pdf.windows(needle.len()).any(|w| w == needle);
+    assert!(has(&void_pdf, b"/F2 110 Tf") && has(&void_pdf, b"(VOID) Tj"));
+    assert!(!has(&r.invoice_pdf(&inv.id).unwrap(), b"/F2 110 Tf"));
+
+    assert_eq!(
+        r.invoice_pdf("no-such").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // Every export is in the trail, by invoice id only: no names, lines or amounts.
+    drop(r);
+    let mut a = sign_in(&c.dir, "admin");
+    let entries = a
+        .audit_list(&AuditFilter {
+            action: Some("invoice.export_pdf".into()),
+            outcome: Some("ok".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(entries
+        .iter()
+        .any(|e| e.target_id.as_deref() == Some(&inv.id)));
+    let json = serde_json::to_string(&entries).unwrap();
+    for secret in ["Ann", "Jones", "Theraband", "6750", "67.50"] {
+        assert!(!json.contains(secret), "{secret} in the trail: {json}");
+    }
+}

@@ -81,6 +81,14 @@ interface Commands {
   consent_options: [null, B.ConsentOptions];
   outstanding_invoices: [null, B.InvoiceView[]];
   revenue_report: [B.RevenueRequest, B.RevenueRowView[]];
+  // Invoice drafts, invoice PDFs and attachment files (src-tauri/documents.rs). The save and
+  // open dialogs are opened by Rust; the webview never names a path.
+  create_draft_invoice: [B.NewDraftInvoice, B.InvoiceView];
+  update_draft_invoice: [B.DraftLines, B.InvoiceView];
+  issue_invoice: [B.InvoiceRef, B.InvoiceView];
+  save_invoice_pdf: [B.SaveInvoicePdf, B.SavedCopy];
+  save_attachment_copy: [B.SaveAttachment, B.SavedCopy];
+  pick_attachment: [B.PatientRef, B.PickedAttachment];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {

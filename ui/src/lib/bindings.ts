@@ -376,3 +376,29 @@ passphrase: string | null, recovery_key: string | null, };
 
 export type BackupCheckResult = { backup_id: string, created_at: string, patients: bigint, attachments: bigint, audit_entries: number, audit_intact: boolean, };
 
+export type InvoiceItem = { description: string, quantity: bigint, 
+/**
+ * Decimal text, e.g. "12.50".
+ */
+unit_price: string, 
+/**
+ * Percent, e.g. "10"; None or empty for untaxed.
+ */
+tax_percent: string | null, };
+
+export type NewDraftInvoice = { patient_id: string, items: Array<InvoiceItem>, };
+
+export type DraftLines = { id: string, items: Array<InvoiceItem>, };
+
+export type SaveInvoicePdf = { id: string, number: bigint | null, };
+
+export type SaveAttachment = { id: string, file_name: string, };
+
+export type SavedCopy = { saved: boolean, 
+/**
+ * The chosen file's name (not its folder), for the confirmation message.
+ */
+file_name: string | null, bytes: bigint, };
+
+export type PickedAttachment = { attachment: AttachmentRow | null, };
+

@@ -205,6 +205,12 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
             s.show_invoice(&seed_id(s, "invoices")).map(|_| ())
         }),
         (
+            "invoice.export_pdf",
+            Some(Permission::InvoicesRead),
+            1,
+            |s, _| s.invoice_pdf(&seed_id(s, "invoices")).map(|_| ()),
+        ),
+        (
             "invoice.outstanding",
             Some(Permission::InvoicesRead),
             1,

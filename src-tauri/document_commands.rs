@@ -1,0 +1,138 @@
+//! The Tauri commands for invoice drafts, invoice PDFs and attachment files (`documents.rs`).
+//!
+//! "Save a copy" and "add from a file" open the native dialog from Rust (tauri-plugin-dialog),
+//! without holding the shell's lock, so the status poll carries on while the dialog is open.
+//! The chosen path goes straight to the shell; the webview never sees or names it. In builds
+//! with the core's `test-hooks` feature (`cargo test` only) two environment variables stand in
+//! for the dialog, because WebDriver cannot drive a native dialog: `CLINVAULT_TEST_SAVE_DIR`
+//! (a save dialog answers `<dir>/<suggested name>`) and `CLINVAULT_TEST_PICK_FILE` (an open
+//! dialog answers that file). Release builds ignore both.
+
+use std::path::PathBuf;
+
+use tauri::State;
+use tauri_plugin_dialog::DialogExt;
+
+use crate::api::{AttachmentRow, InvoiceRef, InvoiceView, PatientRef};
+use crate::commands::{contain, with, AppState, Reply};
+use crate::documents::*;
+
+/// The command names, in the order declared (also in `commands.txt`).
+pub const NAMES: &[&str] = &[
+    "create_draft_invoice",
+    "update_draft_invoice",
+    "issue_invoice",
+    "save_invoice_pdf",
+    "save_attachment_copy",
+    "pick_attachment",
+];
+
+fn test_answer(var: &str) -> Option<PathBuf> {
+    if !clinvault_core::fault::TEST_HOOKS {
+        return None;
+    }
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn choose_save(
+    window: &tauri::WebviewWindow,
+    suggested: &str,
+    filter: Option<(&str, &[&str])>,
+) -> Option<PathBuf> {
+    if let Some(dir) = test_answer("CLINVAULT_TEST_SAVE_DIR") {
+        return Some(dir.join(suggested));
+    }
+    let mut dialog = window
+        .dialog()
+        .file()
+        .set_parent(window)
+        .set_title("Save a copy")
+        .set_file_name(suggested);
+    if let Some((name, extensions)) = filter {
+        dialog = dialog.add_filter(name, extensions);
+    }
+    dialog.blocking_save_file().and_then(|p| p.into_path().ok())
+}
+
+fn choose_open(window: &tauri::WebviewWindow) -> Option<PathBuf> {
+    if let Some(file) = test_answer("CLINVAULT_TEST_PICK_FILE") {
+        return Some(file);
+    }
+    window
+        .dialog()
+        .file()
+        .set_parent(window)
+        .set_title("Add a file to the patient's record")
+        .blocking_pick_file()
+        .and_then(|p| p.into_path().ok())
+}
+
+/// Refuses before the dialog opens when no session is active (locked, signed out).
+fn ensure_active(state: &AppState) -> Reply<()> {
+    with(state, |s| s.active().map(|_| ()))
+}
+
+#[tauri::command(async)]
+pub fn create_draft_invoice(
+    state: State<'_, AppState>,
+    req: NewDraftInvoice,
+) -> Reply<InvoiceView> {
+    with(&state, |s| s.create_draft_invoice(req))
+}
+
+#[tauri::command(async)]
+pub fn update_draft_invoice(state: State<'_, AppState>, req: DraftLines) -> Reply<InvoiceView> {
+    with(&state, |s| s.update_draft_invoice(req))
+}
+
+#[tauri::command(async)]
+pub fn issue_invoice(state: State<'_, AppState>, req: InvoiceRef) -> Reply<InvoiceView> {
+    with(&state, |s| s.issue_invoice(req))
+}
+
+#[tauri::command(async)]
+pub fn save_invoice_pdf(
+    window: tauri::WebviewWindow,
+    state: State<'_, AppState>,
+    req: SaveInvoicePdf,
+) -> Reply<SavedCopy> {
+    ensure_active(&state)?;
+    let name = invoice_file_name(req.number);
+    let chosen = contain(|| Ok(choose_save(&window, &name, Some(("PDF", &["pdf"])))))?;
+    match chosen {
+        Some(path) => with(&state, |s| s.write_invoice_pdf(&req.id, &path)),
+        None => Ok(SavedCopy::cancelled()),
+    }
+}
+
+#[tauri::command(async)]
+pub fn save_attachment_copy(
+    window: tauri::WebviewWindow,
+    state: State<'_, AppState>,
+    req: SaveAttachment,
+) -> Reply<SavedCopy> {
+    ensure_active(&state)?;
+    let name = plain_file_name(&req.file_name, "attachment");
+    let chosen = contain(|| Ok(choose_save(&window, &name, None)))?;
+    match chosen {
+        Some(path) => with(&state, |s| s.write_attachment_copy(&req.id, &path)),
+        None => Ok(SavedCopy::cancelled()),
+    }
+}
+
+#[tauri::command(async)]
+pub fn pick_attachment(
+    window: tauri::WebviewWindow,
+    state: State<'_, AppState>,
+    req: PatientRef,
+) -> Reply<PickedAttachment> {
+    ensure_active(&state)?;
+    let chosen = contain(|| Ok(choose_open(&window)))?;
+    let attachment: Option<AttachmentRow> = match chosen {
+        Some(path) => Some(with(&state, |s| s.add_attachment_file(&req.id, &path))?),
+        None => None,
+    };
+    Ok(PickedAttachment { attachment })
+}

@@ -1,0 +1,242 @@
+//! Invoice drafts, the invoice PDF and attachment files in the real app.
+//!
+//! What is not driven end to end: the native save and open dialogs (GTK windows WebDriver
+//! cannot reach). The app is started with `CLINVAULT_TEST_SAVE_DIR`/`CLINVAULT_TEST_PICK_FILE`,
+//! which stand in for the dialog's answer in test-hooks builds only; everything after the
+//! answer (the Rust command, the core, the file written or read) is the real path. A drop from
+//! a file manager is also simulated: the test dispatches an HTML5 `drop` event carrying a
+//! `File`, which is what WebKit delivers to the page for a real drop.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::support::{self, App};
+
+const PATIENT: &str = "Pdfington";
+const DROP_MARKER: &str = "Dropped-Marker-9902";
+
+fn pdf_text(path: &Path) -> String {
+    let out = std::process::Command::new("pdftotext")
+        .arg("-layout")
+        .arg(path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils; scripts/test.sh installs it)");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The id of the button in the attachment row showing `file`.
+async fn row_button(app: &App, file: &str, prefix: &str) -> String {
+    app.client
+        .find(fantoccini::Locator::XPath(&format!(
+            "//table[@id='record-attachments']//tr[td[1][normalize-space()='{file}']]//button[starts-with(@id,'{prefix}')]"
+        )))
+        .await
+        .unwrap()
+        .attr("id")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_viewed_in_the_app() {
+    let app = App::start("documents").await;
+    let started = SystemTime::now();
+    app.first_run().await;
+    app.skip_to_home().await;
+    app.client
+        .execute(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));",
+            vec![],
+        )
+        .await
+        .unwrap();
+
+    app.click("#nav-patients").await;
+    app.click("#patient-new").await;
+    app.fill("#pf-first_name", "Olive").await;
+    app.fill("#pf-last_name", PATIENT).await;
+    app.click("#pf-save").await;
+    app.wait_text("#record-title", &format!("{PATIENT}, Olive"), 10)
+        .await;
+
+    // A manual draft: two lines, saved, then edited and issued.
+    app.click("#ptab-invoices").await;
+    app.click("#inv-new").await;
+    app.fill("#dl-desc-0", "Splint").await;
+    app.fill("#dl-price-0", "30").await;
+    app.click("#dl-add").await;
+    app.fill("#dl-desc-1", "Report").await;
+    app.fill("#dl-price-1", "40").await;
+    app.fill("#dl-tax-1", "10").await;
+    app.click("#draft-save").await;
+    app.wait_text("#inv-msg", "Draft saved.", 10).await;
+    app.wait_text("#inv-total", "74.00", 10).await;
+    assert_eq!(app.text_of("#inv-status").await.trim(), "draft");
+    // A bad price: the core's message names the line; the draft stays as it was.
+    app.fill("#dl-price-0", "3O").await;
+    app.click("#draft-save").await;
+    app.wait_text("#inv-error", "items[1].unit_price", 10).await;
+    app.fill("#dl-price-0", "35").await;
+    app.screenshot("draft-invoice").await;
+    app.click("#draft-issue").await;
+    app.wait_text("#inv-msg", "Invoice 1 issued.", 10).await;
+    app.wait_text("#inv-total", "79.00", 10).await;
+    assert_eq!(app.text_of("#inv-status").await.trim(), "issued");
+    assert!(
+        !app.exists("#draft-form").await,
+        "an issued invoice is not editable"
+    );
+    app.screenshot("invoice-issued").await;
+
+    // Save PDF…: the core renders it; the file lands only where the dialog said.
+    app.click("#inv-save-pdf").await;
+    app.wait_text("#inv-msg", "Saved invoice-1.pdf", 20).await;
+    let saved_dir = app_saved_dir();
+    let pdf = saved_dir.join("invoice-1.pdf");
+    let text = pdf_text(&pdf);
+    for needle in ["Invoice 1", "Olive Pdfington", "Splint", "EUR 79.00"] {
+        assert!(text.contains(needle), "{needle:?} not in the PDF:\n{text}");
+    }
+
+    // Attachments: that PDF chosen in the open dialog, and a note dropped onto the tab.
+    let picked = support::pick_file("documents");
+    std::fs::copy(&pdf, &picked).unwrap();
+    app.click("#inv-close").await;
+    app.click("#ptab-attachments").await;
+    app.wait_text("#record-attachments", "No attachments", 10)
+        .await;
+    app.click("#att-pick").await;
+    app.wait_text("#att-msg", "Added referral-letter.pdf", 20)
+        .await;
+    app.client
+        .execute(
+            "const dt = new DataTransfer();\
+             dt.items.add(new File([arguments[0]], 'dropped-note.txt', { type: 'text/plain' }));\
+             const zone = document.getElementById('att-drop');\
+             zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));\
+             zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+            vec![serde_json::json!(format!("phoned in: {DROP_MARKER}"))],
+        )
+        .await
+        .unwrap();
+    app.wait_text("#att-msg", "Added dropped-note.txt", 20)
+        .await;
+    app.wait_text("#record-attachments", "dropped-note.txt", 10)
+        .await;
+
+    // The PDF inside the app: pdf.js draws its page onto a canvas from the core's bytes.
+    let view = row_button(&app, "referral-letter.pdf", "att-view-").await;
+    app.click(&format!("#{view}")).await;
+    app.wait_text("#pdf-info", "1 page", 30).await;
+    let drawn = app
+        .client
+        .execute(
+            "const c = document.querySelectorAll('#pdf-pages canvas');\
+             if (c.length === 0) return null;\
+             const d = c[0].getContext('2d').getImageData(0, 0, c[0].width, c[0].height).data;\
+             let dark = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128 && d[i + 3] > 0) dark++;\
+             return { pages: c.length, drawn: document.getElementById('pdf-pages').dataset.drawn, dark, width: c[0].width };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(drawn["pages"], 1, "{drawn}");
+    assert_eq!(drawn["drawn"], "1", "{drawn}");
+    assert!(
+        drawn["dark"].as_u64().unwrap() > 500,
+        "the page has no text drawn on it: {drawn}"
+    );
+    app.client
+        .execute(
+            "document.getElementById('pdf-pages').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.screenshot("pdf-viewed").await;
+
+    // Save a copy of the attachment: byte for byte what was added.
+    let save = row_button(&app, "referral-letter.pdf", "att-save-").await;
+    app.click(&format!("#{save}")).await;
+    app.wait_text("#att-msg", "Saved a copy as referral-letter.pdf", 20)
+        .await;
+    assert_eq!(
+        std::fs::read(saved_dir.join("referral-letter.pdf")).unwrap(),
+        std::fs::read(&picked).unwrap()
+    );
+
+    let csp = app
+        .client
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+
+    let vault = app.vault.clone();
+    let home_dir = app.stop_keeping_home().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    scan_for_plaintext(home_dir.path(), &vault, started);
+}
+
+fn app_saved_dir() -> PathBuf {
+    support::artefact_dir().join("documents-saved")
+}
+
+/// No plaintext outside the vault: the app's home folders and files written to the temporary
+/// folder during the test (the saved copies are in target/e2e/, the place the person chose).
+fn scan_for_plaintext(home: &Path, vault: &Path, started: SystemTime) {
+    let canary = home.join("config").join("scan-canary.txt");
+    std::fs::create_dir_all(canary.parent().unwrap()).unwrap();
+    std::fs::write(&canary, format!("canary {PATIENT}")).unwrap();
+    let markers: [&[u8]; 2] = [PATIENT.as_bytes(), DROP_MARKER.as_bytes()];
+    let mut scanned = 0;
+    let mut hits = Vec::new();
+    let mut stack = vec![home.to_path_buf(), std::env::temp_dir()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.starts_with(vault) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let fresh = meta.modified().map(|m| m >= started).unwrap_or(false);
+            if meta.is_dir() {
+                if path.starts_with(std::env::temp_dir()) && !path.starts_with(home) && !fresh {
+                    continue;
+                }
+                stack.push(path);
+            } else if meta.is_file() && meta.len() < 64 * 1024 * 1024 && fresh {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                scanned += 1;
+                for m in markers {
+                    if bytes.windows(m.len()).any(|w| w == m) {
+                        hits.push(format!(
+                            "{} holds {}",
+                            path.display(),
+                            String::from_utf8_lossy(m)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("[documents] scanned {scanned} files outside the vault");
+    let canary_hit = format!("{} holds {PATIENT}", canary.display());
+    assert!(
+        hits.contains(&canary_hit),
+        "the scan missed its canary: {hits:?}"
+    );
+    hits.retain(|h| *h != canary_hit);
+    assert!(scanned > 1);
+    assert!(hits.is_empty(), "plaintext outside the vault: {hits:?}");
+}
