@@ -897,7 +897,7 @@ pub fn typescript_bindings() -> String {
         "// Generated from src-tauri/api.rs by ts-rs. Do not edit: run\n\
          // `UPDATE_BINDINGS=1 cargo test -p clinvault-desktop --lib bindings` after changing the Rust types.\n\n",
     );
-    for d in decls {
+    for d in decls.into_iter().chain(crate::sync_api::decls()) {
         out.push_str("export ");
         out.push_str(&d);
         out.push_str("\n\n");

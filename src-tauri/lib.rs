@@ -6,6 +6,7 @@ mod commands;
 mod errors;
 pub mod host;
 pub mod shell;
+pub mod sync_api;
 
 use std::sync::Mutex;
 
@@ -22,6 +23,7 @@ pub fn command_names() -> Vec<&'static str> {
     names.extend_from_slice(commands::TITLED);
     names.push("screen_title");
     names.extend_from_slice(&["export_backup", "verify_backup", "cancel_backup"]);
+    names.extend(commands::sync::names());
     names
 }
 
@@ -149,7 +151,20 @@ pub fn run() {
             commands::export_backup,
             commands::verify_backup,
             commands::cancel_backup,
+            // Sync (administrators).
+            commands::sync::sync_overview,
+            commands::sync::sync_status,
+            commands::sync::set_sync_target,
+            commands::sync::test_sync_target,
+            commands::sync::set_sync_schedule,
+            commands::sync::sync_snapshots,
+            commands::sync::sync_push,
+            commands::sync::sync_restore_test,
         ])
+        .setup(|app| {
+            commands::sync::start_timer(app.handle());
+            Ok(())
+        })
         .build(context);
     match app {
         Ok(app) => app.run(|handle, event| {

@@ -1759,3 +1759,7 @@ fn bookings_and_cancellations_in_the_app_notify_the_practitioner_as_the_cli_does
     changes.sort();
     assert_eq!(changes, ["cancelled", "new"], "{entries:?}");
 }
+
+// The sync commands (administrator's Backup and sync screen).
+#[path = "sync_tests.rs"]
+mod sync;
