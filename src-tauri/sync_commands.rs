@@ -8,15 +8,28 @@ use std::time::Duration;
 use tauri::{Manager, State};
 
 use super::{with, AppState, Reply};
+use crate::api::{ApiError, ErrorKind};
 use crate::shell::ProgressSink;
 use crate::sync_api::*;
+
+/// Runs a sync command on a thread of its own. Tauri runs async commands inside its tokio
+/// runtime, and clinvault-sync drives OpenDAL with a runtime of its own (`block_on`), which tokio
+/// refuses to start inside another; a plain scoped thread has no runtime around it.
+fn off_runtime<T: Send>(f: impl FnOnce() -> Reply<T> + Send) -> Reply<T> {
+    std::thread::scope(|scope| scope.spawn(f).join()).unwrap_or_else(|_| {
+        Err(ApiError::new(
+            ErrorKind::Internal,
+            "ClinVault hit an internal error; nothing was changed by this step. Please report it.",
+        ))
+    })
+}
 
 macro_rules! sync_commands {
     ($( $name:ident ( $($arg:ident : $ty:ty)? ) -> $ret:ty; )*) => {
         $(
             #[tauri::command(async)]
             pub fn $name(state: State<'_, AppState> $(, $arg: $ty)?) -> Reply<$ret> {
-                with(&state, |s| s.$name($($arg)?))
+                off_runtime(|| with(&state, |s| s.$name($($arg)?)))
             }
         )*
         /// The plain sync commands, in the order declared.
@@ -48,7 +61,7 @@ pub fn sync_push(
     let sink = ProgressSink::new(move |p| {
         let _ = progress.send(p);
     });
-    with(&state, |s| s.sync_push(&sink))
+    off_runtime(|| with(&state, |s| s.sync_push(&sink)))
 }
 
 #[tauri::command(async)]
@@ -59,7 +72,7 @@ pub fn sync_restore_test(
     let sink = ProgressSink::new(move |p| {
         let _ = progress.send(p);
     });
-    with(&state, |s| s.sync_restore_test(&sink))
+    off_runtime(|| with(&state, |s| s.sync_restore_test(&sink)))
 }
 
 /// How often the timer asks the core whether a scheduled push is due.
