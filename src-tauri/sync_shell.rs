@@ -102,6 +102,11 @@ fn short(id: &str) -> String {
     id.chars().take(12).collect()
 }
 
+/// An RFC 3339 time to the second, as people read it ("2026-11-23 12:09:07 UTC").
+fn when(t: &str) -> String {
+    format!("{} UTC", t.get(..19).unwrap_or(t).replace('T', " "))
+}
+
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / 1048576.0)
 }
@@ -241,7 +246,7 @@ impl<H: Host> Shell<H> {
                     "Restore test passed: snapshot {} of {} restores, opens and verifies \
                      ({} patients, audit trail of {} entries intact).",
                     short(&o.snapshot),
-                    o.time,
+                    when(&o.time),
                     o.verify.patients,
                     o.verify.audit_entries
                 ),
