@@ -900,6 +900,7 @@ pub fn typescript_bindings() -> String {
     for d in decls
         .into_iter()
         .chain(crate::documents::typescript_decls())
+        .chain(crate::sync_api::decls())
     {
         out.push_str("export ");
         out.push_str(&d);

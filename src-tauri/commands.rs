@@ -250,3 +250,7 @@ pub fn cancel_backup(cancel: State<'_, BackupCancel>) -> Reply<()> {
     cancel.0.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(())
 }
+
+// The sync commands (administrator's Backup and sync screen) and the scheduled-push timer.
+#[path = "sync_commands.rs"]
+pub mod sync;

@@ -8,6 +8,7 @@ pub mod documents;
 mod errors;
 pub mod host;
 pub mod shell;
+pub mod sync_api;
 
 use std::sync::Mutex;
 
@@ -25,6 +26,7 @@ pub fn command_names() -> Vec<&'static str> {
     names.push("screen_title");
     names.extend_from_slice(&["export_backup", "verify_backup", "cancel_backup"]);
     names.extend_from_slice(document_commands::NAMES);
+    names.extend(commands::sync::names());
     names
 }
 
@@ -161,7 +163,20 @@ pub fn run() {
             document_commands::save_invoice_pdf,
             document_commands::save_attachment_copy,
             document_commands::pick_attachment,
+            // Sync (administrators).
+            commands::sync::sync_overview,
+            commands::sync::sync_status,
+            commands::sync::set_sync_target,
+            commands::sync::test_sync_target,
+            commands::sync::set_sync_schedule,
+            commands::sync::sync_snapshots,
+            commands::sync::sync_push,
+            commands::sync::sync_restore_test,
         ])
+        .setup(|app| {
+            commands::sync::start_timer(app.handle());
+            Ok(())
+        })
         .build(context);
     match app {
         Ok(app) => app.run(|handle, event| {

@@ -30,7 +30,14 @@ pub struct Shell<H: Host> {
     host: H,
     session: Option<Session>,
     pending: Option<PendingSignIn>,
+    /// The last automatic push's outcome in this window (sync screen and Home show it).
+    auto_push: Option<crate::sync_api::AutoPushView>,
 }
+
+// The sync commands (set-up, test, schedule, push, snapshots, restore test, the timer's push).
+#[path = "sync_shell.rs"]
+mod sync;
+pub use sync::ProgressSink;
 
 pub(crate) fn core<T>(r: clinvault_core::Result<T>) -> Result<T> {
     r.map_err(ApiError::from)
@@ -235,6 +242,7 @@ impl<H: Host> Shell<H> {
             host,
             session: None,
             pending: None,
+            auto_push: None,
         }
     }
 
@@ -439,6 +447,7 @@ impl<H: Host> Shell<H> {
     pub fn sign_out(&mut self) -> Result<AppStatus> {
         self.session = None;
         self.pending = None;
+        self.auto_push = None;
         self.status()
     }
 
@@ -1140,6 +1149,7 @@ impl<H: Host> Shell<H> {
 
     /// The window is closing: end the session so the vault is locked and its keys wiped.
     pub fn window_closed(&mut self) {
+        self.auto_push = None;
         self.pending = None;
         self.session = None;
     }

@@ -1762,3 +1762,6 @@ fn bookings_and_cancellations_in_the_app_notify_the_practitioner_as_the_cli_does
 
 /// Invoice drafts, invoice PDFs and attachment files (`documents.rs`).
 mod documents;
+// The sync commands (administrator's Backup and sync screen).
+#[path = "sync_tests.rs"]
+mod sync;

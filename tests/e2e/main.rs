@@ -1074,3 +1074,83 @@ async fn patient_id(app: &App, search: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Backup and sync, the sync part: the administrator sets a folder target, tests the
+/// connection, turns on a schedule, pushes with progress, sees the snapshot listed, runs a
+/// restore test, and sees the last good snapshot's age on Home. The repository lands in the
+/// test's own folder, encrypted.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_administrator_sets_up_sync_pushes_and_restore_tests() {
+    let app = App::start("sync").await;
+    app.first_run().await;
+    app.skip_to_home().await;
+    // No snapshot yet: Home warns.
+    app.wait_text("#home-last-snapshot", "No snapshot", 10)
+        .await;
+
+    let repo = app.vault.parent().unwrap().join("nas").join("clinic vault");
+    app.click("#nav-backup").await;
+    app.wait_text("#sync-current", "No sync target", 10).await;
+    // A relative folder is refused with the sync crate's reason.
+    app.fill("#sync-folder", "relative/folder").await;
+    app.click("#sync-save").await;
+    app.wait_text("#sync-error", "full path", 10).await;
+    app.fill("#sync-folder", repo.to_str().unwrap()).await;
+    let shown = app.text_of("#sync-url").await;
+    assert!(shown.starts_with("file:///"), "{shown}");
+    assert!(shown.contains("clinic%20vault"), "{shown}");
+    app.click("#sync-save").await;
+    app.wait_text("#sync-saved", "Sync target saved", 10).await;
+    app.wait_text("#sync-current", "clinic%20vault", 10).await;
+
+    app.click("#sync-test").await;
+    let verdict = app
+        .wait_text("#sync-test-result", "Connection works", 30)
+        .await;
+    assert!(verdict.contains("first push"), "{verdict}");
+
+    app.client
+        .find(fantoccini::Locator::Css("#sync-every"))
+        .await
+        .unwrap()
+        .select_by_value("4")
+        .await
+        .unwrap();
+    app.click("#sync-schedule-save").await;
+    app.wait_text("#sync-schedule-result", "every 4 hour", 10)
+        .await;
+
+    app.click("#sync-push").await;
+    let pushed = app.wait_text("#sync-push-result", "pushed", 120).await;
+    let id = pushed
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    assert_eq!(id.len(), 12, "{pushed}");
+    assert!(repo.join("config").exists(), "no repository in {repo:?}");
+    let listed = app.wait_text("#sync-snapshots", &id, 20).await;
+    assert!(listed.contains("MB"), "{listed}");
+    app.wait_text("#sync-last-good", "Last good snapshot: just now", 20)
+        .await;
+
+    app.click("#sync-restore-test").await;
+    let rt = app
+        .wait_text("#sync-restore-result", "Restore test passed", 120)
+        .await;
+    assert!(rt.contains(&id), "{rt}");
+    assert!(rt.contains("intact"), "{rt}");
+    app.screenshot("sync").await;
+
+    app.click("#nav-home").await;
+    let age = app
+        .wait_text("#home-last-snapshot", "Last good snapshot", 10)
+        .await;
+    assert!(
+        age.contains("just now") || age.contains("minute ago"),
+        "{age}"
+    );
+    app.screenshot("home-sync").await;
+    app.stop().await;
+}

@@ -64,6 +64,72 @@ fn describe(e: &opendal::Error) -> String {
     chain
 }
 
+/// How long each step of a connection test may take.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A failure as a person would name it: the usual causes first, then the details.
+fn plain(e: &opendal::Error) -> String {
+    let detail = describe(e);
+    let lower = detail.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+    if detail.starts_with("the server's TLS certificate")
+        || detail.starts_with("the server does not speak")
+    {
+        return detail;
+    }
+    if e.kind() == OdErr::PermissionDenied
+        || has(&[
+            "401",
+            "unauthorized",
+            "403",
+            "forbidden",
+            "invalidaccesskeyid",
+            "signaturedoesnotmatch",
+            "accessdenied",
+            "permission denied (publickey",
+            "authentication failed",
+        ])
+    {
+        return format!(
+            "the server refused the credentials (wrong user name, password or access key, or \
+             no access to this folder): {detail}"
+        );
+    }
+    if has(&[
+        "host key verification failed",
+        "no matching host key",
+        "known_hosts",
+    ]) {
+        return format!(
+            "the server's SSH host key is not known to this computer: connect once with `ssh` \
+             and check its fingerprint, then test again: {detail}"
+        );
+    }
+    if has(&[
+        "connection refused",
+        "error trying to connect",
+        "dns error",
+        "failed to lookup",
+        "name or service not known",
+        "no route to host",
+        "network is unreachable",
+        "timed out",
+        "connection reset",
+        "could not resolve",
+        "connect error",
+        "client error (connect)",
+    ]) {
+        return format!(
+            "cannot reach the server (wrong address or port, the server is off, or the network \
+             is down): {detail}"
+        );
+    }
+    if has(&["read-only", "readonly", "read only"]) {
+        return format!("the target is read-only: {detail}");
+    }
+    detail
+}
+
 impl Backend {
     /// Connects (lazily: nothing is sent until the first request).
     pub fn open(spec: &TargetSpec, creds: &Credentials) -> Result<Backend> {
@@ -232,6 +298,47 @@ impl Backend {
                 }
             })
             .collect())
+    }
+
+    /// Checks the target for "test connection": lists its top folder, writes a small probe
+    /// object and deletes it again, each within `PROBE_TIMEOUT`. Failures come back as a person
+    /// would say them (wrong credentials, unreachable, certificate refused, read-only).
+    pub fn probe(&self) -> Result<()> {
+        let name = format!(".clinvault-connection-test-{}", uuid::Uuid::new_v4());
+        self.timed("cannot list the target folder", async {
+            match self.op.list("/").await {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == OdErr::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })?;
+        self.timed("cannot write to the target", async {
+            self.op.write(&name, b"ok".to_vec()).await.map(|_| ())
+        })?;
+        self.timed("cannot delete from the target", self.op.delete(&name))
+    }
+
+    fn timed(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = opendal::Result<()>>,
+    ) -> Result<()> {
+        let outcome = self
+            .rt
+            .block_on(async { tokio::time::timeout(PROBE_TIMEOUT, fut).await });
+        let reason = match outcome {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => plain(&e),
+            Err(_) => format!(
+                "the server did not answer within {} seconds (unreachable, or a firewall drops \
+                 the connection)",
+                PROBE_TIMEOUT.as_secs()
+            ),
+        };
+        Err(Error::Io {
+            context: format!("{what} ({} target)", self.label),
+            source: std::io::Error::other(reason),
+        })
     }
 
     /// Size of one object, or None when it does not exist.

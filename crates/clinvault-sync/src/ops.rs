@@ -132,6 +132,50 @@ pub fn target(s: &mut Session) -> Result<(TargetSpec, Credentials)> {
     Ok((spec, creds))
 }
 
+/// The configured target's settings without its credentials (no keyring access), for screens.
+pub fn target_settings(s: &mut Session) -> Result<Option<TargetSpec>> {
+    let Some(t) = s.sync_target()? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&t.spec)
+        .map(Some)
+        .map_err(|_| Error::Integrity("the stored sync target settings are damaged".into()))
+}
+
+/// What "test connection" found.
+#[derive(Debug, Serialize)]
+pub struct ConnectionCheck {
+    pub kind: String,
+    /// `empty` (the first push creates the repository), `this_vault`, or `other` (a repository
+    /// this vault did not create: pushing there is refused).
+    pub repository: String,
+}
+
+/// `sync target test` / the desktop's "Test connection": reaches the configured target with its
+/// stored credentials, lists it, writes and deletes a probe object, and looks for a repository.
+/// Audited (`sync.target.test`, kind and outcome only).
+pub fn test_connection(s: &mut Session) -> Result<ConnectionCheck> {
+    let (spec, creds) = target(s)?;
+    s.run_audited(
+        NEED,
+        Event::new("sync.target.test").detail("kind", spec.kind()),
+        |s, ev| {
+            let backend = Backend::open(&spec, &creds)?;
+            backend.probe()?;
+            let repository = match Repository::read_config(&backend)? {
+                None => "empty",
+                Some(c) if s.sync_repo_key(&c.repo_id.to_string())?.is_some() => "this_vault",
+                Some(_) => "other",
+            };
+            add(ev, "repository", repository);
+            Ok(ConnectionCheck {
+                kind: spec.kind().to_owned(),
+                repository: repository.to_owned(),
+            })
+        },
+    )
+}
+
 /// Opens the target's repository, creating it (and recording its key) on an empty target.
 fn open_repo(s: &mut Session, create: bool) -> Result<Repository> {
     let (spec, creds) = target(s)?;
@@ -167,10 +211,29 @@ fn open_repo(s: &mut Session, create: bool) -> Result<Repository> {
     }
 }
 
+/// Records an operation that failed before it could start (target unreachable, no target set)
+/// as failed in the audit trail, so the failure is on record and the push schedule can back off;
+/// a refusal is already recorded by the gate.
+fn failed<T>(s: &mut Session, event: Event, e: Error) -> Result<T> {
+    if e.kind() == clinvault_core::ErrorKind::PermissionDenied {
+        return Err(e);
+    }
+    s.run_audited(NEED, event, move |_, _| Err(e))
+}
+
 /// `sync push`.
 pub fn push(s: &mut Session, progress: &dyn Progress) -> Result<PushReport> {
-    let repo = open_repo(s, true)?;
-    let staged = snapshot::capture(s, Permission::SyncManage)?;
+    let repo = match open_repo(s, true) {
+        Ok(r) => r,
+        Err(e) => return failed(s, Event::new("sync.push"), e),
+    };
+    let staged = match snapshot::capture(s, Permission::SyncManage) {
+        Ok(st) => st,
+        Err(e) => {
+            let ev = Event::new("sync.push").target("sync_repository", repo.repo_id());
+            return failed(s, ev, e);
+        }
+    };
     let files: Vec<SourceFile> = staged
         .files()
         .iter()

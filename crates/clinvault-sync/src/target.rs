@@ -175,6 +175,15 @@ impl TargetSpec {
         };
         let location = match u.scheme() {
             "file" => {
+                // file://folder/x would silently mean /x on this computer: "folder" is a host.
+                if u.host_str()
+                    .is_some_and(|h| !h.is_empty() && h != "localhost")
+                {
+                    return Err(invalid(
+                        "file:// targets need the full path of a folder, e.g. \
+                         file:///mnt/nas/clinvault (a relative path or a host name is not one)",
+                    ));
+                }
                 if path.is_empty() || path == "/" {
                     return Err(invalid(
                         "file:// targets need a folder, e.g. file:///mnt/nas/clinvault",
@@ -348,6 +357,7 @@ mod tests {
             ("ftp://host/x", "unsupported"),
             ("sftp://host/x", "user"),
             ("file:///", "folder"),
+            ("file://relative/folder", "full path"),
             ("s3://b/p?colour=red", "unknown s3 option"),
             ("not a url", "not a valid URL"),
             ("webdav://nas.local/dav", "webdavs://"),

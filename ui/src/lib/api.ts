@@ -89,6 +89,13 @@ interface Commands {
   save_invoice_pdf: [B.SaveInvoicePdf, B.SavedCopy];
   save_attachment_copy: [B.SaveAttachment, B.SavedCopy];
   pick_attachment: [B.PatientRef, B.PickedAttachment];
+  // Sync (administrators); sync_push and sync_restore_test take a progress channel (invoke).
+  sync_overview: [null, B.SyncOverview];
+  sync_status: [null, B.SyncStatusView];
+  set_sync_target: [B.SetSyncTarget, B.SyncTargetView];
+  test_sync_target: [null, B.ConnectionResult];
+  set_sync_schedule: [B.SetSyncSchedule, B.SyncStatusView];
+  sync_snapshots: [null, B.SnapshotRow[]];
 }
 
 export function isApiError(e: unknown): e is B.ApiError {
@@ -124,4 +131,14 @@ export function money(minor: number): string {
   const sign = minor < 0 ? '-' : '';
   const a = Math.abs(minor);
   return `${sign}${Math.floor(a / 100)}.${String(a % 100).padStart(2, '0')}`;
+}
+
+/** A duration in seconds as a person says it: "3 hours ago", "2 days ago". */
+export function ago(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const unit = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'} ago`;
+  if (s < 60) return 'just now';
+  if (s < 3600) return unit(Math.floor(s / 60), 'minute');
+  if (s < 86400) return unit(Math.floor(s / 3600), 'hour');
+  return unit(Math.floor(s / 86400), 'day');
 }

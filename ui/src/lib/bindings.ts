@@ -402,3 +402,99 @@ file_name: string | null, bytes: bigint, };
 
 export type PickedAttachment = { attachment: AttachmentRow | null, };
 
+export type SetSyncTarget = { url: string, 
+/**
+ * WebDAV password (when the URL names a user).
+ */
+password: string | null, 
+/**
+ * S3 access key id and secret access key.
+ */
+s3_key_id: string | null, s3_secret: string | null, 
+/**
+ * "1.3" (default) or "1.2" for an old NAS.
+ */
+tls_min: string | null, 
+/**
+ * A CA certificate file (PEM) that alone is trusted for this target.
+ */
+ca_file: string | null, 
+/**
+ * SFTP: the private key file.
+ */
+ssh_key: string | null, };
+
+export type SyncTargetView = { url: string, 
+/**
+ * file, sftp, webdav or s3.
+ */
+kind: string, tls_min: string, ca_file: string | null, ssh_key: string | null, 
+/**
+ * True when the target needs a password or keys (kept in the OS keyring, not shown).
+ */
+has_secret: boolean, };
+
+export type AutoPushView = { 
+/**
+ * RFC 3339, by the session's clock.
+ */
+at: string, ok: boolean, 
+/**
+ * "Snapshot … pushed" or the failure, as a person can act on it.
+ */
+message: string, };
+
+export type SyncStatusView = { target_set: boolean, 
+/**
+ * Automatic push every this many hours while the app is unlocked; 0 = off.
+ */
+every_hours: number, 
+/**
+ * When the last push completed (RFC 3339) and how long ago, in seconds.
+ */
+last_good_at: string | null, last_good_age_seconds: number | null, 
+/**
+ * The last push that failed, when newer than the last good one.
+ */
+last_failed_at: string | null, 
+/**
+ * No good snapshot, or the last one is older than the schedule allows.
+ */
+stale: boolean, push_due: boolean, auto_push: AutoPushView | null, };
+
+export type SyncOverview = { target: SyncTargetView | null, status: SyncStatusView, };
+
+export type SetSyncSchedule = { 
+/**
+ * 0 turns automatic pushes off; at most 168 (a week).
+ */
+every_hours: number, };
+
+export type ConnectionResult = { kind: string, 
+/**
+ * empty, this_vault or other.
+ */
+repository: string, message: string, };
+
+export type SnapshotRow = { 
+/**
+ * The first 12 hex digits of the snapshot's name.
+ */
+id: string, time: string, host: string, files: number, bytes: number, audit_entries: number | null, };
+
+export type SyncProgress = { phase: string, 
+/**
+ * bytes or an item name (files, packs, …).
+ */
+unit: string, done: number, 
+/**
+ * 0 when unknown.
+ */
+total: number, };
+
+export type PushResult = { snapshot: string, files: number, bytes: number, unchanged_files: number, new_blobs: number, uploaded_bytes: number, };
+
+export type FailedSnapshot = { snapshot: string, reason: string, };
+
+export type RestoreTestResult = { ok: boolean, snapshot: string | null, time: string | null, age_seconds: number | null, patients: number | null, audit_entries: number | null, failed: Array<FailedSnapshot>, message: string, };
+

@@ -328,6 +328,24 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
                 Ok(())
             },
         ),
+        (
+            "sync.schedule.set",
+            Some(Permission::SyncManage),
+            1,
+            |s, _| s.set_sync_schedule(Some(6)).map(|_| ()),
+        ),
+        (
+            "sync.schedule.read",
+            Some(Permission::SyncManage),
+            0,
+            |s, _| s.sync_schedule().map(|_| ()),
+        ),
+        (
+            "sync.status.read",
+            Some(Permission::SyncManage),
+            0,
+            |s, _| s.sync_status().map(|_| ()),
+        ),
     ]
 }
 

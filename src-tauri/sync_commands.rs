@@ -1,0 +1,95 @@
+//! The sync commands for the window (a child module of `commands`: same lock, same panic
+//! containment), and the timer that runs scheduled pushes. Pushes and restore tests send their
+//! progress on a channel; like a backup export they hold the shell's lock while they run (off the
+//! main thread, so the window stays responsive; other commands wait).
+
+use std::time::Duration;
+
+use tauri::{Manager, State};
+
+use super::{with, AppState, Reply};
+use crate::api::{ApiError, ErrorKind};
+use crate::shell::ProgressSink;
+use crate::sync_api::*;
+
+/// Runs a sync command on a thread of its own. Tauri runs async commands inside its tokio
+/// runtime, and clinvault-sync drives OpenDAL with a runtime of its own (`block_on`), which tokio
+/// refuses to start inside another; a plain scoped thread has no runtime around it.
+fn off_runtime<T: Send>(f: impl FnOnce() -> Reply<T> + Send) -> Reply<T> {
+    std::thread::scope(|scope| scope.spawn(f).join()).unwrap_or_else(|_| {
+        Err(ApiError::new(
+            ErrorKind::Internal,
+            "ClinVault hit an internal error; nothing was changed by this step. Please report it.",
+        ))
+    })
+}
+
+macro_rules! sync_commands {
+    ($( $name:ident ( $($arg:ident : $ty:ty)? ) -> $ret:ty; )*) => {
+        $(
+            #[tauri::command(async)]
+            pub fn $name(state: State<'_, AppState> $(, $arg: $ty)?) -> Reply<$ret> {
+                off_runtime(|| with(&state, |s| s.$name($($arg)?)))
+            }
+        )*
+        /// The plain sync commands, in the order declared.
+        const PLAIN: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+sync_commands! {
+    sync_overview() -> SyncOverview;
+    sync_status() -> SyncStatusView;
+    set_sync_target(req: SetSyncTarget) -> SyncTargetView;
+    test_sync_target() -> ConnectionResult;
+    set_sync_schedule(req: SetSyncSchedule) -> SyncStatusView;
+    sync_snapshots() -> Vec<SnapshotRow>;
+}
+
+/// Every sync command name.
+pub fn names() -> Vec<&'static str> {
+    let mut n = PLAIN.to_vec();
+    n.extend_from_slice(&["sync_push", "sync_restore_test"]);
+    n
+}
+
+#[tauri::command(async)]
+pub fn sync_push(
+    state: State<'_, AppState>,
+    progress: tauri::ipc::Channel<SyncProgress>,
+) -> Reply<PushResult> {
+    let sink = ProgressSink::new(move |p| {
+        let _ = progress.send(p);
+    });
+    off_runtime(|| with(&state, |s| s.sync_push(&sink)))
+}
+
+#[tauri::command(async)]
+pub fn sync_restore_test(
+    state: State<'_, AppState>,
+    progress: tauri::ipc::Channel<SyncProgress>,
+) -> Reply<RestoreTestResult> {
+    let sink = ProgressSink::new(move |p| {
+        let _ = progress.send(p);
+    });
+    off_runtime(|| with(&state, |s| s.sync_restore_test(&sink)))
+}
+
+/// How often the timer asks the core whether a scheduled push is due.
+const TICK: Duration = Duration::from_secs(60);
+
+/// Starts the scheduled-push timer on its own thread: every minute it asks the shell (which
+/// asks the core) whether a push is due for an unlocked session, and runs it. A panic in a push
+/// is contained like any command's; the thread ends with the app.
+pub fn start_timer(app: &tauri::AppHandle) {
+    let handle = app.clone();
+    let spawned = std::thread::Builder::new()
+        .name("sync-schedule".into())
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            let state = handle.state::<AppState>();
+            let _ = with(&state, |s| Ok(s.run_scheduled_push()));
+        });
+    // Without the thread there are no automatic pushes; pushing by hand still works.
+    drop(spawned);
+}
