@@ -132,17 +132,31 @@ fn write_failed() -> ApiError {
     )
 }
 
-/// Opens the chosen file for writing, readable by its owner only. The save dialog has already
-/// asked before replacing an existing file, so an existing file is replaced.
-fn create_chosen(path: &Path) -> Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path).map_err(|_| write_failed())
+/// Writes the chosen file through a private (`0600`) file beside it that replaces it only once
+/// everything was written and synced: a refusal by the core or a failed write leaves an existing
+/// file the person chose to replace as it was, and removes the partial copy. The partial copy
+/// lives in the folder the person chose, not in a temp directory.
+fn write_chosen<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> Result<T>,
+) -> Result<T> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut partial = tempfile::Builder::new()
+        .prefix(".clinvault-saving-")
+        .tempfile_in(dir)
+        .map_err(|_| write_failed())?;
+    let value = {
+        let mut w = std::io::BufWriter::new(partial.as_file_mut());
+        let value = fill(&mut w)?;
+        w.flush().map_err(|_| write_failed())?;
+        value
+    };
+    partial.as_file().sync_all().map_err(|_| write_failed())?;
+    partial.persist(path).map_err(|_| write_failed())?;
+    Ok(value)
 }
 
 impl<H: Host> Shell<H> {
@@ -170,12 +184,7 @@ impl<H: Host> Shell<H> {
     /// straight to the file the person chose and nowhere else.
     pub fn write_invoice_pdf(&mut self, id: &str, path: &Path) -> Result<SavedCopy> {
         let pdf = zeroize::Zeroizing::new(core(self.active()?.invoice_pdf(id))?);
-        let mut file = create_chosen(path)?;
-        if file.write_all(&pdf).and_then(|()| file.sync_all()).is_err() {
-            drop(file);
-            let _ = std::fs::remove_file(path);
-            return Err(write_failed());
-        }
+        write_chosen(path, |w| w.write_all(&pdf).map_err(|_| write_failed()))?;
         Ok(SavedCopy {
             saved: true,
             file_name: name_of(path),
@@ -183,28 +192,16 @@ impl<H: Host> Shell<H> {
         })
     }
 
-    /// The core decrypts the attachment straight into the chosen file (gated, recorded as
-    /// `attachment.view`). A refusal or failure removes what was started.
+    /// The core decrypts the attachment into the chosen place (gated, recorded as
+    /// `attachment.view`). A refusal or failure leaves nothing behind and replaces nothing.
     pub fn write_attachment_copy(&mut self, id: &str, path: &Path) -> Result<SavedCopy> {
         let session = self.active()?;
-        let file = create_chosen(path)?;
-        let mut w = std::io::BufWriter::new(file);
-        let result = core(session.read_attachment(id, &mut w)).and_then(|meta| {
-            let file = w.into_inner().map_err(|_| write_failed())?;
-            file.sync_all().map_err(|_| write_failed())?;
-            Ok(meta)
-        });
-        match result {
-            Ok(meta) => Ok(SavedCopy {
-                saved: true,
-                file_name: name_of(path),
-                bytes: u64::try_from(meta.size).unwrap_or(0),
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(path);
-                Err(e)
-            }
-        }
+        let meta = write_chosen(path, |w| core(session.read_attachment(id, w)))?;
+        Ok(SavedCopy {
+            saved: true,
+            file_name: name_of(path),
+            bytes: u64::try_from(meta.size).unwrap_or(0),
+        })
     }
 
     /// Streams a file the person chose in the open dialog into the core, which encrypts as it

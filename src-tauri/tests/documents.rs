@@ -123,6 +123,11 @@ fn a_draft_invoice_is_edited_issued_and_saved_as_a_pdf_only_where_chosen() {
     let e = f.shell.write_invoice_pdf("no-such", &ghost).err().unwrap();
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert!(!ghost.exists());
+    let kept = out.path().join("kept.pdf");
+    std::fs::write(&kept, b"an older copy").unwrap();
+    let e = f.shell.write_invoice_pdf("no-such", &kept).err().unwrap();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert_eq!(std::fs::read(&kept).unwrap(), b"an older copy");
 
     // Signed out, nothing is rendered or written.
     f.shell.sign_out().unwrap();
@@ -177,6 +182,31 @@ fn attachments_come_from_a_chosen_file_and_copies_go_only_to_those_who_may_read_
         .unwrap();
     assert_eq!(denied.kind, ErrorKind::PermissionDenied);
     assert!(!copy.exists(), "a refused copy leaves no file");
+    // A file the person chose to replace stays as it was when the core refuses, and no partial
+    // copy is left in the folder.
+    let existing = dir.path().join("keep.txt");
+    std::fs::write(&existing, b"the clinic's own file").unwrap();
+    let before: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let denied = f
+        .shell
+        .write_attachment_copy(&added.id, &existing)
+        .err()
+        .unwrap();
+    assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+    assert_eq!(std::fs::read(&existing).unwrap(), b"the clinic's own file");
+    let after: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        before, after,
+        "nothing added or removed in the chosen folder"
+    );
 
     sign_in(&mut f, "sam", PRACTITIONER_PASS).unwrap();
     let saved = f.shell.write_attachment_copy(&added.id, &copy).unwrap();
@@ -184,6 +214,20 @@ fn attachments_come_from_a_chosen_file_and_copies_go_only_to_those_who_may_read_
     assert_eq!(saved.file_name.as_deref(), Some("copy.pdf"));
     assert_eq!(saved.bytes, content.len() as u64);
     assert_eq!(std::fs::read(&copy).unwrap(), content);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "a saved copy is readable by its owner only"
+        );
+    }
+    // Replacing a file the person chose: done only once the copy is complete.
+    let replaced = f.shell.write_attachment_copy(&added.id, &existing).unwrap();
+    assert!(replaced.saved);
+    assert_eq!(std::fs::read(&existing).unwrap(), content);
 }
 
 #[test]
