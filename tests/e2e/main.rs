@@ -1186,6 +1186,20 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     app.click("#nav-calendar").await;
     app.wait_text("#calendar", "Sam Physio", 20).await;
     wait_content(&app, ".ec-event.appt", "Ann Lengthy").await;
+    // The grid body's definite height (set for speed) is exactly its time slots' height.
+    let fit = app
+        .client
+        .execute(
+            "const s = [...document.querySelectorAll('.ec-body .ec-sidebar > *')];
+             const slots = s.at(-1).getBoundingClientRect().bottom - s[0].getBoundingClientRect().top;
+             const day = document.querySelector('.ec-body .ec-day').getBoundingClientRect().height;
+             return [slots, day];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (slots, day) = (fit[0].as_f64().unwrap(), fit[1].as_f64().unwrap());
+    assert!(slots > 1000.0 && (slots - day).abs() < 2.0, "{fit}");
     let (x, y14) = slot_point(&app, "14:00", 0, true).await;
     let (_, y1545) = quarter_point(&app, "15:45", 0, false).await;
     pointer(&app, press(x, y14, y1545)).await;
