@@ -460,6 +460,48 @@ pub struct StatusRequest {
     pub reason: Option<String>,
 }
 
+// --- Calendar: resize and time off ---
+
+#[derive(Deserialize, TS)]
+pub struct ResizeRequest {
+    pub id: String,
+    /// The new end, local clinic time, YYYY-MM-DDTHH:MM (the start stays).
+    pub end_local: String,
+    pub allow_override: bool,
+}
+
+#[derive(Deserialize, TS)]
+pub struct TimeOffRange {
+    /// The first local day, YYYY-MM-DD.
+    pub date: String,
+    /// How many days (1 for a day view, 7 for a week).
+    pub days: u32,
+    /// One practitioner's username, or None for all.
+    pub practitioner: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct TimeOffRow {
+    pub id: String,
+    pub practitioner: String,
+    /// Local clinic time, YYYY-MM-DDTHH:MM.
+    pub starts_local: String,
+    pub ends_local: String,
+    /// Only for administrators (the core withholds it from others).
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize, TS)]
+pub struct NewTimeOff {
+    pub practitioner: String,
+    /// Local clinic time, YYYY-MM-DDTHH:MM.
+    pub from_local: String,
+    pub to_local: String,
+    pub reason: Option<String>,
+}
+
+// --- end calendar: resize and time off ---
+
 #[derive(Deserialize, TS)]
 pub struct WorkingHours {
     pub username: String,
@@ -854,6 +896,10 @@ pub fn typescript_bindings() -> String {
         BookRequest::decl(),
         MoveRequest::decl(),
         StatusRequest::decl(),
+        ResizeRequest::decl(),
+        TimeOffRange::decl(),
+        TimeOffRow::decl(),
+        NewTimeOff::decl(),
         WorkingHours::decl(),
         NewAppointmentType::decl(),
         NameRef::decl(),

@@ -81,6 +81,9 @@ commands! {
     book_appointment(req: BookRequest) -> Vec<AppointmentRow>;
     move_appointment(req: MoveRequest) -> AppointmentRow;
     set_appointment_status(req: StatusRequest) -> AppointmentRow;
+    resize_appointment(req: ResizeRequest) -> AppointmentRow;
+    list_time_off(req: TimeOffRange) -> Vec<TimeOffRow>;
+    add_time_off(req: NewTimeOff) -> TimeOffRow;
     add_practitioner(req: UserRef) -> ();
     set_working_hours(req: WorkingHours) -> ();
     add_appointment_type(req: NewAppointmentType) -> ();

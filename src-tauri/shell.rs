@@ -236,6 +236,16 @@ fn appointment_row(a: Appointment) -> AppointmentRow {
     }
 }
 
+fn time_off_row(t: clinvault_core::appointments::TimeOff) -> TimeOffRow {
+    TimeOffRow {
+        id: t.id,
+        practitioner: t.practitioner,
+        starts_local: t.starts_local,
+        ends_local: t.ends_local,
+        reason: t.reason,
+    }
+}
+
 impl<H: Host> Shell<H> {
     pub fn new(host: H) -> Self {
         Shell {
@@ -820,6 +830,38 @@ impl<H: Host> Shell<H> {
         }
         Ok(appointment_row(a))
     }
+
+    // --- Calendar: resize and time off ---
+
+    pub fn resize_appointment(&mut self, req: ResizeRequest) -> Result<AppointmentRow> {
+        let a = core(self.active()?.resize_appointment(
+            &req.id,
+            &req.end_local,
+            req.allow_override,
+        ))?;
+        Ok(appointment_row(a))
+    }
+
+    pub fn list_time_off(&mut self, req: TimeOffRange) -> Result<Vec<TimeOffRow>> {
+        let rows = core(self.active()?.list_time_off(
+            &req.date,
+            i64::from(req.days),
+            req.practitioner.as_deref(),
+        ))?;
+        Ok(rows.into_iter().map(time_off_row).collect())
+    }
+
+    pub fn add_time_off(&mut self, req: NewTimeOff) -> Result<TimeOffRow> {
+        let t = core(self.active()?.add_time_off(
+            &req.practitioner,
+            &req.from_local,
+            &req.to_local,
+            req.reason.as_deref(),
+        ))?;
+        Ok(time_off_row(t))
+    }
+
+    // --- end calendar: resize and time off ---
 
     /// Makes an existing user a practitioner (a calendar column).
     pub fn add_practitioner(&mut self, req: UserRef) -> Result<()> {

@@ -1033,6 +1033,131 @@ fn calendar_books_moves_with_the_cores_reason_and_marks_arrival() {
 }
 
 #[test]
+fn calendar_resizes_by_the_cores_rules_and_shows_time_off() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+    // The administrator records Wednesday afternoon off, with a reason.
+    let off = f
+        .shell
+        .add_time_off(NewTimeOff {
+            practitioner: "sam".into(),
+            from_local: "2026-09-23T12:00".into(),
+            to_local: "2026-09-23T18:00".into(),
+            reason: Some("course".into()),
+        })
+        .unwrap();
+    assert_eq!(off.starts_local, "2026-09-23T12:00");
+    let bad = f
+        .shell
+        .add_time_off(NewTimeOff {
+            practitioner: "sam".into(),
+            from_local: "2026-09-23T18:00".into(),
+            to_local: "2026-09-23T12:00".into(),
+            reason: None,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(bad.kind, ErrorKind::InvalidInput);
+    assert!(bad.message.starts_with("to:"), "{}", bad.message);
+    let week = TimeOffRange {
+        date: "2026-09-21".into(),
+        days: 7,
+        practitioner: None,
+    };
+    let listed = f.shell.list_time_off(week).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].reason.as_deref(), Some("course"));
+
+    sign_in(&mut f, "rita", RECEPTION_PASS).unwrap();
+    let seen = f
+        .shell
+        .list_time_off(TimeOffRange {
+            date: "2026-09-23".into(),
+            days: 1,
+            practitioner: Some("sam".into()),
+        })
+        .unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].reason, None, "reception sees the absence, not why");
+    let denied = f
+        .shell
+        .add_time_off(NewTimeOff {
+            practitioner: "sam".into(),
+            from_local: "2026-09-24T08:00".into(),
+            to_local: "2026-09-24T09:00".into(),
+            reason: None,
+        })
+        .err()
+        .unwrap();
+    assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+
+    let a = f
+        .shell
+        .book_appointment(BookRequest {
+            patient_id: patient.clone(),
+            practitioner: "sam".into(),
+            appointment_type: "Follow-up".into(),
+            start_local: "2026-09-23T10:00".into(),
+            weekly_occurrences: None,
+            allow_override: false,
+        })
+        .unwrap();
+    let resize = |end: &str| ResizeRequest {
+        id: a[0].id.clone(),
+        end_local: end.into(),
+        allow_override: false,
+    };
+    let longer = f
+        .shell
+        .resize_appointment(resize("2026-09-23T11:15"))
+        .unwrap();
+    assert_eq!(
+        (longer.starts_local.as_str(), longer.ends_local.as_str()),
+        ("2026-09-23T10:00", "2026-09-23T11:15")
+    );
+    let away = f
+        .shell
+        .resize_appointment(resize("2026-09-23T12:30"))
+        .err()
+        .unwrap();
+    assert_eq!(away.kind, ErrorKind::Conflict);
+    assert!(
+        away.message.contains("cannot end at 2026-09-23T12:30")
+            && away.message.contains("away (time off)"),
+        "{}",
+        away.message
+    );
+    let before = f
+        .shell
+        .resize_appointment(resize("2026-09-23T09:00"))
+        .err()
+        .unwrap();
+    assert_eq!(before.kind, ErrorKind::InvalidInput);
+    assert!(before.message.contains("end:"), "{}", before.message);
+    let err = f
+        .shell
+        .resize_appointment(ResizeRequest {
+            allow_override: true,
+            ..resize("2026-09-23T12:30")
+        })
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::PermissionDenied);
+    let day = f
+        .shell
+        .day_appointments(CalendarRange {
+            date: "2026-09-23".into(),
+            practitioner: None,
+        })
+        .unwrap();
+    assert_eq!(
+        day[0].ends_local, "2026-09-23T11:15",
+        "refusals changed nothing"
+    );
+}
+
+#[test]
 fn notes_from_a_template_draft_finalise_amend_and_invoices_with_payments() {
     let mut f = with_admin();
     add_staff(&mut f);

@@ -1054,6 +1054,338 @@ async fn a_day_at_the_clinic() {
     drop(home_dir);
 }
 
+/// As `slot_point`, for any quarter hour: the sidebar labels every half hour, so a quarter
+/// past is found half way down its half hour's label.
+async fn quarter_point(app: &App, hhmm: &str, col: usize, scroll: bool) -> (f64, f64) {
+    let (h, m) = hhmm.split_once(':').unwrap();
+    let m: u32 = m.parse().unwrap();
+    let (x, y) = slot_point(app, &format!("{h}:{:02}", m / 30 * 30), col, scroll).await;
+    if m.is_multiple_of(30) {
+        return (x, y);
+    }
+    let (_, next) = slot_point(app, &format!("{h}:{:02}", m / 30 * 30), col, false).await;
+    let half = app
+        .client
+        .execute(
+            "const t = [...document.querySelectorAll('.ec-body .ec-sidebar time')]; return t[1].parentElement.getBoundingClientRect().height;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    (x, next + half / 2.0)
+}
+
+/// The calendar's resize and time off, on a vault prepared through the core (a practitioner
+/// working 08:00–18:00 every day and one 30-minute booking today at 12:00): the administrator
+/// records time off by selecting 14:00–16:00 in Sam's column and sees it shaded with its reason;
+/// reception sees it without the reason, lengthens the appointment by dragging its lower edge
+/// (12:30 → 13:00), sees a drag into the time off refused with the core's reason and the event
+/// snap back, and is refused a booking clicked inside the time off.
+#[tokio::test(flavor = "multi_thread")]
+async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
+    use clinvault_core::appointments::Booking;
+    use clinvault_core::clock::SystemClock;
+    use clinvault_core::crypto::KdfCost;
+    use clinvault_core::patients::PatientFields;
+    use clinvault_core::{vault, InitOptions, Session, SessionConfig, VaultDir};
+    use fantoccini::actions::{PointerAction, MOUSE_BUTTON_LEFT};
+    use secrecy::SecretString;
+
+    // The webview's today (the calendar opens on it); the clinic's time zone is UTC, and the
+    // calendar shows the core's local times as they are.
+    let today = jiff::Zoned::now().date().to_string();
+    let app = App::start_with("calendar-resize", |path| {
+        let dir = VaultDir::new(path.to_path_buf());
+        let pass = SecretString::from(ADMIN_PASS.to_owned());
+        vault::init(
+            &dir,
+            InitOptions {
+                admin_username: "admin".into(),
+                admin_display_name: Some("Ada Admin".into()),
+                passphrase: pass.clone(),
+                kdf_cost: KdfCost {
+                    memory_kib: 1024,
+                    iterations: 1,
+                    parallelism: 1,
+                },
+                recovery_key_file: None,
+            },
+        )
+        .unwrap();
+        let mut s = Session::sign_in_with(
+            &dir,
+            "admin",
+            &pass,
+            None,
+            SessionConfig {
+                device: "e2e".into(),
+                clock: std::sync::Arc::new(SystemClock),
+            },
+        )
+        .unwrap();
+        s.add_user(
+            "sam",
+            Some("Sam Physio"),
+            "practitioner",
+            &SecretString::from("saffron glacier tandem umbrella".to_owned()),
+        )
+        .unwrap();
+        s.add_user(
+            "rita",
+            Some("Rita Reception"),
+            "receptionist",
+            &SecretString::from(RECEPTION_PASS.to_owned()),
+        )
+        .unwrap();
+        s.add_practitioner("sam").unwrap();
+        for d in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] {
+            s.set_working_hours("sam", d, "08:00-18:00").unwrap();
+        }
+        s.add_appointment_type("Follow-up", 30, "75.00", None)
+            .unwrap();
+        let p = s
+            .add_patient(PatientFields {
+                first_name: Some("Ann".into()),
+                last_name: Some("Lengthy".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        s.book_appointment(&Booking {
+            patient_id: &p.id,
+            practitioner: "sam",
+            appointment_type: "Follow-up",
+            start_local: &format!("{today}T12:00"),
+            weekly_occurrences: 1,
+            allow_override: false,
+        })
+        .unwrap();
+    })
+    .await;
+    let press = |x: f64, y0: f64, y1: f64| {
+        vec![
+            move_to(x, y0, 50),
+            PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            },
+            move_to(x, y0 + (y1 - y0).signum() * 8.0, 100),
+            move_to(x, (y0 + y1) / 2.0, 200),
+            move_to(x, y1, 200),
+            PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            },
+        ]
+    };
+    let csp_watch = "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));";
+
+    // The administrator selects 14:00–16:00 in Sam's column: the time-off form opens with it.
+    app.el("#si-username").await;
+    app.sign_in("admin", ADMIN_PASS).await;
+    app.wait_for("#home-title", 60).await;
+    app.client.execute(csp_watch, vec![]).await.unwrap();
+    app.click("#nav-calendar").await;
+    app.wait_text("#calendar", "Sam Physio", 20).await;
+    wait_content(&app, ".ec-event.appt", "Ann Lengthy").await;
+    // The grid body's definite height (set for speed) is exactly its time slots' height.
+    let fit = app
+        .client
+        .execute(
+            "const s = [...document.querySelectorAll('.ec-body .ec-sidebar > *')];
+             const slots = s.at(-1).getBoundingClientRect().bottom - s[0].getBoundingClientRect().top;
+             const day = document.querySelector('.ec-body .ec-day').getBoundingClientRect().height;
+             return [slots, day];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (slots, day) = (fit[0].as_f64().unwrap(), fit[1].as_f64().unwrap());
+    assert!(slots > 1000.0 && (slots - day).abs() < 2.0, "{fit}");
+    let (x, y14) = slot_point(&app, "14:00", 0, true).await;
+    let (_, y1545) = quarter_point(&app, "15:45", 0, false).await;
+    pointer(&app, press(x, y14, y1545)).await;
+    app.el("#off-form").await;
+    let from = app
+        .el("#off-from")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let to = app
+        .el("#off-to")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (from.as_str(), to.as_str()),
+        (
+            format!("{today}T14:00").as_str(),
+            format!("{today}T16:00").as_str()
+        )
+    );
+    app.fill("#off-reason", "course").await;
+    app.screenshot("time-off-form").await;
+    app.click("#off-save").await;
+    app.wait_text("#cal-notice", "Time off recorded for Sam Physio", 10)
+        .await;
+    wait_content(&app, ".ec-bg-event.time-off", "Away: course").await;
+    app.wait_text("#cal-time-off-list", "(course)", 10).await;
+    app.screenshot("time-off-admin").await;
+    let csp = app
+        .client
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.click("#nav-signout").await;
+
+    // Reception sees the absence but not its reason, and cannot select a range.
+    app.sign_in("rita", RECEPTION_PASS).await;
+    app.wait_text("#whoami", "receptionist", 20).await;
+    app.client.execute(csp_watch, vec![]).await.unwrap();
+    app.click("#nav-calendar").await;
+    app.wait_text("#calendar", "Sam Physio", 20).await;
+    wait_content(&app, ".ec-bg-event.time-off", "Away").await;
+    let shown = app
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.ec-bg-event.time-off')].map((e) => e.textContent).join('|');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(!shown.as_str().unwrap().contains("course"), "{shown}");
+    let listed = app.text_of("#cal-time-off-list").await;
+    assert!(listed.contains("Sam Physio: away"), "{listed}");
+    assert!(!listed.contains("course"), "{listed}");
+    assert!(!app.exists("#cal-time-off").await);
+    app.screenshot("time-off-reception").await;
+
+    // Drag the appointment's lower edge from 12:30 to 13:00.
+    let appt_rect = || async {
+        let v = app
+            .client
+            .execute(
+                "const e = document.querySelector('.ec-event.appt'); const r = e.getBoundingClientRect();
+                 const h = e.querySelector('.ec-resizer'); const q = h ? h.getBoundingClientRect() : null;
+                 return [r.top, r.height, q ? q.left + q.width / 2 : -1, q ? q.top + q.height / 2 : -1];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let a: Vec<f64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_f64().unwrap())
+            .collect();
+        a
+    };
+    slot_point(&app, "13:00", 0, true).await;
+    let (_, y1230) = slot_point(&app, "12:30", 0, false).await;
+    let (_, y13) = slot_point(&app, "13:00", 0, false).await;
+    let before = appt_rect().await;
+    assert!(before[2] > 0.0, "no resize handle on a booked appointment");
+    pointer(&app, press(before[2], before[3], before[3] + (y13 - y1230))).await;
+    app.wait_text("#cal-notice", "Now ends at 13:00", 10).await;
+    let stored = app
+        .invoke_raw(
+            "day_appointments",
+            serde_json::json!({ "req": { "date": today, "practitioner": null } }),
+        )
+        .await;
+    assert_eq!(
+        stored["ok"][0]["ends_local"],
+        serde_json::json!(format!("{today}T13:00")),
+        "{stored}"
+    );
+    wait_content(&app, ".ec-event.appt", "Ann Lengthy").await;
+    let longer = appt_rect().await;
+    assert!(
+        (longer[1] - 2.0 * before[1]).abs() < 6.0,
+        "an hour should be twice half an hour: {before:?} → {longer:?}"
+    );
+    app.screenshot("resized").await;
+
+    // Into the time off (13:00 → 14:30): the core refuses, the message says why, the event
+    // goes back to 13:00.
+    quarter_point(&app, "13:45", 0, true).await;
+    let (_, y13) = slot_point(&app, "13:00", 0, false).await;
+    let (_, y1430) = slot_point(&app, "14:30", 0, false).await;
+    let now = appt_rect().await;
+    pointer(&app, press(now[2], now[3], now[3] + (y1430 - y13))).await;
+    let err = app
+        .wait_text("#cal-error", "the practitioner is away (time off)", 10)
+        .await;
+    assert!(err.contains("cannot end at"), "{err}");
+    assert!(!err.contains("Lengthy"), "{err}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let back = appt_rect().await;
+    assert!(
+        (back[1] - now[1]).abs() < 2.0,
+        "the refused resize did not snap back: {now:?} → {back:?}"
+    );
+    app.client
+        .execute(
+            "document.querySelector('#cal-error').scrollIntoView({ block: 'start' });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.screenshot("resize-refused").await;
+    let stored = app
+        .invoke_raw(
+            "day_appointments",
+            serde_json::json!({ "req": { "date": today, "practitioner": null } }),
+        )
+        .await;
+    assert_eq!(
+        stored["ok"][0]["ends_local"],
+        serde_json::json!(format!("{today}T13:00"))
+    );
+
+    // A booking clicked inside the time off is refused with the reason.
+    let (x, y) = slot_point(&app, "15:00", 0, true).await;
+    pointer(
+        &app,
+        vec![
+            move_to(x, y, 50),
+            PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            },
+            PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            },
+        ],
+    )
+    .await;
+    let start = app
+        .el("#book-start")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(start, format!("{today}T15:00"));
+    app.fill("#book-patient", "lengthy").await;
+    app.click("#book-hit-0").await;
+    app.wait_text("#book-chosen", "Lengthy", 10).await;
+    app.click("#book-save").await;
+    app.wait_text("#book-error", "the practitioner is away (time off)", 10)
+        .await;
+    app.screenshot("booking-refused").await;
+    let csp = app
+        .client
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.stop().await;
+}
+
 /// Opens a patient's record from the Patients screen by searching.
 async fn open_patient(app: &App, search: &str, title: &str) {
     app.click("#nav-patients").await;

@@ -34,6 +34,18 @@ pub struct Appointment {
     pub series_id: Option<String>,
 }
 
+/// A practitioner's time away, as the calendar shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimeOff {
+    pub id: String,
+    pub practitioner: String,
+    /// Local clinic time, YYYY-MM-DDTHH:MM.
+    pub starts_local: String,
+    pub ends_local: String,
+    /// Only for users who manage practitioners (the reason may be personal); None for others.
+    pub reason: Option<String>,
+}
+
 pub struct Booking<'a> {
     pub patient_id: &'a str,
     pub practitioner: &'a str,
@@ -44,6 +56,17 @@ pub struct Booking<'a> {
     pub weekly_occurrences: u32,
     pub allow_override: bool,
 }
+
+/// What `reschedule` changes: the start (keeping the length), optionally with another
+/// practitioner; or the end (keeping the start).
+#[derive(Clone, Copy)]
+enum Change<'a> {
+    Move(DateTime, Option<&'a str>),
+    End(DateTime),
+}
+
+/// The longest appointment a resize may make (a working day).
+const MAX_LENGTH_MINUTES: i64 = 12 * 60;
 
 pub const STATUSES: &[&str] = &["booked", "arrived", "completed", "cancelled", "no_show"];
 
@@ -129,8 +152,9 @@ fn outside_hours(
     Ok((!inside).then(|| {
         let hours: Vec<String> = spans.iter().map(|(a, b)| format!("{a}-{b}")).collect();
         format!(
-            "{} is outside the practitioner's hours on {} ({})",
+            "{}–{} is outside the practitioner's hours on {} ({})",
             s.strftime("%H:%M"),
+            e.strftime("%H:%M"),
             s.strftime("%A"),
             hours.join(", ")
         )
@@ -202,6 +226,25 @@ pub(crate) fn row(
             series_id: r.get(9)?,
         })
     }
+}
+
+/// `days` local days from `date` (YYYY-MM-DD) as UTC seconds, local midnight to local
+/// midnight, so a daylight-saving day has its 23 or 25 hours.
+fn local_days(tz: &TimeZone, date: &str, days: i64) -> Result<(Date, i64, i64)> {
+    let day: Date = date.trim().parse().map_err(|_| {
+        Error::InvalidInput(format!("day: {date:?} is not a date (use YYYY-MM-DD)"))
+    })?;
+    let out_of_range = || Error::InvalidInput("day: out of range".into());
+    let start = day.to_zoned(tz.clone()).map_err(|_| out_of_range())?;
+    let end = day
+        .checked_add(jiff::Span::new().days(days))
+        .and_then(|d| d.to_zoned(tz.clone()))
+        .map_err(|_| out_of_range())?;
+    Ok((
+        day,
+        start.timestamp().as_second(),
+        end.timestamp().as_second(),
+    ))
 }
 
 fn load(conn: &rusqlite::Connection, tz: &TimeZone, id: &str) -> Result<Appointment> {
@@ -293,25 +336,57 @@ impl Session {
         practitioner: Option<&str>,
         allow_override: bool,
     ) -> Result<Appointment> {
+        let start_at = parse_local("start", start_local)?;
+        self.reschedule(id, Change::Move(start_at, practitioner), allow_override)
+    }
+
+    /// Changes a booked appointment's length by moving its end (local clinic time); the start
+    /// and the practitioner stay. The booking rules apply to the new span — working hours,
+    /// time off, no overlap — unless `allow_override` is asked for by a user who holds the
+    /// override permission. Only a booked appointment changes; the end must come after the start.
+    pub fn resize_appointment(
+        &mut self,
+        id: &str,
+        end_local: &str,
+        allow_override: bool,
+    ) -> Result<Appointment> {
+        let end_at = parse_local("end", end_local)?;
+        self.reschedule(id, Change::End(end_at), allow_override)
+    }
+
+    /// A move or a change of length, under the booking rules, as one gated operation.
+    fn reschedule(
+        &mut self,
+        id: &str,
+        change: Change<'_>,
+        allow_override: bool,
+    ) -> Result<Appointment> {
+        let action = match change {
+            Change::Move(..) => "appointment.move",
+            Change::End(_) => "appointment.resize",
+        };
         if allow_override {
             self.authorize(
                 Need::Permission(Permission::AppointmentsOverride),
-                Event::new("appointment.move")
+                Event::new(action)
                     .target("appointment", id)
                     .detail("override", true),
             )?;
         }
-        let start_at = parse_local("start", start_local)?;
         let tz = clinic_tz(self);
         let now = rfc3339(self.clock().now());
-        let event = Event::new("appointment.move")
+        let event = Event::new(action)
             .target("appointment", id)
             .detail("override", allow_override);
         self.gate(Need::Permission(Permission::AppointmentsManage), event, |tx, ev| {
             let current = load(tx, &tz, id)?;
+            let verb = match change {
+                Change::Move(..) => "moved",
+                Change::End(_) => "shortened or lengthened",
+            };
             if current.status != "booked" {
                 return Err(Error::Conflict(format!(
-                    "an appointment that is {} cannot be moved",
+                    "an appointment that is {} cannot be {verb}",
                     current.status.replace('_', "-")
                 )));
             }
@@ -320,17 +395,38 @@ impl Session {
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let pr = practitioner_by_username(tx, practitioner.unwrap_or(&current.practitioner))?;
-            let start = to_utc(&tz, start_at)?;
-            let end = start + (old_end - old_start);
+            let (pr, start, end, what) = match change {
+                Change::Move(start_at, practitioner) => {
+                    let pr = practitioner_by_username(tx, practitioner.unwrap_or(&current.practitioner))?;
+                    let start = to_utc(&tz, start_at)?;
+                    (pr, start, start + (old_end - old_start), format!("move to {}", local(&tz, start)))
+                }
+                Change::End(end_at) => {
+                    let pr = practitioner_by_username(tx, &current.practitioner)?;
+                    let end = to_utc(&tz, end_at)?;
+                    if end <= old_start {
+                        return Err(Error::InvalidInput(format!(
+                            "end: {} is not after the start ({})",
+                            end_at.strftime("%Y-%m-%dT%H:%M"),
+                            current.starts_local
+                        )));
+                    }
+                    if end - old_start > MAX_LENGTH_MINUTES * 60 {
+                        return Err(Error::InvalidInput(format!(
+                            "end: an appointment lasts at most {} hours",
+                            MAX_LENGTH_MINUTES / 60
+                        )));
+                    }
+                    (pr, old_start, end, format!("end at {}", local(&tz, end)))
+                }
+            };
             if !allow_override {
-                let when = local(&tz, start);
                 if let Some(why) = outside_hours(tx, &pr.id, &tz, start, end)? {
-                    return Err(Error::Conflict(format!("cannot move to {when}: {why}")));
+                    return Err(Error::Conflict(format!("cannot {what}: {why}")));
                 }
                 if on_time_off(tx, &pr.id, start, end)? {
                     return Err(Error::Conflict(format!(
-                        "cannot move to {when}: the practitioner is away (time off)"
+                        "cannot {what}: the practitioner is away (time off)"
                     )));
                 }
                 let other: Option<i64> = tx
@@ -343,7 +439,7 @@ impl Session {
                     .optional()?;
                 if let Some(other) = other {
                     return Err(Error::Conflict(format!(
-                        "cannot move to {when}: it overlaps the practitioner's appointment at {}",
+                        "cannot {what}: it overlaps the practitioner's appointment at {}",
                         local(&tz, other)
                     )));
                 }
@@ -352,7 +448,11 @@ impl Session {
                 "UPDATE appointments SET starts_at = ?1, ends_at = ?2, practitioner_id = ?3, updated_at = ?4 WHERE id = ?5",
                 params![start, end, pr.id, now, id],
             )?;
-            *ev = ev.clone().detail("patient", current.patient_id.as_str());
+            let mut refined = ev.clone().detail("patient", current.patient_id.as_str());
+            if matches!(change, Change::End(_)) {
+                refined = refined.detail("minutes", (end - start) / 60);
+            }
+            *ev = refined;
             load(tx, &tz, id)
         })
     }
@@ -364,22 +464,78 @@ impl Session {
         from_local: &str,
         to_local: &str,
         reason: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<TimeOff> {
         let tz = clinic_tz(self);
         let from = to_utc(&tz, parse_local("from", from_local)?)?;
         let to = to_utc(&tz, parse_local("to", to_local)?)?;
         if to <= from {
             return Err(Error::InvalidInput("to: must be after from".into()));
         }
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if reason.is_some_and(|r| r.chars().count() > 200) {
+            return Err(Error::InvalidInput("reason: at most 200 characters".into()));
+        }
         let event = Event::new("practitioner.time_off");
         self.gate(Need::Permission(Permission::UsersManage), event, |tx, ev| {
             let pr = practitioner_by_username(tx, practitioner)?;
             *ev = ev.clone().target("practitioner", &pr.id);
+            let id = uuid::Uuid::new_v4().to_string();
             tx.execute(
                 "INSERT INTO time_off (id, practitioner_id, starts_at, ends_at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![uuid::Uuid::new_v4().to_string(), pr.id, from, to, reason.map(str::trim)],
+                params![id, pr.id, from, to, reason],
             )?;
-            Ok(())
+            Ok(TimeOff {
+                id,
+                practitioner: pr.username,
+                starts_local: local(&tz, from),
+                ends_local: local(&tz, to),
+                reason: reason.map(str::to_owned),
+            })
+        })
+    }
+
+    /// Time off that overlaps `days` local days from `date`, for one practitioner or all, in
+    /// time order: the calendar shades it. The reason is given only to users who manage
+    /// practitioners (who record it); others see that the practitioner is away.
+    pub fn list_time_off(
+        &mut self,
+        date: &str,
+        days: i64,
+        practitioner: Option<&str>,
+    ) -> Result<Vec<TimeOff>> {
+        if !(1..=62).contains(&days) {
+            return Err(Error::InvalidInput("days: between 1 and 62".into()));
+        }
+        let tz = clinic_tz(self);
+        let (day, from, to) = local_days(&tz, date, days)?;
+        let with_reason = !self.denial_for(Permission::UsersManage)?;
+        let event = Event::new("practitioner.time_off.list")
+            .detail("day", day.to_string())
+            .detail("days", days);
+        self.gate(Need::Permission(Permission::AppointmentsRead), event, |tx, ev| {
+            let pr = practitioner.map(|p| practitioner_by_username(tx, p)).transpose()?;
+            let mut st = tx.prepare_cached(
+                "SELECT t.id, u.username, t.starts_at, t.ends_at, t.reason
+                 FROM time_off t
+                 JOIN practitioners pr ON pr.id = t.practitioner_id
+                 JOIN users u ON u.id = pr.user_id
+                 WHERE t.starts_at < ?2 AND t.ends_at > ?1 AND (?3 IS NULL OR t.practitioner_id = ?3)
+                 ORDER BY t.starts_at, u.username",
+            )?;
+            let rows = st
+                .query_map(params![from, to, pr.map(|p| p.id)], |r| {
+                    let (s, e): (i64, i64) = (r.get(2)?, r.get(3)?);
+                    Ok(TimeOff {
+                        id: r.get(0)?,
+                        practitioner: r.get(1)?,
+                        starts_local: local(&tz, s),
+                        ends_local: local(&tz, e),
+                        reason: if with_reason { r.get(4)? } else { None },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            *ev = ev.clone().detail("count", rows.len());
+            Ok(rows)
         })
     }
 
@@ -549,18 +705,8 @@ impl Session {
         days: i64,
         practitioner: Option<&str>,
     ) -> Result<Vec<Appointment>> {
-        let day: Date = date.trim().parse().map_err(|_| {
-            Error::InvalidInput(format!("day: {date:?} is not a date (use YYYY-MM-DD)"))
-        })?;
         let tz = clinic_tz(self);
-        let out_of_range = || Error::InvalidInput("day: out of range".into());
-        // Local midnight to local midnight, so a daylight-saving day has its 23 or 25 hours.
-        let start = day.to_zoned(tz.clone()).map_err(|_| out_of_range())?;
-        let end = day
-            .checked_add(jiff::Span::new().days(days))
-            .and_then(|d| d.to_zoned(tz.clone()))
-            .map_err(|_| out_of_range())?;
-        let (from, to) = (start.timestamp().as_second(), end.timestamp().as_second());
+        let (day, from, to) = local_days(&tz, date, days)?;
         let event = Event::new("appointment.list")
             .detail("day", day.to_string())
             .detail("days", days);

@@ -398,3 +398,193 @@ fn moving_keeps_the_length_and_the_booking_rules_and_lists_feed_the_calendar() {
     assert_eq!(day.len(), 1);
     assert_eq!(day[0].starts_local, "2026-03-03T11:15");
 }
+
+#[test]
+fn resizing_changes_the_end_under_the_booking_rules_and_is_audited() {
+    let (_tmp, dir, p) = clinic();
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    // Monday 2026-03-02, Sam works 09:00–12:30 and 13:30–17:00.
+    let a = r
+        .book_appointment(&booking(&p, "2026-03-02T09:00"))
+        .unwrap();
+    let b = r
+        .book_appointment(&booking(&p, "2026-03-02T10:30"))
+        .unwrap();
+    let (a, b) = (&a[0].id, &b[0].id);
+
+    // Longer and shorter: the start stays, the end moves.
+    let longer = r.resize_appointment(a, "2026-03-02T10:00", false).unwrap();
+    assert_eq!(
+        (longer.starts_local.as_str(), longer.ends_local.as_str()),
+        ("2026-03-02T09:00", "2026-03-02T10:00")
+    );
+    let shorter = r.resize_appointment(a, "2026-03-02T09:15", false).unwrap();
+    assert_eq!(shorter.ends_local, "2026-03-02T09:15");
+    // Up to the next booking exactly is fine; into it is refused with the reason.
+    r.resize_appointment(a, "2026-03-02T10:30", false).unwrap();
+    let e = r
+        .resize_appointment(a, "2026-03-02T10:45", false)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(
+        e.to_string().contains(
+            "cannot end at 2026-03-02T10:45: it overlaps the practitioner's appointment at 2026-03-02T10:30"
+        ),
+        "{e}"
+    );
+    // Past the start of the lunch break: outside the hours, with the span.
+    let e = r
+        .resize_appointment(b, "2026-03-02T12:45", false)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(
+        e.to_string()
+            .contains("10:30–12:45 is outside the practitioner's hours on Monday"),
+        "{e}"
+    );
+    // Not after the start, nonsense, or longer than a working day: bad input, said so.
+    let e = r
+        .resize_appointment(b, "2026-03-02T10:30", false)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().starts_with("end: "), "{e}");
+    assert!(e.to_string().contains("not after the start"), "{e}");
+    let e = r.resize_appointment(b, "half past", false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let e = r
+        .resize_appointment(b, "2026-03-03T10:30", false)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("at most 12 hours"), "{e}");
+    // Reception may not override; nothing changed by any refusal.
+    let e = r
+        .resize_appointment(b, "2026-03-02T12:45", true)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    let day = r.day_appointments("2026-03-02", None).unwrap();
+    let ends: Vec<&str> = day.iter().map(|x| x.ends_local.as_str()).collect();
+    assert_eq!(ends, ["2026-03-02T10:30", "2026-03-02T11:00"]);
+    // Only a booked appointment changes length.
+    r.set_appointment_status(b, "arrived", None).unwrap();
+    let e = r
+        .resize_appointment(b, "2026-03-02T11:15", false)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("arrived"), "{e}");
+    drop(r);
+
+    let mut admin = sign_in(&dir, "admin", ADMIN_PASS);
+    // Time off is a refusal too, and the administrator may override the hours.
+    admin
+        .add_time_off("sam", "2026-03-02T11:00", "2026-03-02T12:00", None)
+        .unwrap();
+    let e = admin
+        .resize_appointment(a, "2026-03-02T11:30", false)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the practitioner is away (time off)"),
+        "{e}"
+    );
+    let c = admin
+        .book_appointment(&booking(&p, "2026-03-02T16:00"))
+        .unwrap();
+    let over = admin
+        .resize_appointment(&c[0].id, "2026-03-02T17:30", true)
+        .unwrap();
+    assert_eq!(over.ends_local, "2026-03-02T17:30");
+
+    // Each resize is in the trail with its length and the patient, never a name.
+    let entries = admin
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some("appointment.resize".into()),
+            limit: 50,
+            ..Default::default()
+        })
+        .unwrap();
+    let ok: Vec<_> = entries.iter().filter(|e| e.outcome == "ok").collect();
+    assert_eq!(ok.len(), 4, "{entries:?}");
+    assert_eq!(ok[0].details["minutes"], serde_json::json!(90));
+    assert_eq!(ok[0].details["override"], serde_json::json!(true));
+    assert_eq!(ok[0].details["patient"], serde_json::json!(p));
+    assert_eq!(ok[0].target_id.as_deref(), Some(c[0].id.as_str()));
+    assert!(entries.iter().any(|e| e.outcome == "denied"));
+    assert!(entries.iter().any(|e| e.outcome == "failed"));
+    assert!(!serde_json::to_string(&entries).unwrap().contains("Jones"));
+}
+
+#[test]
+fn time_off_is_listed_for_the_calendar_and_its_reason_only_for_administrators() {
+    let (_tmp, dir, p) = clinic();
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    let t = a
+        .add_time_off(
+            "sam",
+            "2026-03-03T13:30",
+            "2026-03-05T00:00",
+            Some("  course  "),
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            t.practitioner.as_str(),
+            t.starts_local.as_str(),
+            t.ends_local.as_str()
+        ),
+        ("sam", "2026-03-03T13:30", "2026-03-05T00:00")
+    );
+    assert_eq!(t.reason.as_deref(), Some("course"));
+    let e = a
+        .add_time_off(
+            "sam",
+            "2026-03-06T09:00",
+            "2026-03-06T10:00",
+            Some(&"x".repeat(201)),
+        )
+        .unwrap_err();
+    assert!(e.to_string().starts_with("reason:"), "{e}");
+    let e = a
+        .add_time_off("nobody", "2026-03-06T09:00", "2026-03-06T10:00", None)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    // The week from Monday overlaps it; the day after it ends does not.
+    let week = a.list_time_off("2026-03-02", 7, None).unwrap();
+    assert_eq!(week.len(), 1);
+    assert_eq!(week[0].id, t.id);
+    assert_eq!(week[0].reason.as_deref(), Some("course"));
+    assert!(a.list_time_off("2026-03-05", 1, None).unwrap().is_empty());
+    assert_eq!(
+        a.list_time_off("2026-03-04", 1, Some("sam")).unwrap().len(),
+        1
+    );
+    assert_eq!(
+        a.list_time_off("2026-03-02", 0, None).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        a.list_time_off("March", 7, None).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    drop(a);
+
+    // Reception sees that Sam is away, not why; it may neither record time off nor book into it.
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    let seen = r.list_time_off("2026-03-02", 7, None).unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].reason, None);
+    assert_eq!(seen[0].starts_local, "2026-03-03T13:30");
+    assert_eq!(
+        r.add_time_off("sam", "2026-03-06T09:00", "2026-03-06T10:00", None)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+    let e = r
+        .book_appointment(&booking(&p, "2026-03-03T14:00"))
+        .unwrap_err();
+    assert!(e.to_string().contains("away (time off)"), "{e}");
+    let ok = r
+        .book_appointment(&booking(&p, "2026-03-03T12:00"))
+        .unwrap();
+    assert_eq!(ok[0].ends_local, "2026-03-03T12:30");
+}

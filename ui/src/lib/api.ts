@@ -52,6 +52,9 @@ interface Commands {
   book_appointment: [B.BookRequest, B.AppointmentRow[]];
   move_appointment: [B.MoveRequest, B.AppointmentRow];
   set_appointment_status: [B.StatusRequest, B.AppointmentRow];
+  resize_appointment: [B.ResizeRequest, B.AppointmentRow];
+  list_time_off: [B.TimeOffRange, B.TimeOffRow[]];
+  add_time_off: [B.NewTimeOff, B.TimeOffRow];
   add_practitioner: [B.UserRef, null];
   set_working_hours: [B.WorkingHours, null];
   add_appointment_type: [B.NewAppointmentType, null];

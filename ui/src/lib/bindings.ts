@@ -195,6 +195,42 @@ status: string,
  */
 reason: string | null, };
 
+export type ResizeRequest = { id: string, 
+/**
+ * The new end, local clinic time, YYYY-MM-DDTHH:MM (the start stays).
+ */
+end_local: string, allow_override: boolean, };
+
+export type TimeOffRange = { 
+/**
+ * The first local day, YYYY-MM-DD.
+ */
+date: string, 
+/**
+ * How many days (1 for a day view, 7 for a week).
+ */
+days: number, 
+/**
+ * One practitioner's username, or None for all.
+ */
+practitioner: string | null, };
+
+export type TimeOffRow = { id: string, practitioner: string, 
+/**
+ * Local clinic time, YYYY-MM-DDTHH:MM.
+ */
+starts_local: string, ends_local: string, 
+/**
+ * Only for administrators (the core withholds it from others).
+ */
+reason: string | null, };
+
+export type NewTimeOff = { practitioner: string, 
+/**
+ * Local clinic time, YYYY-MM-DDTHH:MM.
+ */
+from_local: string, to_local: string, reason: string | null, };
+
 export type WorkingHours = { username: string, 
 /**
  * Mon … Sun.

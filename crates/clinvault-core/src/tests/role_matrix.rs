@@ -170,6 +170,26 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
             1,
             |s, _| s.patient_appointments(&seed_patient(s)).map(|_| ()),
         ),
+        (
+            "practitioner.time_off.list",
+            Some(Permission::AppointmentsRead),
+            1,
+            |s, _| s.list_time_off("2030-01-01", 7, None).map(|_| ()),
+        ),
+        (
+            "practitioner.time_off",
+            Some(Permission::UsersManage),
+            1,
+            |s, _| {
+                s.add_time_off(
+                    "as-practitioner",
+                    "2031-01-01T08:00",
+                    "2031-01-01T09:00",
+                    None,
+                )
+                .map(|_| ())
+            },
+        ),
         ("note.list", Some(Permission::NotesRead), 1, |s, _| {
             s.patient_notes(&seed_patient(s)).map(|_| ())
         }),
