@@ -67,6 +67,17 @@ fn describe(e: &opendal::Error) -> String {
 /// How long each step of a connection test may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// Whether an HTTP status code stands as a word in an error text: a port such as 40165 in the
+/// URL the error quotes is not a 401.
+fn has_status(lower: &str, code: &str) -> bool {
+    lower.match_indices(code).any(|(i, _)| {
+        let before = lower[..i].chars().next_back();
+        let after = lower[i + code.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == ':' || c == '.')
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
 /// A failure as a person would name it: the usual causes first, then the details.
 fn plain(e: &opendal::Error) -> String {
     let detail = describe(e);
@@ -77,11 +88,30 @@ fn plain(e: &opendal::Error) -> String {
     {
         return detail;
     }
+    if has(&[
+        "connection refused",
+        "error trying to connect",
+        "dns error",
+        "failed to lookup",
+        "name or service not known",
+        "no route to host",
+        "network is unreachable",
+        "timed out",
+        "connection reset",
+        "could not resolve",
+        "connect error",
+        "client error (connect)",
+    ]) {
+        return format!(
+            "cannot reach the server (wrong address or port, the server is off, or the network \
+             is down): {detail}"
+        );
+    }
     if e.kind() == OdErr::PermissionDenied
+        || has_status(&lower, "401")
+        || has_status(&lower, "403")
         || has(&[
-            "401",
             "unauthorized",
-            "403",
             "forbidden",
             "invalidaccesskeyid",
             "signaturedoesnotmatch",
@@ -103,25 +133,6 @@ fn plain(e: &opendal::Error) -> String {
         return format!(
             "the server's SSH host key is not known to this computer: connect once with `ssh` \
              and check its fingerprint, then test again: {detail}"
-        );
-    }
-    if has(&[
-        "connection refused",
-        "error trying to connect",
-        "dns error",
-        "failed to lookup",
-        "name or service not known",
-        "no route to host",
-        "network is unreachable",
-        "timed out",
-        "connection reset",
-        "could not resolve",
-        "connect error",
-        "client error (connect)",
-    ]) {
-        return format!(
-            "cannot reach the server (wrong address or port, the server is off, or the network \
-             is down): {detail}"
         );
     }
     if has(&["read-only", "readonly", "read only"]) {
@@ -387,4 +398,21 @@ fn with_client(op: Operator, spec: &TargetSpec, endpoint: &str) -> Result<Operat
     let transport = HttpTransporter::new(ReqwestTransport::new(client));
     let ctx = op.base_context().with_http_transport(transport);
     Ok(op.with_context(ctx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_status;
+
+    #[test]
+    fn a_status_code_is_a_word_and_never_part_of_a_port_or_number() {
+        assert!(has_status("unexpected status: 401 unauthorized", "401"));
+        assert!(has_status("http 403", "403"));
+        assert!(has_status("(403)", "403"));
+        // The URL an error quotes: port 40165, port 401, a byte count.
+        assert!(!has_status("url: http://127.0.0.1:40165/dav/", "401"));
+        assert!(!has_status("url: http://127.0.0.1:401/dav/", "401"));
+        assert!(!has_status("listed: 14030 bytes", "403"));
+        assert!(!has_status("host 10.0.4.3", "403"));
+    }
 }
