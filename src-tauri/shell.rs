@@ -434,6 +434,7 @@ impl<H: Host> Shell<H> {
             SignIn::Complete(s) => self.session = Some(*s),
             SignIn::NeedsSecondFactor(p) => self.pending = Some(*p),
         }
+        self.warm_up();
         self.status()
     }
 
@@ -445,7 +446,16 @@ impl<H: Host> Shell<H> {
         })?;
         let session = core(pending.complete(req.code.trim(), req.remember_device))?;
         self.session = Some(session);
+        self.warm_up();
         self.status()
+    }
+
+    /// After a sign-in, the core warms this session's page cache for patient search (see
+    /// `Session::warm_search_cache`); a failure there only means a slower first search.
+    fn warm_up(&mut self) {
+        if let Some(s) = self.session.as_mut() {
+            let _ = s.warm_search_cache();
+        }
     }
 
     pub fn cancel_sign_in(&mut self) -> Result<AppStatus> {

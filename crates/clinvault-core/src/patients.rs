@@ -543,6 +543,28 @@ impl Session {
         )
     }
 
+    /// Reads the search index and the patient table once, so that their pages sit decrypted in
+    /// this connection's page cache (64 MiB) before the first search: otherwise the first
+    /// searches of a session decrypt every page they touch (the ranked join reads a row per
+    /// match) and take several times longer than the rest. Returns nothing to the caller and
+    /// shows no record, so it needs no permission and is not an access to record; a session
+    /// that may not read patients skips it. A long-lived shell (the desktop app) calls it
+    /// after sign-in; a one-shot CLI command gains nothing from it.
+    pub fn warm_search_cache(&mut self) -> Result<()> {
+        if !self.own_permissions()?.contains(&Permission::PatientRead) {
+            return Ok(());
+        }
+        let conn = self.vault()?.conn();
+        conn.query_row(
+            "SELECT (SELECT sum(length(block)) FROM patients_fts_data),
+                    (SELECT count(*) FROM patients_fts_idx),
+                    (SELECT sum(length(first_name) + length(last_name) + archived) FROM patients)",
+            [],
+            |_| Ok(()),
+        )?;
+        Ok(())
+    }
+
     /// Ranked prefix search over names, email, date of birth and phone digits. The search text
     /// is not recorded (it is often a name); the number of results is.
     pub fn search_patients(&mut self, text: &str, limit: u32) -> Result<Vec<PatientSummary>> {

@@ -298,3 +298,33 @@ fn the_demo_clinic_has_a_year_of_consistent_activity() {
     assert!(n <= d.invoices as i64);
     assert!(a.verify_audit().unwrap().intact);
 }
+
+/// The desktop app warms the search cache after sign-in: it works on an empty and a filled
+/// vault, shows nothing, records nothing, and searches behave the same afterwards.
+#[test]
+fn warming_the_search_cache_records_nothing_and_changes_no_result() {
+    let (_t, dir) = setup();
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    a.warm_search_cache().unwrap();
+    for (first, last) in [("Ann", "Jones"), ("Bob", "Jonas"), ("Cy", "Smith")] {
+        a.add_patient(patient(first, last)).unwrap();
+    }
+    let mut r = sign_in(&dir, "recep", USER_PASS);
+    // Entries other than the reviews of the trail themselves.
+    let trail = |s: &mut clinvault_core::Session| {
+        s.audit_list(&AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .filter(|e| !e.action.starts_with("audit."))
+        .count()
+    };
+    let before = trail(&mut a);
+    a.warm_search_cache().unwrap();
+    r.warm_search_cache().unwrap();
+    assert_eq!(trail(&mut a), before, "a warm-up is not an access");
+    let found = r.search_patients("jon", 10).unwrap();
+    assert_eq!(found.len(), 2);
+}
