@@ -2,7 +2,7 @@
 //! it BLAKE3's key-derivation mode (a standard KDF) gives three independent keys, so the blob-id
 //! key used for deduplication never doubles as an encryption key.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize::Zeroizing;
@@ -141,6 +141,22 @@ impl DerivedKeys {
         open_with(&self.data, sealed, &blob_aad(id))
     }
 
+    /// Opens a blob for a restore, decrypting in place into one buffer. Not zeroized, unlike
+    /// metadata: a blob's content is a vault file the core has already encrypted (database
+    /// pages, attachment streams, wrapped keys), and wiping a gigabyte of that ciphertext after
+    /// every restore would protect nothing while costing a pass over all of it.
+    pub fn open_blob_in_place(&self, id: &BlobId, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return None;
+        }
+        let (n, ct) = sealed.split_at(NONCE_LEN);
+        let mut buf = ct.to_vec();
+        self.data
+            .decrypt_in_place(XNonce::from_slice(n), &blob_aad(id), &mut buf)
+            .ok()?;
+        Some(buf)
+    }
+
     /// Metadata files (index, snapshot, lock, pack header, config check) are zstd-compressed
     /// JSON sealed under the metadata key with their kind as AAD, so one kind cannot stand in
     /// for another.
@@ -188,6 +204,13 @@ mod tests {
         let mut bad = sealed.clone();
         bad[30] ^= 1;
         assert!(a.open_blob(&id, &bad).is_none());
+        assert_eq!(&a.open_blob_in_place(&id, &sealed).unwrap()[..], b"hello");
+        assert!(a.open_blob_in_place(&id, &bad).is_none());
+        assert!(b.open_blob_in_place(&id, &sealed).is_none());
+        assert!(a
+            .open_blob_in_place(&a.blob_id(b"other"), &sealed)
+            .is_none());
+        assert!(a.open_blob_in_place(&id, &sealed[..20]).is_none());
     }
 
     #[test]

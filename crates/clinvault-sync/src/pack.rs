@@ -113,6 +113,46 @@ pub fn open_chunk(keys: &DerivedKeys, id: &BlobId, sealed: &[u8]) -> Result<Vec<
     Ok(data)
 }
 
+/// A restored blob's data: the decrypted buffer and where the data starts in it (after the
+/// one-byte RAW flag), so that restoring never copies a blob a second time.
+pub struct BlobData {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl BlobData {
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+}
+
+/// As [`open_chunk`], for restores: the same checks (authentication under the blob's id, the
+/// keyed hash of the data against the id), without a copy of raw blobs.
+pub fn open_chunk_data(keys: &DerivedKeys, id: &BlobId, sealed: &[u8]) -> Result<BlobData> {
+    let damaged = || {
+        Error::Integrity(format!(
+            "blob {} in the sync repository is damaged or was tampered with",
+            &id.hex()[..16]
+        ))
+    };
+    let body = keys.open_blob_in_place(id, sealed).ok_or_else(damaged)?;
+    let data = match body.first() {
+        Some(&RAW) => BlobData {
+            buf: body,
+            start: 1,
+        },
+        Some(&ZSTD) => BlobData {
+            buf: zstd::stream::decode_all(&body[1..]).map_err(|_| damaged())?,
+            start: 0,
+        },
+        _ => return Err(damaged()),
+    };
+    if keys.blob_id(data.as_slice()) != *id {
+        return Err(damaged());
+    }
+    Ok(data)
+}
+
 /// The blob list stored at the end of a pack.
 pub fn read_header(keys: &DerivedKeys, pack: &[u8]) -> Result<Vec<PackBlob>> {
     let bad = || Error::Integrity("a pack's header is damaged".into());

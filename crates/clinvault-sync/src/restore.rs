@@ -13,7 +13,7 @@ use clinvault_core::{writeback, Error, ErrorKind, Result};
 
 use crate::keys::{storage_name, BlobId};
 use crate::lock::RepoLock;
-use crate::pack::open_chunk;
+use crate::pack::{open_chunk_data, BlobData};
 use crate::progress::{phase, Progress, ProgressEvent};
 use crate::repo::{info, short, Index, Loc, Repository};
 
@@ -65,7 +65,13 @@ fn read_pack(repo: &Repository, pack: &str) -> Result<Vec<u8>> {
 }
 
 /// Opens one blob of a pack already read and checked.
-fn blob_in(repo: &Repository, pack: &str, bytes: &[u8], loc: &Loc, id: &BlobId) -> Result<Vec<u8>> {
+fn blob_in(
+    repo: &Repository,
+    pack: &str,
+    bytes: &[u8],
+    loc: &Loc,
+    id: &BlobId,
+) -> Result<BlobData> {
     let end = loc.offset.saturating_add(loc.length);
     if end > bytes.len() as u64 {
         return Err(Error::Integrity(format!(
@@ -73,7 +79,7 @@ fn blob_in(repo: &Repository, pack: &str, bytes: &[u8], loc: &Loc, id: &BlobId) 
             short(pack)
         )));
     }
-    open_chunk(&repo.keys, id, &bytes[loc.offset as usize..end as usize])
+    open_chunk_data(&repo.keys, id, &bytes[loc.offset as usize..end as usize])
 }
 
 /// One file of the snapshot with the location of each of its blobs, resolved before anything is
@@ -221,7 +227,7 @@ impl Repository {
 /// What the blob-opening stage hands the writer: start a file, or append to it.
 enum Out {
     File(PathBuf),
-    Data(Vec<u8>),
+    Data(BlobData),
 }
 
 /// Opens every planned blob, in plan order, from the packs the reader delivers, checks each
@@ -252,7 +258,7 @@ fn open_blobs(
                 continue;
             };
             let data = blob_in(repo, index.pack_name(loc), bytes, loc, id)?;
-            let n = data.len() as u64;
+            let n = data.as_slice().len() as u64;
             written += n;
             out.send(Out::Data(data)).map_err(|_| writer_gone())?;
             progress.event(ProgressEvent::Advance { done: n });
@@ -286,7 +292,8 @@ fn write_out(rx: std::sync::mpsc::Receiver<Out>) -> Result<()> {
                 let Some((file, wb)) = current.as_mut() else {
                     return Err(Error::Internal("restore data before its file".into()));
                 };
-                file.write_all(&data)
+                let data = data.as_slice();
+                file.write_all(data)
                     .map_err(io("writing a restored file"))?;
                 wb.wrote(file, data.len() as u64);
             }
