@@ -25,6 +25,7 @@ pub const NAMES: &[&str] = &[
     "save_invoice_pdf",
     "save_attachment_copy",
     "pick_attachment",
+    "choose_backup_path",
 ];
 
 fn test_answer(var: &str) -> Option<PathBuf> {
@@ -41,6 +42,15 @@ fn choose_save(
     suggested: &str,
     filter: Option<(&str, &[&str])>,
 ) -> Option<PathBuf> {
+    choose_save_titled(window, "Save a copy", suggested, filter)
+}
+
+fn choose_save_titled(
+    window: &tauri::WebviewWindow,
+    title: &str,
+    suggested: &str,
+    filter: Option<(&str, &[&str])>,
+) -> Option<PathBuf> {
     if let Some(dir) = test_answer("CLINVAULT_TEST_SAVE_DIR") {
         return Some(dir.join(suggested));
     }
@@ -48,7 +58,7 @@ fn choose_save(
         .dialog()
         .file()
         .set_parent(window)
-        .set_title("Save a copy")
+        .set_title(title)
         .set_file_name(suggested);
     if let Some((name, extensions)) = filter {
         dialog = dialog.add_filter(name, extensions);
@@ -57,16 +67,22 @@ fn choose_save(
 }
 
 fn choose_open(window: &tauri::WebviewWindow) -> Option<PathBuf> {
+    choose_open_titled(window, "Add a file to the patient's record", None)
+}
+
+fn choose_open_titled(
+    window: &tauri::WebviewWindow,
+    title: &str,
+    filter: Option<(&str, &[&str])>,
+) -> Option<PathBuf> {
     if let Some(file) = test_answer("CLINVAULT_TEST_PICK_FILE") {
         return Some(file);
     }
-    window
-        .dialog()
-        .file()
-        .set_parent(window)
-        .set_title("Add a file to the patient's record")
-        .blocking_pick_file()
-        .and_then(|p| p.into_path().ok())
+    let mut dialog = window.dialog().file().set_parent(window).set_title(title);
+    if let Some((name, extensions)) = filter {
+        dialog = dialog.add_filter(name, extensions);
+    }
+    dialog.blocking_pick_file().and_then(|p| p.into_path().ok())
 }
 
 /// Refuses before the dialog opens when no session is active (locked, signed out).
@@ -135,4 +151,45 @@ pub fn pick_attachment(
         None => None,
     };
     Ok(PickedAttachment { attachment })
+}
+
+/// "Choose…" on the backup screen. The path fills the field; what is then done with it (export,
+/// check, restore) is the core's gated operation, as with a typed path.
+#[tauri::command(async)]
+pub fn choose_backup_path(
+    window: tauri::WebviewWindow,
+    state: State<'_, AppState>,
+    req: ChooseBackupPath,
+) -> Reply<ChosenPath> {
+    ensure_active(&state)?;
+    const BACKUP: Option<(&str, &[&str])> = Some(("ClinVault backup", &["cvbackup"]));
+    let chosen = match req.purpose.as_str() {
+        "save" => contain(|| {
+            Ok(choose_save_titled(
+                &window,
+                "Export a backup",
+                &backup_file_name(),
+                BACKUP,
+            ))
+        })?,
+        "open" => contain(|| Ok(choose_open_titled(&window, "Choose a backup file", BACKUP)))?,
+        // A new folder: the save dialog names it, as the restore refuses an existing one.
+        "folder" => contain(|| {
+            Ok(choose_save_titled(
+                &window,
+                "Restore into a new folder",
+                "clinvault-restored",
+                None,
+            ))
+        })?,
+        _ => {
+            return Err(crate::api::ApiError::new(
+                crate::api::ErrorKind::InvalidInput,
+                "purpose: use save, open or folder",
+            ))
+        }
+    };
+    Ok(ChosenPath {
+        path: chosen.map(|p| p.display().to_string()),
+    })
 }

@@ -80,6 +80,21 @@ pub struct PickedAttachment {
     pub attachment: Option<AttachmentRow>,
 }
 
+/// "Choose…" beside a path field of the backup screen: `save` (a new backup file), `open` (a
+/// backup file to check or restore) or `folder` (where to restore, a folder that must not exist
+/// yet: the dialog picks its parent and the suggested name is added).
+#[derive(Deserialize, TS)]
+pub struct ChooseBackupPath {
+    pub purpose: String,
+}
+
+/// The chosen path, for the field (the backup commands take a path, as typed paths did); None
+/// when the dialog was closed.
+#[derive(Serialize, TS)]
+pub struct ChosenPath {
+    pub path: Option<String>,
+}
+
 /// The types above for `ui/src/lib/bindings.ts` (appended by `api::typescript_bindings`).
 pub fn typescript_decls() -> Vec<String> {
     vec![
@@ -90,6 +105,8 @@ pub fn typescript_decls() -> Vec<String> {
         SaveAttachment::decl(),
         SavedCopy::decl(),
         PickedAttachment::decl(),
+        ChooseBackupPath::decl(),
+        ChosenPath::decl(),
     ]
 }
 
@@ -119,6 +136,12 @@ pub fn invoice_file_name(number: Option<i64>) -> String {
         Some(n) => format!("invoice-{n}.pdf"),
         None => "invoice-draft.pdf".into(),
     }
+}
+
+/// The backup file a save dialog suggests: the clinic's date, so successive backups sort.
+pub fn backup_file_name() -> String {
+    let today = jiff::Zoned::now().date();
+    format!("clinvault-{today}.cvbackup")
 }
 
 fn name_of(path: &Path) -> Option<String> {

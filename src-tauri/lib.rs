@@ -166,6 +166,7 @@ pub fn run() {
             document_commands::save_invoice_pdf,
             document_commands::save_attachment_copy,
             document_commands::pick_attachment,
+            document_commands::choose_backup_path,
             // Sync (administrators).
             commands::sync::sync_overview,
             commands::sync::sync_status,

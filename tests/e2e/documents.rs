@@ -168,6 +168,60 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
         std::fs::read(&picked).unwrap()
     );
 
+    // Backup paths through "Choose…" (the save dialog's stand-in answers in the chosen folder):
+    // the field is filled with the suggested name, and the export and the restore use it.
+    app.click("#nav-backup").await;
+    app.click("#bk-choose").await;
+    let field_value = |css: &'static str| {
+        let client = app.client.clone();
+        async move {
+            client
+                .execute(
+                    &format!("return document.querySelector('{css}').value;"),
+                    vec![],
+                )
+                .await
+                .unwrap()
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    let mut chosen = String::new();
+    for _ in 0..100 {
+        chosen = field_value("#bk-path").await;
+        if !chosen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let chosen = PathBuf::from(chosen);
+    assert_eq!(chosen.parent(), Some(saved_dir.as_path()), "{chosen:?}");
+    let name = chosen.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("clinvault-") && name.ends_with(".cvbackup"),
+        "{name}"
+    );
+    app.fill("#bk-pass", "a long backup passphrase for the documents")
+        .await;
+    app.click("#bk-export").await;
+    app.wait_text("#bk-result", "Backup written", 60).await;
+    assert!(chosen.exists());
+    app.click("#bv-restore-choose").await;
+    let restore_to = saved_dir.join("clinvault-restored");
+    for _ in 0..100 {
+        if field_value("#bv-restore").await == restore_to.display().to_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.fill("#bv-secret", "a long backup passphrase for the documents")
+        .await;
+    app.click("#bv-verify").await;
+    app.wait_text("#bv-restored", "Restored into", 60).await;
+    assert!(restore_to.join("vault.keys").exists());
+    app.screenshot("backup-chosen").await;
+
     let csp = app
         .client
         .execute("return window.__csp;", vec![])

@@ -92,6 +92,7 @@ interface Commands {
   save_invoice_pdf: [B.SaveInvoicePdf, B.SavedCopy];
   save_attachment_copy: [B.SaveAttachment, B.SavedCopy];
   pick_attachment: [B.PatientRef, B.PickedAttachment];
+  choose_backup_path: [B.ChooseBackupPath, B.ChosenPath];
   // Sync (administrators); sync_push and sync_restore_test take a progress channel (invoke).
   sync_overview: [null, B.SyncOverview];
   sync_status: [null, B.SyncStatusView];

@@ -438,6 +438,10 @@ file_name: string | null, bytes: bigint, };
 
 export type PickedAttachment = { attachment: AttachmentRow | null, };
 
+export type ChooseBackupPath = { purpose: string, };
+
+export type ChosenPath = { path: string | null, };
+
 export type SetSyncTarget = { url: string, 
 /**
  * WebDAV password (when the URL names a user).
