@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use clinvault_core::permissions::Permission;
 use clinvault_core::sync_config::SyncStatus;
 use clinvault_core::SessionState;
 use clinvault_sync::ops::{self, TargetOptions};
@@ -286,12 +285,7 @@ impl<H: Host> Shell<H> {
         if s.check() != SessionState::Active {
             return false;
         }
-        // Asked without an audit entry: a role without sync rights is simply not the one to push.
-        let allowed = s
-            .own_permissions()
-            .map(|p| p.contains(&Permission::SyncManage))
-            .unwrap_or(false);
-        if !allowed || !s.sync_status().map(|st| st.push_due).unwrap_or(false) {
+        if !s.scheduled_push_due().unwrap_or(false) {
             return false;
         }
         let at = clinvault_core::clock::rfc3339(self.host.clock().now());

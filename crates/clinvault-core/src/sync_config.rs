@@ -262,6 +262,16 @@ impl Session {
         Ok(schedule)
     }
 
+    /// For an app's timer: whether this session should push now — it may manage sync and the
+    /// schedule says a push is due. A session without `sync.manage` gets `false` and no denied
+    /// entry in the trail: a timer asking every minute is not an attempt by the person.
+    pub fn scheduled_push_due(&mut self) -> Result<bool> {
+        if !self.own_permissions()?.contains(&Permission::SyncManage) {
+            return Ok(false);
+        }
+        Ok(self.sync_status()?.push_due)
+    }
+
     /// Schedule, last good and failed push (from the audit trail), and whether a push is due
     /// now by the session's clock (`sync.manage`; checked, not recorded).
     pub fn sync_status(&mut self) -> Result<SyncStatus> {

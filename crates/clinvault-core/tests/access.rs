@@ -420,3 +420,45 @@ fn with_two_factor_a_shorter_strong_passphrase_is_allowed_and_without_it_is_not(
         .unwrap_err();
     assert!(e.to_string().contains("too easy to guess"), "{e}");
 }
+
+/// The app's push timer asks the core whether this session should push: an administrator with
+/// a target and a schedule, yes (nothing pushed yet); a receptionist, no — and the question
+/// leaves no denied entry, since no person tried anything.
+#[test]
+fn a_scheduled_push_is_due_only_for_a_session_that_manages_sync() {
+    let tmp = TempDir::new().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    support::new_vault(&dir);
+    let mut admin = support::sign_in(&dir, "admin", ADMIN_PASS);
+    admin
+        .add_user("rita", None, "receptionist", &secret(USER_PASS))
+        .unwrap();
+    assert!(
+        !admin.scheduled_push_due().unwrap(),
+        "no target, no schedule"
+    );
+    admin.sync_set_target("file", "{}").unwrap();
+    assert!(!admin.scheduled_push_due().unwrap(), "no schedule");
+    admin.set_sync_schedule(Some(6)).unwrap();
+    assert!(
+        admin.scheduled_push_due().unwrap(),
+        "never pushed: due at once"
+    );
+
+    let mut rita = support::sign_in(&dir, "rita", USER_PASS);
+    assert!(!rita.scheduled_push_due().unwrap());
+    let denied = admin
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            user: Some("rita".into()),
+            outcome: Some("denied".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(denied.is_empty(), "{denied:?}");
+    // Asked directly, the status itself is refused and recorded, as before.
+    assert_eq!(
+        rita.sync_status().unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+}
