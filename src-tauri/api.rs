@@ -949,7 +949,10 @@ pub fn typescript_bindings() -> String {
         .chain(crate::sync_api::decls())
     {
         out.push_str("export ");
-        out.push_str(&d);
+        // ts-rs types 64-bit integers as `bigint`, but serde_json writes them as JSON numbers
+        // and `JSON.parse` reads numbers: the page never holds a bigint. Every such value here
+        // (amounts in minor units, counts, sequence numbers, sizes) stays far below 2^53.
+        out.push_str(&d.replace("bigint", "number"));
         out.push_str("\n\n");
     }
     out

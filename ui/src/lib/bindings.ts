@@ -93,7 +93,7 @@ export type PolicyEntry = { key: string, value: string, };
 
 export type SetPolicy = { key: string, value: string, };
 
-export type Rotated = { key_epoch: bigint, };
+export type Rotated = { key_epoch: number, };
 
 export type PatientForm = { title: string | null, first_name: string | null, last_name: string | null, preferred_name: string | null, date_of_birth: string | null, sex: string | null, gender_identity: string | null, phone: string | null, phone_alt: string | null, email: string | null, address: string | null, emergency_contact: string | null, insurance_number: string | null, referral_source: string | null, occupation: string | null, general_notes: string | null, archived: boolean | null, };
 
@@ -123,21 +123,21 @@ export type AppointmentRow = { id: string, patient_id: string, patient_name: str
  */
 starts_local: string, ends_local: string, status: string, cancel_reason: string | null, };
 
-export type NoteRow = { id: string, appointment_id: string | null, practitioner: string, status: string, created_at: string, finalised_at: string | null, versions: bigint, };
+export type NoteRow = { id: string, appointment_id: string | null, practitioner: string, status: string, created_at: string, finalised_at: string | null, versions: number, };
 
-export type InvoiceRow = { id: string, number: bigint | null, appointment_id: string | null, status: string, issued_on: string | null, 
+export type InvoiceRow = { id: string, number: number | null, appointment_id: string | null, status: string, issued_on: string | null, 
 /**
  * Amounts in the currency's minor unit (cents).
  */
-total_minor: bigint, paid_minor: bigint, balance_minor: bigint, };
+total_minor: number, paid_minor: number, balance_minor: number, };
 
-export type AttachmentRow = { id: string, file_name: string, media_type: string, size: bigint, created_at: string, };
+export type AttachmentRow = { id: string, file_name: string, media_type: string, size: number, created_at: string, };
 
 export type Balance = { 
 /**
  * What the patient owes across issued invoices, in minor units.
  */
-balance_minor: bigint, };
+balance_minor: number, };
 
 export type ScreenTitle = { screen: string, };
 
@@ -145,7 +145,7 @@ export type WorkingSpanRow = {
 /**
  * 1 = Monday … 7 = Sunday.
  */
-weekday: bigint, 
+weekday: number, 
 /**
  * HH:MM, local clinic time.
  */
@@ -153,7 +153,7 @@ starts: string, ends: string, };
 
 export type PractitionerColumn = { username: string, display_name: string, hours: Array<WorkingSpanRow>, };
 
-export type AppointmentTypeRow = { name: string, minutes: bigint, colour: string | null, };
+export type AppointmentTypeRow = { name: string, minutes: number, colour: string | null, };
 
 export type CalendarRange = { 
 /**
@@ -241,7 +241,7 @@ day: string,
  */
 hours: string, };
 
-export type NewAppointmentType = { name: string, minutes: bigint, 
+export type NewAppointmentType = { name: string, minutes: number, 
 /**
  * Decimal text, e.g. "75.00".
  */
@@ -263,7 +263,7 @@ export type NoteText = { id: string, body: string, };
 
 export type Amendment = { id: string, body: string, reason: string, };
 
-export type NoteVersionRow = { version: bigint, 
+export type NoteVersionRow = { version: number, 
 /**
  * draft, final or amendment.
  */
@@ -293,9 +293,9 @@ method: string,
  */
 paid_on: string | null, };
 
-export type InvoiceLineRow = { description: string, quantity: bigint, unit_price_minor: bigint, tax_rate_bp: bigint, net_minor: bigint, tax_minor: bigint, };
+export type InvoiceLineRow = { description: string, quantity: number, unit_price_minor: number, tax_rate_bp: number, net_minor: number, tax_minor: number, };
 
-export type InvoiceView = { id: string, number: bigint | null, patient_id: string, appointment_id: string | null, status: string, issued_on: string | null, lines: Array<InvoiceLineRow>, net_minor: bigint, tax_minor: bigint, total_minor: bigint, paid_minor: bigint, balance_minor: bigint, void_reason: string | null, };
+export type InvoiceView = { id: string, number: number | null, patient_id: string, appointment_id: string | null, status: string, issued_on: string | null, lines: Array<InvoiceLineRow>, net_minor: number, tax_minor: number, total_minor: number, paid_minor: number, balance_minor: number, void_reason: string | null, };
 
 export type NewAttachment = { patient_id: string, file_name: string, 
 /**
@@ -327,21 +327,21 @@ since: string | null,
 /**
  * Exclusive.
  */
-until: string | null, before_seq: bigint | null, limit: number | null, };
+until: string | null, before_seq: number | null, limit: number | null, };
 
-export type AuditRow = { seq: bigint, at: string, actor_name: string, device: string, action: string, target_type: string | null, target_id: string | null, outcome: string, 
+export type AuditRow = { seq: number, at: string, actor_name: string, device: string, action: string, target_type: string | null, target_id: string | null, outcome: string, 
 /**
  * The entry's details as JSON text (field names and counts, never patient data).
  */
 details: string, };
 
-export type VerifyResult = { intact: boolean, entries_checked: bigint, first_seq: bigint | null, last_seq: bigint | null, problem: string | null, checkpoint: string, };
+export type VerifyResult = { intact: boolean, entries_checked: number, first_seq: number | null, last_seq: number | null, problem: string | null, checkpoint: string, };
 
 export type AlertsQuery = { include_acknowledged: boolean, };
 
-export type AlertRow = { id: bigint, rule: string, raised_at: string, actor_name: string | null, summary: string, acknowledged_by: string | null, acknowledged_at: string | null, };
+export type AlertRow = { id: number, rule: string, raised_at: string, actor_name: string | null, summary: string, acknowledged_by: string | null, acknowledged_at: string | null, };
 
-export type AlertRef = { id: bigint, };
+export type AlertRef = { id: number, };
 
 export type AuditCsv = { query: AuditQuery, 
 /**
@@ -383,7 +383,7 @@ export type RevenueRowView = {
 /**
  * practitioner, appointment_type or total.
  */
-group: string, key: string, invoices: bigint, net_minor: bigint, tax_minor: bigint, total_minor: bigint, paid_minor: bigint, };
+group: string, key: string, invoices: number, net_minor: number, tax_minor: number, total_minor: number, paid_minor: number, };
 
 export type ExportBackup = { 
 /**
@@ -397,7 +397,7 @@ passphrase: string | null, };
 
 export type BackupProgress = { done: number, total: number, };
 
-export type BackupReport = { path: string, backup_id: string, bytes: number, patients: bigint, attachments: number, audit_entries: number, with_passphrase: boolean, };
+export type BackupReport = { path: string, backup_id: string, bytes: number, patients: number, attachments: number, audit_entries: number, with_passphrase: boolean, };
 
 export type VerifyBackup = { path: string, 
 /**
@@ -410,9 +410,9 @@ restore_to: string | null,
  */
 passphrase: string | null, recovery_key: string | null, };
 
-export type BackupCheckResult = { backup_id: string, created_at: string, patients: bigint, attachments: bigint, audit_entries: number, audit_intact: boolean, };
+export type BackupCheckResult = { backup_id: string, created_at: string, patients: number, attachments: number, audit_entries: number, audit_intact: boolean, };
 
-export type InvoiceItem = { description: string, quantity: bigint, 
+export type InvoiceItem = { description: string, quantity: number, 
 /**
  * Decimal text, e.g. "12.50".
  */
@@ -426,7 +426,7 @@ export type NewDraftInvoice = { patient_id: string, items: Array<InvoiceItem>, }
 
 export type DraftLines = { id: string, items: Array<InvoiceItem>, };
 
-export type SaveInvoicePdf = { id: string, number: bigint | null, };
+export type SaveInvoicePdf = { id: string, number: number | null, };
 
 export type SaveAttachment = { id: string, file_name: string, };
 
@@ -434,7 +434,7 @@ export type SavedCopy = { saved: boolean,
 /**
  * The chosen file's name (not its folder), for the confirmation message.
  */
-file_name: string | null, bytes: bigint, };
+file_name: string | null, bytes: number, };
 
 export type PickedAttachment = { attachment: AttachmentRow | null, };
 
