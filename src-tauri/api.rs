@@ -480,6 +480,12 @@ pub struct TimeOffRange {
     pub practitioner: Option<String>,
 }
 
+/// One recorded time off, to remove.
+#[derive(Deserialize, TS)]
+pub struct TimeOffRef {
+    pub id: String,
+}
+
 #[derive(Clone, Debug, Serialize, TS)]
 pub struct TimeOffRow {
     pub id: String,
@@ -899,6 +905,7 @@ pub fn typescript_bindings() -> String {
         ResizeRequest::decl(),
         TimeOffRange::decl(),
         TimeOffRow::decl(),
+        TimeOffRef::decl(),
         NewTimeOff::decl(),
         WorkingHours::decl(),
         NewAppointmentType::decl(),

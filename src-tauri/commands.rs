@@ -84,6 +84,7 @@ commands! {
     resize_appointment(req: ResizeRequest) -> AppointmentRow;
     list_time_off(req: TimeOffRange) -> Vec<TimeOffRow>;
     add_time_off(req: NewTimeOff) -> TimeOffRow;
+    remove_time_off(req: TimeOffRef) -> ();
     add_practitioner(req: UserRef) -> ();
     set_working_hours(req: WorkingHours) -> ();
     add_appointment_type(req: NewAppointmentType) -> ();

@@ -129,6 +129,7 @@ pub fn run() {
             commands::resize_appointment,
             commands::list_time_off,
             commands::add_time_off,
+            commands::remove_time_off,
             commands::add_practitioner,
             commands::set_working_hours,
             commands::add_appointment_type,

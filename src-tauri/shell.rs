@@ -871,6 +871,10 @@ impl<H: Host> Shell<H> {
         Ok(time_off_row(t))
     }
 
+    pub fn remove_time_off(&mut self, req: TimeOffRef) -> Result<()> {
+        core(self.active()?.remove_time_off(&req.id))
+    }
+
     // --- end calendar: resize and time off ---
 
     /// Makes an existing user a practitioner (a calendar column).

@@ -1091,6 +1091,12 @@ fn calendar_resizes_by_the_cores_rules_and_shows_time_off() {
         .err()
         .unwrap();
     assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+    let denied = f
+        .shell
+        .remove_time_off(TimeOffRef { id: off.id.clone() })
+        .err()
+        .unwrap();
+    assert_eq!(denied.kind, ErrorKind::PermissionDenied);
 
     let a = f
         .shell
@@ -1155,6 +1161,24 @@ fn calendar_resizes_by_the_cores_rules_and_shows_time_off() {
         day[0].ends_local, "2026-09-23T11:15",
         "refusals changed nothing"
     );
+
+    // The administrator removes the time off recorded by mistake; it is gone from the calendar.
+    sign_in(&mut f, "admin", ADMIN_PASS).unwrap();
+    f.shell
+        .remove_time_off(TimeOffRef { id: off.id.clone() })
+        .unwrap();
+    let week = TimeOffRange {
+        date: "2026-09-21".into(),
+        days: 7,
+        practitioner: None,
+    };
+    assert!(f.shell.list_time_off(week).unwrap().is_empty());
+    let gone = f
+        .shell
+        .remove_time_off(TimeOffRef { id: off.id })
+        .err()
+        .unwrap();
+    assert_eq!(gone.kind, ErrorKind::NotFound);
 }
 
 #[test]

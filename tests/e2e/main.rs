@@ -1234,6 +1234,7 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     wait_content(&app, ".ec-bg-event.time-off", "Away: course").await;
     app.wait_text("#cal-time-off-list", "(course)", 10).await;
     app.screenshot("time-off-admin").await;
+    assert!(app.exists("#cal-time-off-list button.danger").await);
     let csp = app
         .client
         .execute("return window.__csp;", vec![])
@@ -1262,6 +1263,10 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     assert!(listed.contains("Sam Physio: away"), "{listed}");
     assert!(!listed.contains("course"), "{listed}");
     assert!(!app.exists("#cal-time-off").await);
+    assert!(
+        !app.exists("#cal-time-off-list button").await,
+        "reception is offered to remove time off"
+    );
     app.screenshot("time-off-reception").await;
 
     // Drag the appointment's lower edge from 12:30 to 13:00.

@@ -494,6 +494,38 @@ impl Session {
         })
     }
 
+    /// Removes time off recorded by mistake (the same permission as recording it). The entry
+    /// names the practitioner and the removed span, never the reason.
+    pub fn remove_time_off(&mut self, id: &str) -> Result<()> {
+        let tz = clinic_tz(self);
+        let event = Event::new("practitioner.time_off.remove").target("time_off", id);
+        self.gate(
+            Need::Permission(Permission::UsersManage),
+            event,
+            |tx, ev| {
+                let found: Option<(String, i64, i64)> = tx
+                    .query_row(
+                        "SELECT practitioner_id, starts_at, ends_at FROM time_off WHERE id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((practitioner_id, from, to)) = found else {
+                    return Err(Error::NotFound(
+                        "no such time off (it may have been removed already)".into(),
+                    ));
+                };
+                tx.execute("DELETE FROM time_off WHERE id = ?1", [id])?;
+                *ev = ev
+                    .clone()
+                    .detail("practitioner", practitioner_id)
+                    .detail("from", local(&tz, from))
+                    .detail("to", local(&tz, to));
+                Ok(())
+            },
+        )
+    }
+
     /// Time off that overlaps `days` local days from `date`, for one practitioner or all, in
     /// time order: the calendar shades it. The reason is given only to users who manage
     /// practitioners (who record it); others see that the practitioner is away.

@@ -588,3 +588,56 @@ fn time_off_is_listed_for_the_calendar_and_its_reason_only_for_administrators() 
         .unwrap();
     assert_eq!(ok[0].ends_local, "2026-03-03T12:30");
 }
+
+/// Time off recorded by mistake is removed by whoever may record it; then bookings go ahead.
+/// Reception may not remove it; an unknown id is not found; the entry carries no reason.
+#[test]
+fn time_off_recorded_by_mistake_is_removed_by_an_administrator_only() {
+    let (_tmp, dir, p) = clinic();
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    let t = a
+        .add_time_off(
+            "sam",
+            "2026-03-03T13:30",
+            "2026-03-03T17:00",
+            Some("Zanzibar course"),
+        )
+        .unwrap();
+    drop(a);
+
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    assert_eq!(
+        r.remove_time_off(&t.id).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert!(r
+        .book_appointment(&booking(&p, "2026-03-03T14:00"))
+        .is_err());
+    drop(r);
+
+    let mut a = sign_in(&dir, "admin", ADMIN_PASS);
+    a.remove_time_off(&t.id).unwrap();
+    assert!(a.list_time_off("2026-03-02", 7, None).unwrap().is_empty());
+    assert_eq!(
+        a.remove_time_off(&t.id).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let removed = a
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some("practitioner.time_off.remove".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let done: Vec<_> = removed.iter().filter(|e| e.outcome == "ok").collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].details["from"], "2026-03-03T13:30");
+    assert!(!serde_json::to_string(&removed)
+        .unwrap()
+        .contains("Zanzibar"));
+    drop(a);
+
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    r.book_appointment(&booking(&p, "2026-03-03T14:00"))
+        .unwrap();
+}

@@ -55,6 +55,7 @@ interface Commands {
   resize_appointment: [B.ResizeRequest, B.AppointmentRow];
   list_time_off: [B.TimeOffRange, B.TimeOffRow[]];
   add_time_off: [B.NewTimeOff, B.TimeOffRow];
+  remove_time_off: [B.TimeOffRef, null];
   add_practitioner: [B.UserRef, null];
   set_working_hours: [B.WorkingHours, null];
   add_appointment_type: [B.NewAppointmentType, null];

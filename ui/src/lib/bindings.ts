@@ -225,6 +225,8 @@ starts_local: string, ends_local: string,
  */
 reason: string | null, };
 
+export type TimeOffRef = { id: string, };
+
 export type NewTimeOff = { practitioner: string, 
 /**
  * Local clinic time, YYYY-MM-DDTHH:MM.
