@@ -21,12 +21,10 @@ fn patient(n: usize) -> PatientFields {
     }
 }
 
-#[test]
-fn export_during_concurrent_writes_is_consistent_and_restores() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = VaultDir::new(tmp.path().join("v"));
-    let recovery = clinvault_core::vault::init(
-        &dir,
+/// A new vault with its administrator; the recovery key opens its backups.
+fn vault_with_recovery(dir: &VaultDir) -> clinvault_core::RecoveryKey {
+    clinvault_core::vault::init(
+        dir,
         clinvault_core::InitOptions {
             admin_username: "admin".into(),
             admin_display_name: None,
@@ -35,7 +33,14 @@ fn export_during_concurrent_writes_is_consistent_and_restores() {
             recovery_key_file: None,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn export_during_concurrent_writes_is_consistent_and_restores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    let recovery = vault_with_recovery(&dir);
     let mut admin = sign_in(&dir, "admin", ADMIN_PASS);
     for n in 0..200 {
         admin.add_patient(patient(n)).unwrap();
@@ -124,17 +129,7 @@ fn cancelling_an_export_leaves_nothing() {
 fn checking_a_backup_from_a_session_needs_backup_manage_and_is_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = VaultDir::new(tmp.path().join("v"));
-    let recovery = clinvault_core::vault::init(
-        &dir,
-        clinvault_core::InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: secret(ADMIN_PASS),
-            kdf_cost: FAST,
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
+    let recovery = vault_with_recovery(&dir);
     let mut admin = sign_in(&dir, "admin", ADMIN_PASS);
     admin.add_patient(patient(1)).unwrap();
     admin
