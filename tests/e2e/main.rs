@@ -984,71 +984,17 @@ async fn a_day_at_the_clinic() {
     // Give the app a moment to exit and flush what it writes on the way out.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // No plaintext outside the vault: the app's home folders (config, data, cache: WebKit's
-    // storage lives there) and files in the temporary folder written during the test.
-    // A planted canary proves the scan reads what it walks.
-    let canary = home.join("config").join("scan-canary.txt");
-    std::fs::create_dir_all(canary.parent().unwrap()).unwrap();
-    std::fs::write(&canary, b"canary Calendarson").unwrap();
-    let markers: [&[u8]; 3] = [
-        b"Calendarson",
-        b"Zygomaticus-Marker-7731",
-        b"added the range",
-    ];
-    let mut scanned = 0;
-    let mut hits = Vec::new();
-    let mut stack = vec![home, std::env::temp_dir()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if path.starts_with(&vault) {
-                continue;
-            }
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                if path.starts_with(std::env::temp_dir())
-                    && !path.starts_with(vault.parent().unwrap())
-                {
-                    // Other folders in the temporary folder: only those touched during the test.
-                    if meta.modified().map(|m| m < started).unwrap_or(true) {
-                        continue;
-                    }
-                }
-                stack.push(path);
-            } else if meta.is_file() && meta.len() < 64 * 1024 * 1024 {
-                if meta.modified().map(|m| m < started).unwrap_or(true) {
-                    continue;
-                }
-                let Ok(bytes) = std::fs::read(&path) else {
-                    continue;
-                };
-                scanned += 1;
-                for m in markers {
-                    if bytes.windows(m.len()).any(|w| w == m) {
-                        hits.push(format!(
-                            "{} holds {}",
-                            path.display(),
-                            String::from_utf8_lossy(m)
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    eprintln!("[clinic-day] scanned {scanned} files outside the vault");
-    let canary_hit = format!("{} holds Calendarson", canary.display());
-    assert!(
-        hits.contains(&canary_hit),
-        "the scan missed its canary: {hits:?}"
+    support::assert_no_plaintext_outside_vault(
+        "clinic-day",
+        &home,
+        &vault,
+        started,
+        &[
+            b"Calendarson",
+            b"Zygomaticus-Marker-7731",
+            b"added the range",
+        ],
     );
-    hits.retain(|h| *h != canary_hit);
-    assert!(scanned > 1);
-    assert!(hits.is_empty(), "plaintext outside the vault: {hits:?}");
     // The vault itself was written (and holds no plaintext either: SQLCipher encrypts it).
     assert!(vault.join("vault.keys").exists());
     drop(home_dir);

@@ -392,3 +392,73 @@ impl Drop for App {
         }
     }
 }
+
+/// No plaintext outside the vault: walks the app's home folder (config, data, cache: WebKit's
+/// storage lives there) and the temporary folder, skipping the vault, and reads every file
+/// written since `started` (folders in the temporary folder only if touched during the test).
+/// Fails on any marker. A canary holding the first marker, planted under the home folder first,
+/// proves the scan reads what it walks.
+pub fn assert_no_plaintext_outside_vault(
+    label: &str,
+    home: &Path,
+    vault: &Path,
+    started: std::time::SystemTime,
+    markers: &[&[u8]],
+) {
+    let canary = home.join("config").join("scan-canary.txt");
+    std::fs::create_dir_all(canary.parent().unwrap()).unwrap();
+    let mut planted = b"canary ".to_vec();
+    planted.extend_from_slice(markers[0]);
+    std::fs::write(&canary, &planted).unwrap();
+    let mut scanned = 0;
+    let mut hits = Vec::new();
+    let mut stack = vec![home.to_path_buf(), std::env::temp_dir()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.starts_with(vault) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let fresh = meta.modified().map(|m| m >= started).unwrap_or(false);
+            if meta.is_dir() {
+                if path.starts_with(std::env::temp_dir()) && !path.starts_with(home) && !fresh {
+                    continue;
+                }
+                stack.push(path);
+            } else if meta.is_file() && meta.len() < 64 * 1024 * 1024 && fresh {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                scanned += 1;
+                for m in markers {
+                    if bytes.windows(m.len()).any(|w| w == *m) {
+                        hits.push(format!(
+                            "{} holds {}",
+                            path.display(),
+                            String::from_utf8_lossy(m)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("[{label}] scanned {scanned} files outside the vault");
+    let canary_hit = format!(
+        "{} holds {}",
+        canary.display(),
+        String::from_utf8_lossy(markers[0])
+    );
+    assert!(
+        hits.contains(&canary_hit),
+        "the scan missed its canary: {hits:?}"
+    );
+    hits.retain(|h| *h != canary_hit);
+    assert!(scanned > 1);
+    assert!(hits.is_empty(), "plaintext outside the vault: {hits:?}");
+}
