@@ -108,6 +108,22 @@ fn opt(v: Option<&str>) -> Vec<u8> {
     }
 }
 
+/// The filter SQLite matches against the partial index `audit_milestones` (migration 9): a
+/// query for one of these actions must contain it word for word to use the index.
+macro_rules! milestones {
+    () => {
+        "action IN ('sync.push', 'backup.export', 'session.end')"
+    };
+}
+pub(crate) use milestones;
+
+/// Whether any session ever ended (a vault that was never closed has no checkpoint yet).
+pub(crate) const ANY_SESSION_ENDED_SQL: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM audit_log WHERE ",
+    milestones!(),
+    " AND action = 'session.end')"
+);
+
 pub fn entry_hash(f: &EntryFields<'_>) -> [u8; 32] {
     let actor_id = opt(f.actor_id);
     let target_type = opt(f.target_type);

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0006_clinical.sql"),
     include_str!("../../../migrations/0007_privacy.sql"),
     include_str!("../../../migrations/0008_sync.sql"),
+    include_str!("../../../migrations/0009_audit_write_cost.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -21,6 +21,13 @@ use crate::error::{Error, Result};
 use crate::permissions::Permission;
 use crate::session::{Need, Session};
 
+/// Backups exported before a date (through the `audit_milestones` index).
+pub(crate) const OLD_BACKUPS_SQL: &str = concat!(
+    "SELECT at FROM audit_log WHERE ",
+    crate::audit::milestones!(),
+    " AND action = 'backup.export' AND outcome = 'ok' AND substr(at, 1, 10) < ?1 ORDER BY seq"
+);
+
 const PRESETS_JSON: &str = include_str!("../../../presets/retention.json");
 const PREFIX: &str = "clinic.retention.";
 
@@ -313,10 +320,7 @@ fn plan(conn: &Connection, rules: &Rules, today: Date, now_unix: i64) -> Result<
     )?;
     let backup_cutoff = add_years_back(today, rules.clinical_years);
     let backups_past_retention = {
-        let mut st = conn.prepare(
-            "SELECT at FROM audit_log WHERE action = 'backup.export' AND outcome = 'ok'
-               AND substr(at, 1, 10) < ?1 ORDER BY seq",
-        )?;
+        let mut st = conn.prepare(OLD_BACKUPS_SQL)?;
         let rows = st
             .query_map([backup_cutoff.to_string()], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -295,7 +295,7 @@ impl Session {
             Ok(Some(_)) | Err(_) => alert("the audit checkpoint outside the database was not authentic; a new one was written")?,
             Ok(None) => {
                 let closed_before: bool = conn
-                    .query_row("SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'session.end')", [], |r| r.get(0))?;
+                    .query_row(audit::ANY_SESSION_ENDED_SQL, [], |r| r.get(0))?;
                 if closed_before {
                     alert("the audit checkpoint outside the database was missing; a new one was written")?;
                 }

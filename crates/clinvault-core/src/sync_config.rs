@@ -16,6 +16,13 @@ use crate::key_hierarchy::RecoveryKey;
 use crate::permissions::Permission;
 use crate::session::{Need, Session};
 
+/// When a push last ended with the given outcome (through the `audit_milestones` index).
+pub(crate) const LAST_PUSH_SQL: &str = concat!(
+    "SELECT at FROM audit_log WHERE ",
+    crate::audit::milestones!(),
+    " AND action = 'sync.push' AND outcome = ?1 ORDER BY seq DESC LIMIT 1"
+);
+
 const KINDS: &[&str] = &["file", "sftp", "webdav", "s3"];
 
 #[derive(Clone, Debug)]
@@ -281,12 +288,7 @@ impl Session {
         let schedule = load_schedule(conn)?;
         let last = |outcome: &str| -> Result<Option<String>> {
             Ok(conn
-                .query_row(
-                    "SELECT at FROM audit_log WHERE action = 'sync.push' AND outcome = ?1
-                     ORDER BY seq DESC LIMIT 1",
-                    [outcome],
-                    |r| r.get(0),
-                )
+                .query_row(LAST_PUSH_SQL, [outcome], |r| r.get(0))
                 .optional()?)
         };
         let ok_text = last("ok")?;

@@ -435,6 +435,63 @@ fn bulk_record_access_alert_fires_at_its_threshold_only() {
     assert_eq!(acks.len(), 1);
 }
 
+/// The rule reads only the window's entries, newest first. Neither another user's views nor a
+/// failed sign-in carried into the trail later (with its original, older time) may change
+/// what it counts.
+#[test]
+fn bulk_record_access_counts_one_user_across_carried_in_sign_in_failures() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    a.set_policy("alert.bulk-view-count", "5").unwrap();
+    a.set_policy("alert.bulk-view-minutes", "10").unwrap();
+    a.set_policy("idle-lock-minutes", "120").unwrap();
+    a.add_user("jo", None, "receptionist", &secret(USER_PASS))
+        .unwrap();
+    drop(a);
+    let view = |s: &mut Session, id: &str| {
+        s.gate(
+            Need::SignedIn,
+            Event::new("patient.view").target("patient", id),
+            |_, _| Ok(()),
+        )
+        .unwrap();
+    };
+    let mut jo = c.sign_in("jo", USER_PASS);
+    // A failed sign-in nobody can sign yet: it waits outside the database.
+    let failed = Session::sign_in_with(
+        &c.dir,
+        "admin",
+        &secret("wrong wrong wrong wrong"),
+        None,
+        SessionConfig {
+            device: "x".into(),
+            clock: Arc::new(c.clock.clone()),
+        },
+    );
+    assert!(failed.is_err());
+    c.clock.advance(50 * 60);
+    for id in ["p1", "p2", "p3"] {
+        view(&mut jo, id);
+    }
+    // The administrator's sign-in carries the failure in, 50 minutes after it happened.
+    let mut a = c.admin();
+    for id in ["a1", "a2", "a3", "a4"] {
+        view(&mut a, id);
+    }
+    view(&mut jo, "p4");
+    assert!(!alerts(&mut a)
+        .iter()
+        .any(|x| x.rule == "bulk_record_access"));
+    view(&mut jo, "p5");
+    let fired: Vec<Alert> = alerts(&mut a)
+        .into_iter()
+        .filter(|x| x.rule == "bulk_record_access")
+        .collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].actor_name.as_deref(), Some("jo"));
+    assert_eq!(fired[0].details["distinct_records"], 5);
+}
+
 #[test]
 fn outside_hours_failed_sign_in_and_role_change_alerts() {
     let c = Clinic::new();
