@@ -141,20 +141,32 @@ impl DerivedKeys {
         open_with(&self.data, sealed, &blob_aad(id))
     }
 
-    /// Opens a blob for a restore, decrypting in place into one buffer. Not zeroized, unlike
+    /// Opens a blob for a restore in place: `sealed` (nonce ‖ ciphertext ‖ tag, inside the pack
+    /// buffer) is authenticated and then decrypted where it lies, and the plaintext's range
+    /// within `sealed` is returned; on failure `sealed` is left as it was. Not zeroized, unlike
     /// metadata: a blob's content is a vault file the core has already encrypted (database
     /// pages, attachment streams, wrapped keys), and wiping a gigabyte of that ciphertext after
     /// every restore would protect nothing while costing a pass over all of it.
-    pub fn open_blob_in_place(&self, id: &BlobId, sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < NONCE_LEN + TAG_LEN {
+    pub fn open_blob_in_place(
+        &self,
+        id: &BlobId,
+        sealed: &mut [u8],
+    ) -> Option<std::ops::Range<usize>> {
+        let end = sealed.len().checked_sub(TAG_LEN)?;
+        if end < NONCE_LEN {
             return None;
         }
-        let (n, ct) = sealed.split_at(NONCE_LEN);
-        let mut buf = ct.to_vec();
+        let (head, tag) = sealed.split_at_mut(end);
+        let (n, ct) = head.split_at_mut(NONCE_LEN);
         self.data
-            .decrypt_in_place(XNonce::from_slice(n), &blob_aad(id), &mut buf)
+            .decrypt_in_place_detached(
+                XNonce::from_slice(n),
+                &blob_aad(id),
+                ct,
+                chacha20poly1305::Tag::from_slice(tag),
+            )
             .ok()?;
-        Some(buf)
+        Some(NONCE_LEN..end)
     }
 
     /// Metadata files (index, snapshot, lock, pack header, config check) are zstd-compressed
@@ -204,13 +216,20 @@ mod tests {
         let mut bad = sealed.clone();
         bad[30] ^= 1;
         assert!(a.open_blob(&id, &bad).is_none());
-        assert_eq!(&a.open_blob_in_place(&id, &sealed).unwrap()[..], b"hello");
-        assert!(a.open_blob_in_place(&id, &bad).is_none());
-        assert!(b.open_blob_in_place(&id, &sealed).is_none());
-        assert!(a
-            .open_blob_in_place(&a.blob_id(b"other"), &sealed)
-            .is_none());
-        assert!(a.open_blob_in_place(&id, &sealed[..20]).is_none());
+        let mut buf = sealed.clone();
+        let r = a.open_blob_in_place(&id, &mut buf).unwrap();
+        assert_eq!(&buf[r], b"hello");
+        for (k, i, s) in [
+            (&a, id, &bad[..]),
+            (&b, id, &sealed[..]),
+            (&a, a.blob_id(b"other"), &sealed[..]),
+            (&a, id, &sealed[..20]),
+            (&a, id, &sealed[..39]),
+        ] {
+            let mut buf = s.to_vec();
+            assert!(k.open_blob_in_place(&i, &mut buf).is_none());
+            assert_eq!(buf, s, "a failed open leaves the bytes as they were");
+        }
     }
 
     #[test]

@@ -93,64 +93,55 @@ pub fn seal_chunk(
     Ok((keys.seal_blob(id, &body)?, compressed))
 }
 
+fn damaged(id: &BlobId) -> Error {
+    Error::Integrity(format!(
+        "blob {} in the sync repository is damaged or was tampered with",
+        &id.hex()[..16]
+    ))
+}
+
+/// Checks that a blob's content hashes to its id (keyed BLAKE3).
+pub fn check_id(keys: &DerivedKeys, id: &BlobId, data: &[u8]) -> Result<()> {
+    if keys.blob_id(data) != *id {
+        return Err(damaged(id));
+    }
+    Ok(())
+}
+
 /// Opens a sealed blob and checks that its content hashes to its id.
 pub fn open_chunk(keys: &DerivedKeys, id: &BlobId, sealed: &[u8]) -> Result<Vec<u8>> {
-    let damaged = || {
-        Error::Integrity(format!(
-            "blob {} in the sync repository is damaged or was tampered with",
-            &id.hex()[..16]
-        ))
-    };
-    let body = keys.open_blob(id, sealed).ok_or_else(damaged)?;
+    let body = keys.open_blob(id, sealed).ok_or_else(|| damaged(id))?;
     let data = match body.first() {
         Some(&RAW) => body[1..].to_vec(),
-        Some(&ZSTD) => zstd::stream::decode_all(&body[1..]).map_err(|_| damaged())?,
-        _ => return Err(damaged()),
+        Some(&ZSTD) => zstd::stream::decode_all(&body[1..]).map_err(|_| damaged(id))?,
+        _ => return Err(damaged(id)),
     };
-    if keys.blob_id(&data) != *id {
-        return Err(damaged());
-    }
+    check_id(keys, id, &data)?;
     Ok(data)
 }
 
-/// A restored blob's data: the decrypted buffer and where the data starts in it (after the
-/// one-byte RAW flag), so that restoring never copies a blob a second time.
-pub struct BlobData {
-    buf: Vec<u8>,
-    start: usize,
+/// Where an opened blob's data is: inside the buffer it was decrypted in (a stored blob), or in
+/// a buffer of its own (a compressed one).
+pub enum Opened {
+    InPlace(std::ops::Range<usize>),
+    Decompressed(Vec<u8>),
 }
 
-impl BlobData {
-    pub fn as_slice(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or_default()
+/// For restores: authenticates a blob under its id (the AEAD tag, with the id in the AAD) and
+/// decrypts it where it lies in the pack buffer, so a stored blob is never copied. Unlike
+/// [`open_chunk`] it does not hash the data: the restore's writer calls [`check_id`] on each
+/// blob before writing it, on its own thread.
+pub fn open_chunk_in_place(keys: &DerivedKeys, id: &BlobId, sealed: &mut [u8]) -> Result<Opened> {
+    let body = keys
+        .open_blob_in_place(id, sealed)
+        .ok_or_else(|| damaged(id))?;
+    match sealed.get(body.clone()).and_then(|b| b.split_first()) {
+        Some((&RAW, _)) => Ok(Opened::InPlace(body.start + 1..body.end)),
+        Some((&ZSTD, z)) => Ok(Opened::Decompressed(
+            zstd::stream::decode_all(z).map_err(|_| damaged(id))?,
+        )),
+        _ => Err(damaged(id)),
     }
-}
-
-/// As [`open_chunk`], for restores: the same checks (authentication under the blob's id, the
-/// keyed hash of the data against the id), without a copy of raw blobs.
-pub fn open_chunk_data(keys: &DerivedKeys, id: &BlobId, sealed: &[u8]) -> Result<BlobData> {
-    let damaged = || {
-        Error::Integrity(format!(
-            "blob {} in the sync repository is damaged or was tampered with",
-            &id.hex()[..16]
-        ))
-    };
-    let body = keys.open_blob_in_place(id, sealed).ok_or_else(damaged)?;
-    let data = match body.first() {
-        Some(&RAW) => BlobData {
-            buf: body,
-            start: 1,
-        },
-        Some(&ZSTD) => BlobData {
-            buf: zstd::stream::decode_all(&body[1..]).map_err(|_| damaged())?,
-            start: 0,
-        },
-        _ => return Err(damaged()),
-    };
-    if keys.blob_id(data.as_slice()) != *id {
-        return Err(damaged());
-    }
-    Ok(data)
 }
 
 /// The blob list stored at the end of a pack.

@@ -1,9 +1,14 @@
-//! `sync restore`: writes a snapshot's files into a fresh folder, checking every blob against
-//! its keyed hash and every pack against its name. A missing or damaged pack fails the restore
-//! with an integrity error; nothing is made visible here — the caller verifies the folder (core
-//! `snapshot::finish_restore`) and only then renames it into place.
+//! `sync restore`: writes a snapshot's files into a fresh folder, reading from each pack only
+//! the blobs the snapshot needs and checking every one of them (its AEAD tag under its id, then
+//! the keyed hash of its content against the id) before a byte of it is written. A missing pack,
+//! or damage to any byte the restore reads, fails the restore with an integrity error; nothing
+//! is made visible here — the caller verifies the folder (core `snapshot::finish_restore`) and
+//! only then renames it into place. Pack names are checked by `sync check --read-data`, not here
+//! (format §6.4 says why).
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -11,9 +16,9 @@ use zeroize::Zeroizing;
 
 use clinvault_core::{writeback, Error, ErrorKind, Result};
 
-use crate::keys::{storage_name, BlobId};
+use crate::keys::{BlobId, DerivedKeys};
 use crate::lock::RepoLock;
-use crate::pack::{open_chunk_data, BlobData};
+use crate::pack::{check_id, open_chunk_in_place, Opened};
 use crate::progress::{phase, Progress, ProgressEvent};
 use crate::repo::{info, short, Index, Loc, Repository};
 
@@ -43,43 +48,69 @@ impl std::fmt::Debug for Restored {
     }
 }
 
-/// Reads a pack and checks it against its name (the name is the hash of its content).
-fn read_pack(repo: &Repository, pack: &str) -> Result<Vec<u8>> {
+/// Reads the part of a pack a run of blobs needs. The pack's name (the unkeyed BLAKE3 of all its
+/// bytes) is not checked, so the rest of the pack need not be read: every byte a restore uses is
+/// authenticated by its blob's AEAD tag (format §6.4). `sync check --read-data` checks names.
+fn read_span(repo: &Repository, names: &[String], span: &Span) -> Result<Vec<u8>> {
+    let pack = names
+        .get(span.pack as usize)
+        .ok_or_else(|| Error::Integrity("the sync index is damaged".into()))?;
+    let path = format!("data/{pack}");
+    let missing = || {
+        Error::Integrity(format!(
+            "pack {} is missing from the sync target",
+            short(pack)
+        ))
+    };
+    let len = span.end - span.start;
     let bytes = repo
         .backend
-        .read(&format!("data/{pack}"))
+        .read_range(&path, span.start, len)
         .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => Error::Integrity(format!(
-                "pack {} is missing from the sync target",
-                short(pack)
-            )),
-            _ => e,
+            ErrorKind::NotFound => missing(),
+            // Services report a range beyond the end in their own ways; the object's size says
+            // whether that is what happened.
+            _ => match repo.backend.size(&path) {
+                Ok(None) => missing(),
+                Ok(Some(size)) if size < span.end => shorter(pack),
+                _ => e,
+            },
         })?;
-    if storage_name(&bytes) != pack {
-        return Err(Error::Integrity(format!(
-            "pack {} on the sync target is damaged (its content does not match its name)",
-            short(pack)
-        )));
+    if bytes.len() as u64 != len {
+        return Err(shorter(pack));
     }
     Ok(bytes)
 }
 
-/// Opens one blob of a pack already read and checked.
+fn shorter(pack: &str) -> Error {
+    Error::Integrity(format!(
+        "pack {} is shorter than its index says",
+        short(pack)
+    ))
+}
+
+/// Opens one blob of a span just read, decrypting it in place in the span's buffer.
 fn blob_in(
     repo: &Repository,
     pack: &str,
-    bytes: &[u8],
-    loc: &Loc,
-    id: &BlobId,
-) -> Result<BlobData> {
-    let end = loc.offset.saturating_add(loc.length);
-    if end > bytes.len() as u64 {
-        return Err(Error::Integrity(format!(
-            "pack {} is shorter than its index says",
-            short(pack)
-        )));
-    }
-    open_chunk_data(&repo.keys, id, &bytes[loc.offset as usize..end as usize])
+    bytes: &mut [u8],
+    blob: &PlannedBlob,
+    span_start: u64,
+) -> Result<Step> {
+    let start = blob
+        .loc
+        .offset
+        .checked_sub(span_start)
+        .and_then(|o| usize::try_from(o).ok())
+        .unwrap_or(usize::MAX);
+    let end = start.saturating_add(usize::try_from(blob.loc.length).unwrap_or(usize::MAX));
+    let sealed = bytes.get_mut(start..end).ok_or_else(|| shorter(pack))?;
+    let opened = open_chunk_in_place(&repo.keys, &blob.id, sealed)
+        .map_err(|e| Error::Integrity(format!("pack {}: {e}", short(pack))))?;
+    Ok(match opened {
+        Opened::InPlace(r) => Step::Data(start + r.start..start + r.end, blob.id),
+        Opened::Decompressed(data) => Step::Owned(data, blob.id),
+    })
 }
 
 /// One file of the snapshot with the location of each of its blobs, resolved before anything is
@@ -87,7 +118,45 @@ fn blob_in(
 struct PlannedFile<'s> {
     path: &'s str,
     size: u64,
-    blobs: Vec<(BlobId, Loc)>,
+    blobs: Vec<PlannedBlob>,
+}
+
+struct PlannedBlob {
+    id: BlobId,
+    loc: Loc,
+    /// The read (an index into the spans) that brings this blob.
+    read: usize,
+}
+
+/// A byte range of one pack, read in one request: consecutive blobs of the plan that lie in the
+/// same pack, each at or after the span's start and at most [`GAP`] past its end so far.
+struct Span {
+    pack: u32,
+    start: u64,
+    end: u64,
+}
+
+/// Unneeded bytes worth reading to save a request (a remote target answers each one slowly).
+const GAP: u64 = 1 << 20;
+
+/// Extends the last span with a blob or starts a new one; returns the blob's span.
+fn span_for(spans: &mut Vec<Span>, loc: &Loc) -> usize {
+    let end = loc.offset.saturating_add(loc.length);
+    match spans.last_mut() {
+        Some(s)
+            if s.pack == loc.pack
+                && loc.offset >= s.start
+                && loc.offset <= s.end.saturating_add(GAP) =>
+        {
+            s.end = s.end.max(end);
+        }
+        _ => spans.push(Span {
+            pack: loc.pack,
+            start: loc.offset,
+            end,
+        }),
+    }
+    spans.len() - 1
 }
 
 fn io(context: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -141,6 +210,10 @@ impl Repository {
         let inf = info(name, &snap);
         phase(progress, "restore", inf.bytes, "bytes");
         let mut plan = Vec::with_capacity(snap.files.len());
+        // The reads, in the order the files need them: a pack is visited again only if the
+        // file order leaves it and returns (as a database's changed blocks do, which later
+        // pushes stored in newer packs), and then only the blobs needed are read.
+        let mut spans: Vec<Span> = Vec::new();
         for f in &snap.files {
             if !f
                 .path
@@ -160,7 +233,8 @@ impl Repository {
                         &id.hex()[..16]
                     ))
                 })?;
-                blobs.push((id, loc));
+                let read = span_for(&mut spans, &loc);
+                blobs.push(PlannedBlob { id, loc, read });
             }
             plan.push(PlannedFile {
                 path: &f.path,
@@ -168,38 +242,33 @@ impl Repository {
                 blobs,
             });
         }
-        // Packs in the order the files need them; a pack comes again only if the file order
-        // leaves it and returns (packs are written in file order, so that is rare).
-        let mut packs: Vec<u32> = Vec::new();
-        for b in plan.iter().flat_map(|f| &f.blobs) {
-            if packs.last() != Some(&b.1.pack) {
-                packs.push(b.1.pack);
-            }
-        }
+        let mut packs: Vec<u32> = spans.iter().map(|s| s.pack).collect();
+        packs.sort_unstable();
+        packs.dedup();
         let packs_read = packs.len() as u64;
         create_private_dir(into)?;
-        // Three stages on their own threads, so reading and hashing packs, opening blobs and
-        // writing them (with the disk's writeback started early) overlap; memory stays bounded
-        // by the channels. Everything is made durable at once at the end.
+        // Three stages on their own threads, so reading spans, decrypting blobs in place and
+        // hashing and writing them (with the disk's writeback started early) overlap; memory
+        // stays bounded by the channels (a span is at most a pack). Everything is made durable
+        // at once at the end.
         std::thread::scope(|scope| -> Result<()> {
-            let (pack_tx, pack_rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(2);
-            let names = &index.pack_names;
+            let (read_tx, read_rx) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(2);
+            let (names, spans) = (&index.pack_names, &spans);
             let reader = scope.spawn(move || {
-                for p in packs {
-                    let r = match names.get(p as usize) {
-                        Some(name) => read_pack(self, name),
-                        None => Err(Error::Integrity("the sync index is damaged".into())),
-                    };
+                for span in spans {
+                    let r = read_span(self, names, span);
                     let failed = r.is_err();
-                    if pack_tx.send(r).is_err() || failed {
+                    if read_tx.send(r).is_err() || failed {
                         break;
                     }
                 }
             });
-            let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Out>(16);
-            let writer = scope.spawn(move || write_out(out_rx));
-            let opened = open_blobs(self, &index, &plan, into, &pack_rx, &out_tx, progress);
-            drop(pack_rx);
+            let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+            let keys = &self.keys;
+            let writer = scope.spawn(move || write_out(keys, out_rx));
+            let plan = (&plan[..], &spans[..]);
+            let opened = open_blobs(self, &index, plan, into, &read_rx, &out_tx, progress);
+            drop(read_rx);
             drop(out_tx);
             let _ = reader.join();
             let wrote = writer
@@ -224,43 +293,76 @@ impl Repository {
     }
 }
 
-/// What the blob-opening stage hands the writer: start a file, or append to it.
-enum Out {
-    File(PathBuf),
-    Data(BlobData),
+/// What the blob-opening stage hands the writer: one span's buffer, its blobs decrypted in
+/// place, and the steps that use it, in plan order.
+struct Batch {
+    buf: Vec<u8>,
+    steps: Vec<Step>,
 }
 
-/// Opens every planned blob, in plan order, from the packs the reader delivers, checks each
-/// file's size, and hands the data to the writer.
+#[derive(Clone)]
+enum Step {
+    /// Start the next file.
+    File(PathBuf),
+    /// Append this range of the batch's buffer (a stored blob's data, whose id follows).
+    Data(Range<usize>, BlobId),
+    /// Append a decompressed blob.
+    Owned(Vec<u8>, BlobId),
+}
+
+/// Opens every planned blob, in plan order, from the spans the reader delivers, checks each
+/// file's size, and hands the writer one batch per span.
 fn open_blobs(
     repo: &Repository,
     index: &Index,
-    plan: &[PlannedFile<'_>],
+    (plan, spans): (&[PlannedFile<'_>], &[Span]),
     into: &Path,
-    packs: &std::sync::mpsc::Receiver<Result<Vec<u8>>>,
-    out: &std::sync::mpsc::SyncSender<Out>,
+    reads: &std::sync::mpsc::Receiver<Result<Vec<u8>>>,
+    out: &std::sync::mpsc::SyncSender<Batch>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let writer_gone = || Error::Integrity("the restore stopped writing files".into());
-    let mut current: Option<(u32, Vec<u8>)> = None;
+    let send = |buf: Vec<u8>, steps: Vec<Step>| {
+        out.send(Batch { buf, steps })
+            .map_err(|_| Error::Integrity("the restore stopped writing files".into()))
+    };
+    let mut current: Option<(usize, Vec<u8>)> = None;
+    let mut steps = Vec::new();
+    // The blobs of the current span already opened (a blob can occur twice in a snapshot, and
+    // an opened blob cannot be decrypted again where it lies).
+    let mut opened: HashMap<u64, (BlobId, Step)> = HashMap::new();
     for f in plan {
-        out.send(Out::File(into.join(f.path)))
-            .map_err(|_| writer_gone())?;
+        steps.push(Step::File(into.join(f.path)));
         let mut written = 0u64;
-        for (id, loc) in &f.blobs {
-            if current.as_ref().map(|c| c.0) != Some(loc.pack) {
-                let bytes = packs.recv().map_err(|_| {
+        for b in &f.blobs {
+            if current.as_ref().map(|c| c.0) != Some(b.read) {
+                send(
+                    current.take().map(|c| c.1).unwrap_or_default(),
+                    std::mem::take(&mut steps),
+                )?;
+                opened.clear();
+                let bytes = reads.recv().map_err(|_| {
                     Error::Integrity("the restore stopped reading the sync target".into())
                 })??;
-                current = Some((loc.pack, bytes));
+                current = Some((b.read, bytes));
             }
-            let Some((_, bytes)) = current.as_ref() else {
-                continue;
+            let (Some((_, bytes)), Some(span)) = (current.as_mut(), spans.get(b.read)) else {
+                return Err(Error::Internal("restore plan out of step".into()));
             };
-            let data = blob_in(repo, index.pack_name(loc), bytes, loc, id)?;
-            let n = data.as_slice().len() as u64;
+            let step = match opened.get(&b.loc.offset) {
+                Some((seen, step)) if *seen == b.id => step.clone(),
+                _ => {
+                    let step = blob_in(repo, index.pack_name(&b.loc), bytes, b, span.start)?;
+                    opened.insert(b.loc.offset, (b.id, step.clone()));
+                    step
+                }
+            };
+            let n = match &step {
+                Step::Data(r, _) => r.len(),
+                Step::Owned(data, _) => data.len(),
+                Step::File(_) => 0,
+            } as u64;
             written += n;
-            out.send(Out::Data(data)).map_err(|_| writer_gone())?;
+            steps.push(step);
             progress.event(ProgressEvent::Advance { done: n });
         }
         if written != f.size {
@@ -270,33 +372,44 @@ fn open_blobs(
             )));
         }
     }
-    Ok(())
+    send(current.map(|c| c.1).unwrap_or_default(), steps)
 }
 
 /// Writes what `open_blobs` hands over, starting the disk's writeback as it goes, so the disk
 /// works while the next blobs are decrypted.
-fn write_out(rx: std::sync::mpsc::Receiver<Out>) -> Result<()> {
+fn write_out(keys: &DerivedKeys, rx: std::sync::mpsc::Receiver<Batch>) -> Result<()> {
     let mut current: Option<(std::fs::File, writeback::Tracker)> = None;
-    for message in rx {
-        match message {
-            Out::File(dest) => {
-                if let Some((file, mut wb)) = current.take() {
-                    wb.flush(&file);
+    for batch in rx {
+        for step in batch.steps {
+            let (data, id) = match &step {
+                Step::File(dest) => {
+                    if let Some((file, mut wb)) = current.take() {
+                        wb.flush(&file);
+                    }
+                    if let Some(parent) = dest.parent() {
+                        create_private_dir(parent)?;
+                    }
+                    current = Some((create_private_file(dest)?, writeback::Tracker::default()));
+                    continue;
                 }
-                if let Some(parent) = dest.parent() {
-                    create_private_dir(parent)?;
-                }
-                current = Some((create_private_file(&dest)?, writeback::Tracker::default()));
-            }
-            Out::Data(data) => {
-                let Some((file, wb)) = current.as_mut() else {
-                    return Err(Error::Internal("restore data before its file".into()));
-                };
-                let data = data.as_slice();
-                file.write_all(data)
-                    .map_err(io("writing a restored file"))?;
-                wb.wrote(file, data.len() as u64);
-            }
+                Step::Data(r, id) => (
+                    batch
+                        .buf
+                        .get(r.clone())
+                        .ok_or_else(|| Error::Internal("restore data outside its buffer".into()))?,
+                    id,
+                ),
+                Step::Owned(data, id) => (data.as_slice(), id),
+            };
+            // The keyed hash of the data against its id, here rather than in `open_blobs` so
+            // that it runs beside the decryption of the next blobs; nothing is written before it.
+            check_id(keys, id, data)?;
+            let Some((file, wb)) = current.as_mut() else {
+                return Err(Error::Internal("restore data before its file".into()));
+            };
+            file.write_all(data)
+                .map_err(io("writing a restored file"))?;
+            wb.wrote(file, data.len() as u64);
         }
     }
     if let Some((file, mut wb)) = current.take() {

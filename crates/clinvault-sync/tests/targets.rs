@@ -460,10 +460,27 @@ fn suite(server: &Server) {
     let idx = repo.load_index().unwrap();
     let victim = idx.packs.keys().next().unwrap().clone();
     let path = stored(server, &format!("data/{victim}"));
-    let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
-    std::fs::write(&path, &bytes).unwrap();
+    let original = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let flipped = |at: usize| {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+    };
+    // A bit of the pack's header, which a restore does not read (it has the index): the pack's
+    // name no longer matches, which check reports; the restore, which authenticates every byte
+    // it uses by the blobs' AEAD tags, is complete and exact.
+    flipped(original.len() - 8);
+    let c = repo.check(true, &NoProgress).unwrap();
+    assert!(
+        c.problems.iter().any(|p| p.contains(&victim[..12])),
+        "{:?}",
+        c.problems
+    );
+    assert_restores(&repo, &last.snapshot, &tree(&src), scratch.path());
+    // A bit of a blob the snapshot uses (found by check) and then a truncated pack: each stops
+    // the restore with an integrity error.
+    let blob = &idx.packs[&victim].blobs[0];
+    flipped((blob.offset + blob.length / 2) as usize);
     let c = repo.check(true, &NoProgress).unwrap();
     assert!(
         c.problems.iter().any(|p| p.contains(&victim[..12])),
@@ -472,6 +489,11 @@ fn suite(server: &Server) {
     );
     let e = repo
         .restore_files(&last.snapshot, &scratch.path().join("t1"), &NoProgress)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    std::fs::write(&path, &original[..blob.offset as usize + 10]).unwrap();
+    let e = repo
+        .restore_files(&last.snapshot, &scratch.path().join("t3"), &NoProgress)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
     // ... and a missing pack is found by the quick check too.
