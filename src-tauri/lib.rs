@@ -7,6 +7,7 @@ mod document_commands;
 pub mod documents;
 mod errors;
 pub mod host;
+mod rendering;
 pub mod shell;
 pub mod sync_api;
 
@@ -56,6 +57,7 @@ pub fn run() {
     // A panic message could carry patient data; commands turn panics into a fixed error
     // (`commands::contain`) and the hook prints nothing.
     std::panic::set_hook(Box::new(|_| {}));
+    rendering::choose();
     let mut context = tauri::generate_context!();
     allow_isolation_frame(&mut context);
     let app = tauri::Builder::default()
