@@ -495,6 +495,8 @@ pub struct TimeOffRow {
     pub ends_local: String,
     /// Only for administrators (the core withholds it from others).
     pub reason: Option<String>,
+    /// Appointments still booked (or arrived) inside it.
+    pub booked_inside: u32,
 }
 
 #[derive(Deserialize, TS)]
@@ -504,6 +506,9 @@ pub struct NewTimeOff {
     pub from_local: String,
     pub to_local: String,
     pub reason: Option<String>,
+    /// Record it even though appointments are still booked inside (the person was told how
+    /// many and chose to); without it such time off is refused with that count.
+    pub allow_booked: bool,
 }
 
 // --- end calendar: resize and time off ---

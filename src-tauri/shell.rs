@@ -243,6 +243,7 @@ fn time_off_row(t: clinvault_core::appointments::TimeOff) -> TimeOffRow {
         starts_local: t.starts_local,
         ends_local: t.ends_local,
         reason: t.reason,
+        booked_inside: t.booked_inside,
     }
 }
 
@@ -862,12 +863,18 @@ impl<H: Host> Shell<H> {
     }
 
     pub fn add_time_off(&mut self, req: NewTimeOff) -> Result<TimeOffRow> {
-        let t = core(self.active()?.add_time_off(
+        let s = self.active()?;
+        let (who, from, to, reason) = (
             &req.practitioner,
             &req.from_local,
             &req.to_local,
             req.reason.as_deref(),
-        ))?;
+        );
+        let t = core(if req.allow_booked {
+            s.add_time_off(who, from, to, reason)
+        } else {
+            s.add_time_off_unless_booked(who, from, to, reason)
+        })?;
         Ok(time_off_row(t))
     }
 

@@ -1045,6 +1045,7 @@ fn calendar_resizes_by_the_cores_rules_and_shows_time_off() {
             from_local: "2026-09-23T12:00".into(),
             to_local: "2026-09-23T18:00".into(),
             reason: Some("course".into()),
+            allow_booked: false,
         })
         .unwrap();
     assert_eq!(off.starts_local, "2026-09-23T12:00");
@@ -1055,6 +1056,7 @@ fn calendar_resizes_by_the_cores_rules_and_shows_time_off() {
             from_local: "2026-09-23T18:00".into(),
             to_local: "2026-09-23T12:00".into(),
             reason: None,
+            allow_booked: false,
         })
         .err()
         .unwrap();
@@ -1087,6 +1089,7 @@ fn calendar_resizes_by_the_cores_rules_and_shows_time_off() {
             from_local: "2026-09-24T08:00".into(),
             to_local: "2026-09-24T09:00".into(),
             reason: None,
+            allow_booked: false,
         })
         .err()
         .unwrap();
@@ -1914,3 +1917,38 @@ mod documents;
 // The sync commands (administrator's Backup and sync screen).
 #[path = "sync_tests.rs"]
 mod sync;
+
+#[test]
+fn time_off_over_bookings_is_refused_with_the_count_until_recorded_anyway() {
+    let mut f = with_admin();
+    add_staff(&mut f);
+    let patient = f.shell.add_patient(form("Ann", "Jones")).unwrap().id;
+    f.shell
+        .book_appointment(BookRequest {
+            patient_id: patient,
+            practitioner: "sam".into(),
+            appointment_type: "Follow-up".into(),
+            start_local: "2026-09-23T10:00".into(),
+            weekly_occurrences: None,
+            allow_override: false,
+        })
+        .unwrap();
+    let off = |allow_booked| NewTimeOff {
+        practitioner: "sam".into(),
+        from_local: "2026-09-23T08:00".into(),
+        to_local: "2026-09-23T18:00".into(),
+        reason: None,
+        allow_booked,
+    };
+    let refused = f.shell.add_time_off(off(false)).err().unwrap();
+    assert_eq!(refused.kind, ErrorKind::Conflict);
+    assert!(
+        refused
+            .message
+            .contains("1 appointment is still booked with sam in that time"),
+        "{}",
+        refused.message
+    );
+    let recorded = f.shell.add_time_off(off(true)).unwrap();
+    assert_eq!(recorded.booked_inside, 1);
+}

@@ -1181,6 +1181,17 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     app.wait_text("#cal-time-off-list", "(course)", 10).await;
     app.screenshot("time-off-admin").await;
     assert!(app.exists("#cal-time-off-list button.danger").await);
+    // Time off over Ann's booking is refused with the count, and offered "anyway"; cancelled.
+    app.click("#cal-time-off").await;
+    app.fill("#off-from", &format!("{today}T08:00")).await;
+    app.fill("#off-to", &format!("{today}T13:30")).await;
+    app.click("#off-save").await;
+    app.wait_text("#off-error", "1 appointment is still booked with sam", 10)
+        .await;
+    assert!(app.exists("#off-save-anyway").await);
+    app.screenshot("time-off-over-booking").await;
+    app.click("#off-form button[type=button]:last-child").await;
+    assert!(!app.exists("#off-form").await);
     let csp = app
         .client
         .execute("return window.__csp;", vec![])

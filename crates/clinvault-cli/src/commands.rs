@@ -188,12 +188,19 @@ pub fn run(cli: Cli) -> Result<()> {
                 to,
                 reason,
             } => {
-                g.sign_in()?
+                let t = g
+                    .sign_in()?
                     .add_time_off(&name, &from, &to, reason.as_deref())?;
                 println!(
                     "Time off recorded for {}.",
                     name.trim().to_ascii_lowercase()
                 );
+                if t.booked_inside > 0 {
+                    eprintln!(
+                        "warning: {} appointment(s) are still booked inside it: move or cancel them.",
+                        t.booked_inside
+                    );
+                }
                 Ok(())
             }
             PractitionerAction::Hours { name, day, hours } => {

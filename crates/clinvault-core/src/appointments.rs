@@ -44,6 +44,8 @@ pub struct TimeOff {
     pub ends_local: String,
     /// Only for users who manage practitioners (the reason may be personal); None for others.
     pub reason: Option<String>,
+    /// Appointments still booked (or arrived) inside it: somebody has to move or cancel them.
+    pub booked_inside: u32,
 }
 
 pub struct Booking<'a> {
@@ -174,6 +176,24 @@ fn on_time_off(
         .query_row(params![practitioner_id, start, end], |_| Ok(()))
         .optional()?
         .is_some())
+}
+
+/// How many appointments are still booked (or arrived) with the practitioner in [start, end),
+/// and when the first begins.
+fn booked_inside(
+    conn: &rusqlite::Connection,
+    practitioner_id: &str,
+    start: i64,
+    end: i64,
+) -> Result<(u32, Option<i64>)> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*), min(starts_at) FROM appointments WHERE practitioner_id = ?1
+               AND status IN ('booked', 'arrived') AND starts_at < ?3 AND ends_at > ?2",
+        )?
+        .query_row(params![practitioner_id, start, end], |r| {
+            Ok((r.get::<_, u32>(0)?, r.get(1)?))
+        })?)
 }
 
 fn overlapping(
@@ -465,6 +485,30 @@ impl Session {
         to_local: &str,
         reason: Option<&str>,
     ) -> Result<TimeOff> {
+        self.record_time_off(practitioner, from_local, to_local, reason, false)
+    }
+
+    /// As `add_time_off`, but refuses (conflict, naming how many and the first) while
+    /// appointments are still booked inside the span, so that nobody is left booked with a
+    /// practitioner who is away without someone deciding so.
+    pub fn add_time_off_unless_booked(
+        &mut self,
+        practitioner: &str,
+        from_local: &str,
+        to_local: &str,
+        reason: Option<&str>,
+    ) -> Result<TimeOff> {
+        self.record_time_off(practitioner, from_local, to_local, reason, true)
+    }
+
+    fn record_time_off(
+        &mut self,
+        practitioner: &str,
+        from_local: &str,
+        to_local: &str,
+        reason: Option<&str>,
+        refuse_if_booked: bool,
+    ) -> Result<TimeOff> {
         let tz = clinic_tz(self);
         let from = to_utc(&tz, parse_local("from", from_local)?)?;
         let to = to_utc(&tz, parse_local("to", to_local)?)?;
@@ -479,6 +523,19 @@ impl Session {
         self.gate(Need::Permission(Permission::UsersManage), event, |tx, ev| {
             let pr = practitioner_by_username(tx, practitioner)?;
             *ev = ev.clone().target("practitioner", &pr.id);
+            let (booked, first) = booked_inside(tx, &pr.id, from, to)?;
+            if refuse_if_booked {
+                if let Some(first) = first {
+                    return Err(Error::Conflict(format!(
+                        "{booked} appointment{} still booked with {} in that time (the first at {}): move or cancel {}, or record the time off anyway",
+                        if booked == 1 { " is" } else { "s are" },
+                        pr.username,
+                        local(&tz, first).replace('T', " "),
+                        if booked == 1 { "it" } else { "them" },
+                    )));
+                }
+            }
+            *ev = ev.clone().detail("booked_inside", booked);
             let id = uuid::Uuid::new_v4().to_string();
             tx.execute(
                 "INSERT INTO time_off (id, practitioner_id, starts_at, ends_at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -490,6 +547,7 @@ impl Session {
                 starts_local: local(&tz, from),
                 ends_local: local(&tz, to),
                 reason: reason.map(str::to_owned),
+                booked_inside: booked,
             })
         })
     }
@@ -547,7 +605,7 @@ impl Session {
         self.gate(Need::Permission(Permission::AppointmentsRead), event, |tx, ev| {
             let pr = practitioner.map(|p| practitioner_by_username(tx, p)).transpose()?;
             let mut st = tx.prepare_cached(
-                "SELECT t.id, u.username, t.starts_at, t.ends_at, t.reason
+                "SELECT t.id, u.username, t.starts_at, t.ends_at, t.reason, t.practitioner_id
                  FROM time_off t
                  JOIN practitioners pr ON pr.id = t.practitioner_id
                  JOIN users u ON u.id = pr.user_id
@@ -557,15 +615,29 @@ impl Session {
             let rows = st
                 .query_map(params![from, to, pr.map(|p| p.id)], |r| {
                     let (s, e): (i64, i64) = (r.get(2)?, r.get(3)?);
-                    Ok(TimeOff {
-                        id: r.get(0)?,
-                        practitioner: r.get(1)?,
-                        starts_local: local(&tz, s),
-                        ends_local: local(&tz, e),
-                        reason: if with_reason { r.get(4)? } else { None },
-                    })
+                    let practitioner_id: String = r.get(5)?;
+                    Ok((
+                        TimeOff {
+                            id: r.get(0)?,
+                            practitioner: r.get(1)?,
+                            starts_local: local(&tz, s),
+                            ends_local: local(&tz, e),
+                            reason: if with_reason { r.get(4)? } else { None },
+                            booked_inside: 0,
+                        },
+                        practitioner_id,
+                        s,
+                        e,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = rows
+                .into_iter()
+                .map(|(t, practitioner_id, s, e)| {
+                    let (booked, _) = booked_inside(tx, &practitioner_id, s, e)?;
+                    Ok(TimeOff { booked_inside: booked, ..t })
+                })
+                .collect::<Result<Vec<_>>>()?;
             *ev = ev.clone().detail("count", rows.len());
             Ok(rows)
         })

@@ -641,3 +641,55 @@ fn time_off_recorded_by_mistake_is_removed_by_an_administrator_only() {
     r.book_appointment(&booking(&p, "2026-03-03T14:00"))
         .unwrap();
 }
+
+#[test]
+fn time_off_over_booked_appointments_is_refused_until_someone_decides_and_then_counted() {
+    let (_tmp, dir, p) = clinic();
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    // Monday 2026-03-02: two bookings in the morning, one cancelled.
+    let a = r
+        .book_appointment(&booking(&p, "2026-03-02T09:00"))
+        .unwrap();
+    r.book_appointment(&booking(&p, "2026-03-02T10:30"))
+        .unwrap();
+    let c = r
+        .book_appointment(&booking(&p, "2026-03-02T11:30"))
+        .unwrap();
+    r.set_appointment_status(&c[0].id, "cancelled", Some("patient ill"))
+        .unwrap();
+    drop(r);
+
+    let mut admin = sign_in(&dir, "admin", ADMIN_PASS);
+    let e = admin
+        .add_time_off_unless_booked("sam", "2026-03-02T08:00", "2026-03-02T12:30", None)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(
+        e.to_string().contains(
+            "2 appointments are still booked with sam in that time (the first at 2026-03-02 09:00)"
+        ),
+        "{e}"
+    );
+    assert!(admin
+        .list_time_off("2026-03-02", 1, None)
+        .unwrap()
+        .is_empty());
+    // Outside the bookings (the cancelled one does not count): recorded, none inside.
+    let free = admin
+        .add_time_off_unless_booked("sam", "2026-03-02T11:30", "2026-03-02T12:30", None)
+        .unwrap();
+    assert_eq!(free.booked_inside, 0);
+    // Recorded anyway: the count comes back and stays on the list until the bookings move.
+    let t = admin
+        .add_time_off("sam", "2026-03-02T08:00", "2026-03-02T11:00", None)
+        .unwrap();
+    assert_eq!(t.booked_inside, 2);
+    let listed = admin.list_time_off("2026-03-02", 1, None).unwrap();
+    let counts: Vec<u32> = listed.iter().map(|t| t.booked_inside).collect();
+    assert_eq!(counts, [2, 0]);
+    let mut r = sign_in(&dir, "rita", USER_PASS);
+    r.set_appointment_status(&a[0].id, "cancelled", Some("practitioner away"))
+        .unwrap();
+    let listed = r.list_time_off("2026-03-02", 1, None).unwrap();
+    assert_eq!(listed[0].booked_inside, 1);
+}

@@ -223,7 +223,11 @@ starts_local: string, ends_local: string,
 /**
  * Only for administrators (the core withholds it from others).
  */
-reason: string | null, };
+reason: string | null, 
+/**
+ * Appointments still booked (or arrived) inside it.
+ */
+booked_inside: number, };
 
 export type TimeOffRef = { id: string, };
 
@@ -231,7 +235,12 @@ export type NewTimeOff = { practitioner: string,
 /**
  * Local clinic time, YYYY-MM-DDTHH:MM.
  */
-from_local: string, to_local: string, reason: string | null, };
+from_local: string, to_local: string, reason: string | null, 
+/**
+ * Record it even though appointments are still booked inside (the person was told how
+ * many and chose to); without it such time off is refused with that count.
+ */
+allow_booked: boolean, };
 
 export type WorkingHours = { username: string, 
 /**
