@@ -64,10 +64,11 @@ if [ "$want_test" = 1 ]; then
   # fhir.resources 5.1.1 is the last release whose models are FHIR R4 (4.0.1); 6.x moved to
   # R4B and 7.x to R5. It validates the subject-access export independently of our code;
   # icalendar parses the calendar exports (RFC 5545); aiosmtpd is the SMTP server the
-  # notification tests start on 127.0.0.1.
-  py_pkgs=(sqlcipher3-binary pycryptodome argon2-cffi "fhir.resources==5.1.1" "icalendar>=6,<8" "aiosmtpd==1.4.6")
+  # notification tests start on 127.0.0.1; Pillow (its wheels carry OpenJPEG) writes the JPEG 2000
+  # image of the scanned letter the viewer test draws.
+  py_pkgs=(sqlcipher3-binary pycryptodome argon2-cffi "fhir.resources==5.1.1" "icalendar>=6,<8" "aiosmtpd==1.4.6" "pillow>=10,<12")
   if [ ! -x "$venv/bin/python3" ] \
-    || ! "$venv/bin/python3" -c "import sqlcipher3, Crypto, argon2, icalendar, aiosmtpd" 2>/dev/null \
+    || ! "$venv/bin/python3" -c "import sqlcipher3, Crypto, argon2, icalendar, aiosmtpd, PIL" 2>/dev/null \
     || ! "$venv/bin/python3" -c "import fhir.resources, sys; sys.exit(fhir.resources.__fhir_version__ != '4.0.1')" 2>/dev/null; then
     echo "==> preparing $venv (${py_pkgs[*]})"
     mkdir -p target

@@ -7,6 +7,7 @@
 //! a file manager is also simulated: the test dispatches an HTML5 `drop` event carrying a
 //! `File`, which is what WebKit delivers to the page for a real drop.
 
+use base64::Engine;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -128,6 +129,14 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
         .await;
 
     // The PDF inside the app: pdf.js draws its page onto a canvas from the core's bytes.
+    // (Anything the viewer fetches, such as a standard font, must stay within the CSP.)
+    app.client
+        .execute(
+            "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));",
+            vec![],
+        )
+        .await
+        .unwrap();
     let view = row_button(&app, "referral-letter.pdf", "att-view-").await;
     app.click(&format!("#{view}")).await;
     app.wait_text("#pdf-info", "1 page", 30).await;
@@ -167,6 +176,55 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
         std::fs::read(saved_dir.join("referral-letter.pdf")).unwrap(),
         std::fs::read(&picked).unwrap()
     );
+
+    // A scanned letter: a PDF whose page is one JPEG 2000 image, as scanners often write them.
+    // pdf.js decodes it with the JPEG 2000 decoder the app ships (no WebAssembly under the CSP).
+    let scan = scanned_letter_pdf();
+    app.client
+        .execute(
+            "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));\
+             const dt = new DataTransfer();\
+             dt.items.add(new File([bytes], 'scanned-letter.pdf', { type: 'application/pdf' }));\
+             const zone = document.getElementById('att-drop');\
+             zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));\
+             zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+            vec![serde_json::json!(base64::engine::general_purpose::STANDARD.encode(&scan))],
+        )
+        .await
+        .unwrap();
+    app.wait_text("#att-msg", "Added scanned-letter.pdf", 20)
+        .await;
+    app.click("#att-viewer-close").await;
+    let view = row_button(&app, "scanned-letter.pdf", "att-view-").await;
+    app.click(&format!("#{view}")).await;
+    app.wait_text("#att-viewer", "scanned-letter.pdf", 20).await;
+    app.wait_text("#pdf-info", "1 page", 30).await;
+    let centre = app
+        .client
+        .execute(
+            "const c = document.querySelector('#pdf-pages canvas');\
+             if (!c || document.getElementById('pdf-pages').dataset.drawn !== '1') return null;\
+             return [...c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let rgb: Vec<u64> = centre
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default();
+    assert!(
+        rgb.len() == 4 && rgb[0] > 150 && rgb[1] < 90 && rgb[2] < 90,
+        "the scanned image was not drawn (centre pixel {centre})"
+    );
+    assert!(!app.exists("#pdf-error").await);
+    app.screenshot("scan-viewed").await;
+    let csp = app
+        .client
+        .execute("return window.__csp;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
 
     // Backup paths through "Choose…" (the save dialog's stand-in answers in the chosen folder):
     // the field is filled with the suggested name, and the export and the restore use it.
@@ -240,6 +298,78 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
         started,
         &[PATIENT.as_bytes(), DROP_MARKER.as_bytes()],
     );
+}
+
+/// A one-page PDF whose page is a 64×64 red JPEG 2000 image (written by Pillow with OpenJPEG,
+/// scripts/test.sh installs it), scaled over the page, with a line of Japanese in a font the
+/// PDF does not embed (pdf.js needs its character map for that, fetched from the app).
+fn scanned_letter_pdf() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let jp2 = dir.path().join("scan.jp2");
+    let made = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from PIL import Image; Image.new('RGB', (64, 64), (200, 30, 30)).save(sys.argv[1], 'JPEG2000')",
+        ])
+        .arg(&jp2)
+        .status()
+        .expect("python3 with Pillow (scripts/test.sh installs it)");
+    assert!(made.success(), "Pillow could not write JPEG 2000");
+    let image = std::fs::read(&jp2).unwrap();
+    let content = b"q 200 0 0 200 0 0 cm /Im0 Do Q BT /F1 12 Tf 10 10 Td <65E5672C> Tj ET\n";
+    let mut pdf: Vec<u8> = b"%PDF-1.5\n".to_vec();
+    let mut offsets = Vec::new();
+    let mut object = |pdf: &mut Vec<u8>, body: &[u8]| {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n", offsets.len()).as_bytes());
+        pdf.extend_from_slice(body);
+        pdf.extend_from_slice(b"\nendobj\n");
+    };
+    object(&mut pdf, b"<< /Type /Catalog /Pages 2 0 R >>");
+    object(&mut pdf, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>");
+    object(
+        &mut pdf,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Resources << /XObject << /Im0 4 0 R >> /Font << /F1 6 0 R >> >> /Contents 5 0 R >>",
+    );
+    let mut im = format!(
+        "<< /Type /XObject /Subtype /Image /Width 64 /Height 64 /Filter /JPXDecode /Length {} >>\nstream\n",
+        image.len()
+    )
+    .into_bytes();
+    im.extend_from_slice(&image);
+    im.extend_from_slice(b"\nendstream");
+    object(&mut pdf, &im);
+    let mut c = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+    c.extend_from_slice(content);
+    c.extend_from_slice(b"endstream");
+    object(&mut pdf, &c);
+    object(
+        &mut pdf,
+        b"<< /Type /Font /Subtype /Type0 /BaseFont /HeiseiMin-W3 /Encoding /UniJIS-UCS2-H /DescendantFonts [7 0 R] >>",
+    );
+    object(
+        &mut pdf,
+        b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /HeiseiMin-W3 /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >> /FontDescriptor 8 0 R >>",
+    );
+    object(
+        &mut pdf,
+        b"<< /Type /FontDescriptor /FontName /HeiseiMin-W3 /Flags 6 /FontBBox [0 -141 1000 859] /ItalicAngle 0 /Ascent 859 /Descent -141 /CapHeight 709 /StemV 69 >>",
+    );
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
+    );
+    for o in &offsets {
+        pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            offsets.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
 }
 
 fn app_saved_dir() -> PathBuf {
