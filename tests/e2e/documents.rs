@@ -140,6 +140,7 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
     let view = row_button(&app, "referral-letter.pdf", "att-view-").await;
     app.click(&format!("#{view}")).await;
     app.wait_text("#pdf-info", "1 page", 30).await;
+    app.wait_for("#pdf-pages[data-drawn='1']", 30).await;
     let drawn = app
         .client
         .execute(
@@ -199,6 +200,7 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
     app.click(&format!("#{view}")).await;
     app.wait_text("#att-viewer", "scanned-letter.pdf", 20).await;
     app.wait_text("#pdf-info", "1 page", 30).await;
+    app.wait_for("#pdf-pages[data-drawn='1']", 30).await;
     let centre = app
         .client
         .execute(
@@ -225,6 +227,34 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
         .await
         .unwrap();
     assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+
+    // A long report: every page is there, drawn when it scrolls into view.
+    app.click("#att-viewer-close").await;
+    drop_file(&app, "long-report.pdf", &long_pdf(80)).await;
+    app.wait_text("#att-msg", "Added long-report.pdf", 20).await;
+    let view = row_button(&app, "long-report.pdf", "att-view-").await;
+    app.click(&format!("#{view}")).await;
+    app.wait_text("#att-viewer", "long-report.pdf", 20).await;
+    app.wait_text("#pdf-info", "80 pages", 30).await;
+    app.wait_for("#pdf-pages canvas[aria-label='Page 1']", 30)
+        .await;
+    let slots = "return [document.querySelectorAll('#pdf-pages .pdf-slot, #pdf-pages canvas').length, document.querySelectorAll('#pdf-pages canvas').length];";
+    let before = app.client.execute(slots, vec![]).await.unwrap();
+    assert_eq!(before[0], 80, "a place for every page: {before}");
+    assert!(
+        before[1].as_u64().unwrap() < 80,
+        "all pages drawn up front: {before}"
+    );
+    app.client
+        .execute(
+            "const h = document.getElementById('pdf-pages'); h.scrollTop = h.scrollHeight;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    app.wait_for("#pdf-pages canvas[aria-label='Page 80']", 30)
+        .await;
+    app.screenshot("long-pdf-end").await;
 
     // Backup paths through "Choose…" (the save dialog's stand-in answers in the chosen folder):
     // the field is filled with the suggested name, and the export and the restore use it.
@@ -355,6 +385,73 @@ fn scanned_letter_pdf() -> Vec<u8> {
         &mut pdf,
         b"<< /Type /FontDescriptor /FontName /HeiseiMin-W3 /Flags 6 /FontBBox [0 -141 1000 859] /ItalicAngle 0 /Ascent 859 /Descent -141 /CapHeight 709 /StemV 69 >>",
     );
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
+    );
+    for o in &offsets {
+        pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            offsets.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+/// Drops a file onto the attachments tab as the person's file manager would (an HTML5 drop).
+async fn drop_file(app: &App, name: &str, bytes: &[u8]) {
+    app.client
+        .execute(
+            "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));\
+             const dt = new DataTransfer();\
+             dt.items.add(new File([bytes], arguments[1], { type: 'application/pdf' }));\
+             const zone = document.getElementById('att-drop');\
+             zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));\
+             zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+            vec![
+                serde_json::json!(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                serde_json::json!(name),
+            ],
+        )
+        .await
+        .unwrap();
+}
+
+/// A PDF of `pages` pages, each a dark band with the page number's width of white space.
+fn long_pdf(pages: usize) -> Vec<u8> {
+    let mut objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {pages} >>",
+            (0..pages)
+                .map(|i| format!("{} 0 R", 4 + i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+        .into_bytes(),
+    ];
+    let content = b"0 0 0 rg 20 300 555 200 re f\n";
+    let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+    stream.extend_from_slice(content);
+    stream.extend_from_slice(b"endstream");
+    objects.push(stream);
+    for _ in 0..pages {
+        objects.push(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 3 0 R >>".to_vec(),
+        );
+    }
+    let mut pdf: Vec<u8> = b"%PDF-1.5\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        pdf.extend_from_slice(body);
+        pdf.extend_from_slice(b"\nendobj\n");
+    }
     let xref = pdf.len();
     pdf.extend_from_slice(
         format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
