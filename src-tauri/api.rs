@@ -652,15 +652,6 @@ pub struct AttachmentRef {
     pub id: String,
 }
 
-/// An attachment's bytes, decrypted by the core for viewing in the window (never written to a
-/// file by the app).
-#[derive(Serialize, TS)]
-pub struct AttachmentContent {
-    pub attachment: AttachmentRow,
-    #[ts(type = "string")]
-    pub content_base64: Shown,
-}
-
 #[derive(Deserialize, TS)]
 pub struct AuditQuery {
     /// Username of the actor.
@@ -929,7 +920,6 @@ pub fn typescript_bindings() -> String {
         InvoiceView::decl(),
         NewAttachment::decl(),
         AttachmentRef::decl(),
-        AttachmentContent::decl(),
         AuditQuery::decl(),
         AuditRow::decl(),
         VerifyResult::decl(),

@@ -100,7 +100,6 @@ commands! {
     show_invoice(req: InvoiceRef) -> InvoiceView;
     record_payment(req: Payment) -> InvoiceView;
     add_attachment(req: NewAttachment) -> AttachmentRow;
-    read_attachment(req: AttachmentRef) -> AttachmentContent;
     audit_list(req: AuditQuery) -> Vec<AuditRow>;
     verify_audit() -> VerifyResult;
     audit_alerts(req: AlertsQuery) -> Vec<AlertRow>;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use tauri::State;
 use tauri_plugin_dialog::DialogExt;
 
-use crate::api::{AttachmentRow, InvoiceRef, InvoiceView, PatientRef};
+use crate::api::{AttachmentRef, AttachmentRow, InvoiceRef, InvoiceView, PatientRef};
 use crate::commands::{contain, with, AppState, Reply};
 use crate::documents::*;
 
@@ -26,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "save_attachment_copy",
     "pick_attachment",
     "choose_backup_path",
+    "read_attachment",
 ];
 
 fn test_answer(var: &str) -> Option<PathBuf> {
@@ -192,4 +193,17 @@ pub fn choose_backup_path(
     Ok(ChosenPath {
         path: chosen.map(|p| p.display().to_string()),
     })
+}
+
+/// An attachment's decrypted bytes for the in-app viewer as one binary IPC reply: the page gets
+/// an `ArrayBuffer` (no base64, no JSON string a third larger), held in memory only. The
+/// shell's zeroizing buffer is handed over rather than copied; Tauri frees it after sending
+/// without wiping it, as it did the base64 text this replaced.
+#[tauri::command(async)]
+pub fn read_attachment(
+    state: State<'_, AppState>,
+    req: AttachmentRef,
+) -> Reply<tauri::ipc::Response> {
+    with(&state, |s| s.read_attachment(req))
+        .map(|mut bytes| tauri::ipc::Response::new(std::mem::take(&mut *bytes)))
 }

@@ -147,7 +147,7 @@ pub fn run() {
             commands::show_invoice,
             commands::record_payment,
             commands::add_attachment,
-            commands::read_attachment,
+            document_commands::read_attachment,
             commands::audit_list,
             commands::verify_audit,
             commands::audit_alerts,

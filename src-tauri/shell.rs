@@ -735,16 +735,12 @@ impl<H: Host> Shell<H> {
         Ok(attachment_row(a))
     }
 
-    /// The decrypted bytes for the in-app viewer, in memory only.
-    pub fn read_attachment(&mut self, req: AttachmentRef) -> Result<AttachmentContent> {
+    /// The decrypted bytes for the in-app viewer, in memory only (the core checks the
+    /// permission and records the view).
+    pub fn read_attachment(&mut self, req: AttachmentRef) -> Result<Zeroizing<Vec<u8>>> {
         let mut bytes = Zeroizing::new(Vec::new());
-        let a = core(self.active()?.read_attachment(&req.id, &mut *bytes))?;
-        Ok(AttachmentContent {
-            attachment: attachment_row(a),
-            content_base64: Shown(Zeroizing::new(
-                base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()),
-            )),
-        })
+        core(self.active()?.read_attachment(&req.id, &mut *bytes))?;
+        Ok(bytes)
     }
 
     pub fn patient_balance(&mut self, req: PatientRef) -> Result<Balance> {

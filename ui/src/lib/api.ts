@@ -71,7 +71,6 @@ interface Commands {
   show_invoice: [B.InvoiceRef, B.InvoiceView];
   record_payment: [B.Payment, B.InvoiceView];
   add_attachment: [B.NewAttachment, B.AttachmentRow];
-  read_attachment: [B.AttachmentRef, B.AttachmentContent];
   audit_list: [B.AuditQuery, B.AuditRow[]];
   verify_audit: [null, B.VerifyResult];
   audit_alerts: [B.AlertsQuery, B.AlertRow[]];
@@ -119,6 +118,12 @@ export function call<K extends keyof Commands>(
   ...req: Commands[K][0] extends null ? [] : [Commands[K][0]]
 ): Promise<Commands[K][1]> {
   return invoke<Commands[K][1]>(cmd, req.length ? { req: req[0] } : {});
+}
+
+/** An attachment's decrypted bytes for the viewer: one binary reply (an ArrayBuffer, no base64),
+ * kept in memory only. The core checks the permission and records the view. */
+export async function readAttachment(id: string): Promise<Uint8Array> {
+  return new Uint8Array(await invoke<ArrayBuffer>('read_attachment', { req: { id } }));
 }
 
 /** A core validation message names the field first ("invalid input: date_of_birth: …"):

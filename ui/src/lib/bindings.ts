@@ -316,8 +316,6 @@ content_base64: string, };
 
 export type AttachmentRef = { id: string, };
 
-export type AttachmentContent = { attachment: AttachmentRow, content_base64: string, };
-
 export type AuditQuery = { 
 /**
  * Username of the actor.
