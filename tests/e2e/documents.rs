@@ -47,13 +47,7 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
     let started = SystemTime::now();
     app.first_run().await;
     app.skip_to_home().await;
-    app.client
-        .execute(
-            "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));",
-            vec![],
-        )
-        .await
-        .unwrap();
+    app.watch_csp().await;
 
     app.click("#nav-patients").await;
     app.click("#patient-new").await;
@@ -129,14 +123,7 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
         .await;
 
     // The PDF inside the app: pdf.js draws its page onto a canvas from the core's bytes.
-    // (Anything the viewer fetches, such as a standard font, must stay within the CSP.)
-    app.client
-        .execute(
-            "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));",
-            vec![],
-        )
-        .await
-        .unwrap();
+    // (Anything the viewer fetches, such as a character map, must stay within the CSP.)
     let view = row_button(&app, "referral-letter.pdf", "att-view-").await;
     app.click(&format!("#{view}")).await;
     app.wait_text("#pdf-info", "1 page", 30).await;
@@ -180,19 +167,7 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
 
     // A scanned letter: a PDF whose page is one JPEG 2000 image, as scanners often write them.
     // pdf.js decodes it with the JPEG 2000 decoder the app ships (no WebAssembly under the CSP).
-    let scan = scanned_letter_pdf();
-    app.client
-        .execute(
-            "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));\
-             const dt = new DataTransfer();\
-             dt.items.add(new File([bytes], 'scanned-letter.pdf', { type: 'application/pdf' }));\
-             const zone = document.getElementById('att-drop');\
-             zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));\
-             zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
-            vec![serde_json::json!(base64::engine::general_purpose::STANDARD.encode(&scan))],
-        )
-        .await
-        .unwrap();
+    drop_file(&app, "scanned-letter.pdf", &scanned_letter_pdf()).await;
     app.wait_text("#att-msg", "Added scanned-letter.pdf", 20)
         .await;
     app.click("#att-viewer-close").await;
@@ -221,12 +196,7 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
     );
     assert!(!app.exists("#pdf-error").await);
     app.screenshot("scan-viewed").await;
-    let csp = app
-        .client
-        .execute("return window.__csp;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.assert_no_csp_violations().await;
 
     // A long report: every page is there, drawn when it scrolls into view.
     app.click("#att-viewer-close").await;
@@ -310,12 +280,7 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
     assert!(restore_to.join("vault.keys").exists());
     app.screenshot("backup-chosen").await;
 
-    let csp = app
-        .client
-        .execute("return window.__csp;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.assert_no_csp_violations().await;
 
     let vault = app.vault.clone();
     let home_dir = app.stop_keeping_home().await;
@@ -347,20 +312,6 @@ fn scanned_letter_pdf() -> Vec<u8> {
     assert!(made.success(), "Pillow could not write JPEG 2000");
     let image = std::fs::read(&jp2).unwrap();
     let content = b"q 200 0 0 200 0 0 cm /Im0 Do Q BT /F1 12 Tf 10 10 Td <65E5672C> Tj ET\n";
-    let mut pdf: Vec<u8> = b"%PDF-1.5\n".to_vec();
-    let mut offsets = Vec::new();
-    let mut object = |pdf: &mut Vec<u8>, body: &[u8]| {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n", offsets.len()).as_bytes());
-        pdf.extend_from_slice(body);
-        pdf.extend_from_slice(b"\nendobj\n");
-    };
-    object(&mut pdf, b"<< /Type /Catalog /Pages 2 0 R >>");
-    object(&mut pdf, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>");
-    object(
-        &mut pdf,
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Resources << /XObject << /Im0 4 0 R >> /Font << /F1 6 0 R >> >> /Contents 5 0 R >>",
-    );
     let mut im = format!(
         "<< /Type /XObject /Subtype /Image /Width 64 /Height 64 /Filter /JPXDecode /Length {} >>\nstream\n",
         image.len()
@@ -368,23 +319,37 @@ fn scanned_letter_pdf() -> Vec<u8> {
     .into_bytes();
     im.extend_from_slice(&image);
     im.extend_from_slice(b"\nendstream");
-    object(&mut pdf, &im);
-    let mut c = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
-    c.extend_from_slice(content);
-    c.extend_from_slice(b"endstream");
-    object(&mut pdf, &c);
-    object(
-        &mut pdf,
-        b"<< /Type /Font /Subtype /Type0 /BaseFont /HeiseiMin-W3 /Encoding /UniJIS-UCS2-H /DescendantFonts [7 0 R] >>",
-    );
-    object(
-        &mut pdf,
-        b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /HeiseiMin-W3 /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >> /FontDescriptor 8 0 R >>",
-    );
-    object(
-        &mut pdf,
-        b"<< /Type /FontDescriptor /FontName /HeiseiMin-W3 /Flags 6 /FontBBox [0 -141 1000 859] /ItalicAngle 0 /Ascent 859 /Descent -141 /CapHeight 709 /StemV 69 >>",
-    );
+    pdf_file(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Resources << /XObject << /Im0 4 0 R >> /Font << /F1 6 0 R >> >> /Contents 5 0 R >>".to_vec(),
+        im,
+        stream(content),
+        b"<< /Type /Font /Subtype /Type0 /BaseFont /HeiseiMin-W3 /Encoding /UniJIS-UCS2-H /DescendantFonts [7 0 R] >>".to_vec(),
+        b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /HeiseiMin-W3 /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 2 >> /FontDescriptor 8 0 R >>".to_vec(),
+        b"<< /Type /FontDescriptor /FontName /HeiseiMin-W3 /Flags 6 /FontBBox [0 -141 1000 859] /ItalicAngle 0 /Ascent 859 /Descent -141 /CapHeight 709 /StemV 69 >>".to_vec(),
+    ])
+}
+
+/// A content stream object around `content`.
+fn stream(content: &[u8]) -> Vec<u8> {
+    let mut s = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+    s.extend_from_slice(content);
+    s.extend_from_slice(b"endstream");
+    s
+}
+
+/// A PDF file of these objects (numbered from 1; the first is the catalog), with its
+/// cross-reference table.
+fn pdf_file(objects: &[Vec<u8>]) -> Vec<u8> {
+    let mut pdf: Vec<u8> = b"%PDF-1.5\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        pdf.extend_from_slice(body);
+        pdf.extend_from_slice(b"\nendobj\n");
+    }
     let xref = pdf.len();
     pdf.extend_from_slice(
         format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
@@ -421,7 +386,7 @@ async fn drop_file(app: &App, name: &str, bytes: &[u8]) {
         .unwrap();
 }
 
-/// A PDF of `pages` pages, each a dark band with the page number's width of white space.
+/// A PDF of `pages` pages, each showing the same black band.
 fn long_pdf(pages: usize) -> Vec<u8> {
     let mut objects: Vec<Vec<u8>> = vec![
         b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
@@ -434,39 +399,13 @@ fn long_pdf(pages: usize) -> Vec<u8> {
         )
         .into_bytes(),
     ];
-    let content = b"0 0 0 rg 20 300 555 200 re f\n";
-    let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
-    stream.extend_from_slice(content);
-    stream.extend_from_slice(b"endstream");
-    objects.push(stream);
+    objects.push(stream(b"0 0 0 rg 20 300 555 200 re f\n"));
     for _ in 0..pages {
         objects.push(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 3 0 R >>".to_vec(),
         );
     }
-    let mut pdf: Vec<u8> = b"%PDF-1.5\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        pdf.extend_from_slice(body);
-        pdf.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = pdf.len();
-    pdf.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
-    );
-    for o in &offsets {
-        pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    pdf.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            offsets.len() + 1
-        )
-        .as_bytes(),
-    );
-    pdf
+    pdf_file(&objects)
 }
 
 fn app_saved_dir() -> PathBuf {

@@ -552,13 +552,7 @@ async fn a_day_at_the_clinic() {
     app.wait_text("#record-title", "Calendarson, Ann", 10).await;
 
     // Any style the strict CSP refused would be reported here.
-    app.client
-        .execute(
-            "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));",
-            vec![],
-        )
-        .await
-        .unwrap();
+    app.watch_csp().await;
     app.click("#nav-calendar").await;
     app.wait_text("#calendar", "Sam Physio", 20).await;
 
@@ -691,12 +685,7 @@ async fn a_day_at_the_clinic() {
         .await
         .unwrap();
 
-    let csp = app
-        .client
-        .execute("return window.__csp;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.assert_no_csp_violations().await;
     app.click("#nav-signout").await;
 
     // The practitioner writes the note from a template; the draft saves itself.
@@ -971,12 +960,7 @@ async fn a_day_at_the_clinic() {
     assert!(restored.join("vault.keys").exists());
     app.screenshot("backup").await;
     // Still no CSP violation in this window, since the calendar (same document throughout).
-    let csp = app
-        .client
-        .execute("return window.__csp;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.assert_no_csp_violations().await;
 
     let vault = app.vault.clone();
     let home_dir = app.stop_keeping_home().await;
@@ -1123,13 +1107,12 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
             },
         ]
     };
-    let csp_watch = "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));";
 
     // The administrator selects 14:00–16:00 in Sam's column: the time-off form opens with it.
     app.el("#si-username").await;
     app.sign_in("admin", ADMIN_PASS).await;
     app.wait_for("#home-title", 60).await;
-    app.client.execute(csp_watch, vec![]).await.unwrap();
+    app.watch_csp().await;
     app.click("#nav-calendar").await;
     app.wait_text("#calendar", "Sam Physio", 20).await;
     wait_content(&app, ".ec-event.appt", "Ann Lengthy").await;
@@ -1192,18 +1175,13 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     app.screenshot("time-off-over-booking").await;
     app.click("#off-form button[type=button]:last-child").await;
     assert!(!app.exists("#off-form").await);
-    let csp = app
-        .client
-        .execute("return window.__csp;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.assert_no_csp_violations().await;
     app.click("#nav-signout").await;
 
     // Reception sees the absence but not its reason, and cannot select a range.
     app.sign_in("rita", RECEPTION_PASS).await;
     app.wait_text("#whoami", "receptionist", 20).await;
-    app.client.execute(csp_watch, vec![]).await.unwrap();
+    app.watch_csp().await;
     app.click("#nav-calendar").await;
     app.wait_text("#calendar", "Sam Physio", 20).await;
     wait_content(&app, ".ec-bg-event.time-off", "Away").await;
@@ -1339,12 +1317,7 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     app.wait_text("#book-error", "the practitioner is away (time off)", 10)
         .await;
     app.screenshot("booking-refused").await;
-    let csp = app
-        .client
-        .execute("return window.__csp;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    app.assert_no_csp_violations().await;
     app.stop().await;
 }
 

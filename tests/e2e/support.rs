@@ -265,6 +265,28 @@ impl App {
             .is_empty()
     }
 
+    /// Starts recording the page's Content-Security-Policy violations (the app is one document,
+    /// so this lasts until the window reloads).
+    pub async fn watch_csp(&self) {
+        self.client
+            .execute(
+                "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + (e.sample || '')));",
+                vec![],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Fails the test if the page refused anything under its CSP since `watch_csp`.
+    pub async fn assert_no_csp_violations(&self) {
+        let csp = self
+            .client
+            .execute("return window.__csp;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(csp, serde_json::json!([]), "CSP violations: {csp}");
+    }
+
     pub async fn fill(&self, css: &str, text: &str) {
         let e = self.el(css).await;
         e.clear().await.unwrap();
