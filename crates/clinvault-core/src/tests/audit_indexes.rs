@@ -2,15 +2,10 @@
 //! These checks make sure the lookups the app depends on still go through an index, and that
 //! none of the remaining ones is written for entries it does not cover.
 
-use std::sync::Arc;
-
-use secrecy::SecretString;
-
+use super::{new_vault, sign_in};
 use crate::audit::Event;
 use crate::clock::ManualClock;
-use crate::crypto::KdfCost;
-use crate::session::{Need, Session, SessionConfig};
-use crate::vault::{self, InitOptions};
+use crate::session::{Need, Session};
 use crate::vault_dir::VaultDir;
 
 const PASS: &str = "plum harbour velvet tractor";
@@ -18,32 +13,8 @@ const PASS: &str = "plum harbour velvet tractor";
 fn session() -> (tempfile::TempDir, Session) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = VaultDir::new(tmp.path().join("v"));
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: SecretString::from(PASS.to_owned()),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
-    let s = Session::sign_in_with(
-        &dir,
-        "admin",
-        &SecretString::from(PASS.to_owned()),
-        None,
-        SessionConfig {
-            device: "index-test".into(),
-            clock: Arc::new(ManualClock::at(1_800_000_000)),
-        },
-    )
-    .unwrap();
+    new_vault(&dir, PASS);
+    let s = sign_in(&dir, &ManualClock::at(1_800_000_000), "admin", PASS);
     (tmp, s)
 }
 

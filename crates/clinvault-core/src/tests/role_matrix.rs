@@ -2,39 +2,17 @@
 //! succeed and leave their audit entries; refused ones fail with "permission denied", change
 //! nothing but a single "denied" audit entry.
 
-use std::sync::Arc;
-
-use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
+use super::{new_vault, secret, sign_in};
 use crate::clock::ManualClock;
-use crate::crypto::KdfCost;
 use crate::error::ErrorKind;
 use crate::permissions::{BuiltinRole, Permission};
-use crate::session::{Session, SessionConfig};
-use crate::vault::{self, InitOptions};
+use crate::session::Session;
 use crate::vault_dir::VaultDir;
 
 const ADMIN_PASS: &str = "plum harbour velvet tractor";
 const USER_PASS: &str = "quiet lantern orbit meadow";
-
-fn secret(s: &str) -> SecretString {
-    SecretString::from(s.to_owned())
-}
-
-fn sign_in(dir: &VaultDir, clock: &ManualClock, user: &str, pass: &str) -> Session {
-    Session::sign_in_with(
-        dir,
-        user,
-        &secret(pass),
-        None,
-        SessionConfig {
-            device: "matrix-test".into(),
-            clock: Arc::new(clock.clone()),
-        },
-    )
-    .unwrap()
-}
 
 type Op = fn(&mut Session, &str) -> crate::error::Result<()>;
 
@@ -450,21 +428,7 @@ fn audit_rows(s: &Session) -> Vec<(String, String)> {
 fn every_operation_under_every_builtin_role_matches_the_permission_table() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = VaultDir::new(tmp.path().join("v"));
-    vault::init(
-        &dir,
-        InitOptions {
-            admin_username: "admin".into(),
-            admin_display_name: None,
-            passphrase: secret(ADMIN_PASS),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            recovery_key_file: None,
-        },
-    )
-    .unwrap();
+    new_vault(&dir, ADMIN_PASS);
     let clock = ManualClock::at(1_800_000_000);
     {
         let mut admin = sign_in(&dir, &clock, "admin", ADMIN_PASS);
