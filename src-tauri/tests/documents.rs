@@ -13,16 +13,9 @@ fn item(description: &str, quantity: i64, price: &str, tax: Option<&str>) -> Inv
     }
 }
 
-fn pdf_text(path: &Path) -> String {
-    let out = std::process::Command::new("pdftotext")
-        .arg("-layout")
-        .arg(path)
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils; scripts/test.sh installs it)");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+#[path = "../test_pdf_text.rs"]
+mod test_pdf_text;
+use test_pdf_text::pdf_text;
 
 #[test]
 fn a_draft_invoice_is_edited_issued_and_saved_as_a_pdf_only_where_chosen() {

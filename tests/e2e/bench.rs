@@ -17,14 +17,9 @@
 #[path = "support.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use clinvault_core::clock::SystemClock;
-use clinvault_core::crypto::KdfCost;
-use clinvault_core::{vault, InitOptions, Session, SessionConfig, VaultDir};
 use fantoccini::Locator;
-use secrecy::SecretString;
 use support::{App, ADMIN_PASS};
 
 const SEARCH: &str = r#"
@@ -142,34 +137,7 @@ async fn main() {
     let mut queries: Vec<String> = Vec::new();
     let t = Instant::now();
     let app = App::start_with("bench-ui", |path| {
-        let dir = VaultDir::new(path.to_path_buf());
-        let pass = SecretString::from(ADMIN_PASS.to_owned());
-        vault::init(
-            &dir,
-            InitOptions {
-                admin_username: "admin".into(),
-                admin_display_name: Some("Ada Admin".into()),
-                passphrase: pass.clone(),
-                kdf_cost: KdfCost {
-                    memory_kib: 1024,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-                recovery_key_file: None,
-            },
-        )
-        .unwrap();
-        let mut s = Session::sign_in_with(
-            &dir,
-            "admin",
-            &pass,
-            None,
-            SessionConfig {
-                device: "bench".into(),
-                clock: Arc::new(SystemClock),
-            },
-        )
-        .unwrap();
+        let mut s = support::seeded_admin(path);
         s.generate_demo_clinic(patients, 42).unwrap();
         // Three-letter prefixes of real surnames, as a receptionist would type them.
         let rows = s.list_patients(false, 4000).unwrap();

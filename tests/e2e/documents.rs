@@ -8,7 +8,7 @@
 //! `File`, which is what WebKit delivers to the page for a real drop.
 
 use base64::Engine;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::support::{self, App};
@@ -16,16 +16,9 @@ use crate::support::{self, App};
 const PATIENT: &str = "Pdfington";
 const DROP_MARKER: &str = "Dropped-Marker-9902";
 
-fn pdf_text(path: &Path) -> String {
-    let out = std::process::Command::new("pdftotext")
-        .arg("-layout")
-        .arg(path)
-        .arg("-")
-        .output()
-        .expect("pdftotext (poppler-utils; scripts/test.sh installs it)");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+#[path = "../../src-tauri/test_pdf_text.rs"]
+mod test_pdf_text;
+use test_pdf_text::pdf_text;
 
 /// The id of the button in the attachment row showing `file`.
 async fn row_button(app: &App, file: &str, prefix: &str) -> String {

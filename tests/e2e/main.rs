@@ -363,7 +363,7 @@ async fn patients_search_create_with_field_errors_record_tabs_and_reception_refu
     app.click("#nav-patients").await;
     app.fill("#patient-search", "zel").await;
     app.wait_text("#patient-results", "Quinton", 10).await;
-    app.el("#pr-0").await.click().await.unwrap();
+    app.click("#pr-0").await;
     app.wait_text("#record-title", "Quinton, Zelda", 10).await;
     app.click("#ptab-notes").await;
     let refused = app.wait_text("#tab-error", "permission denied", 10).await;
@@ -1016,10 +1016,7 @@ async fn quarter_point(app: &App, hhmm: &str, col: usize, scroll: bool) -> (f64,
 #[tokio::test(flavor = "multi_thread")]
 async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     use clinvault_core::appointments::Booking;
-    use clinvault_core::clock::SystemClock;
-    use clinvault_core::crypto::KdfCost;
     use clinvault_core::patients::PatientFields;
-    use clinvault_core::{vault, InitOptions, Session, SessionConfig, VaultDir};
     use fantoccini::actions::{PointerAction, MOUSE_BUTTON_LEFT};
     use secrecy::SecretString;
 
@@ -1027,34 +1024,7 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     // calendar shows the core's local times as they are.
     let today = jiff::Zoned::now().date().to_string();
     let app = App::start_with("calendar-resize", |path| {
-        let dir = VaultDir::new(path.to_path_buf());
-        let pass = SecretString::from(ADMIN_PASS.to_owned());
-        vault::init(
-            &dir,
-            InitOptions {
-                admin_username: "admin".into(),
-                admin_display_name: Some("Ada Admin".into()),
-                passphrase: pass.clone(),
-                kdf_cost: KdfCost {
-                    memory_kib: 1024,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-                recovery_key_file: None,
-            },
-        )
-        .unwrap();
-        let mut s = Session::sign_in_with(
-            &dir,
-            "admin",
-            &pass,
-            None,
-            SessionConfig {
-                device: "e2e".into(),
-                clock: std::sync::Arc::new(SystemClock),
-            },
-        )
-        .unwrap();
+        let mut s = support::seeded_admin(path);
         s.add_user(
             "sam",
             Some("Sam Physio"),
@@ -1327,7 +1297,7 @@ async fn open_patient(app: &App, search: &str, title: &str) {
     app.fill("#patient-search", search).await;
     app.wait_text("#patient-results", title.split(',').next().unwrap(), 10)
         .await;
-    app.el("#pr-0").await.click().await.unwrap();
+    app.click("#pr-0").await;
     app.wait_text("#record-title", title, 10).await;
 }
 

@@ -293,8 +293,22 @@ impl App {
         e.send_keys(text).await.unwrap();
     }
 
+    /// Clicks the element `css` finds. A list that is still redrawing (a search answering the
+    /// last letters typed) can replace the element between finding and clicking it; that click
+    /// did not happen, so it is retried on the element now there.
     pub async fn click(&self, css: &str) {
-        self.el(css).await.click().await.unwrap();
+        for attempt in 0.. {
+            match self.el(css).await.click().await {
+                Ok(_) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if attempt < 5
+                        && e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("[{}] cannot click {css}: {e}", self.name),
+            }
+        }
     }
 
     pub async fn text_of(&self, css: &str) -> String {
@@ -420,6 +434,41 @@ impl Drop for App {
 /// written since `started` (folders in the temporary folder only if touched during the test).
 /// Fails on any marker. A canary holding the first marker, planted under the home folder first,
 /// proves the scan reads what it walks.
+/// A new vault at `path` whose administrator "admin" (Ada Admin, `ADMIN_PASS`) is signed in, for
+/// tests and benches that seed records through the core before the app starts (cheap KDF: the
+/// unlock cost is measured elsewhere).
+pub fn seeded_admin(path: &Path) -> clinvault_core::Session {
+    use clinvault_core::{vault, InitOptions, Session, SessionConfig, VaultDir};
+    let dir = VaultDir::new(path.to_path_buf());
+    let pass = secrecy::SecretString::from(ADMIN_PASS.to_owned());
+    vault::init(
+        &dir,
+        InitOptions {
+            admin_username: "admin".into(),
+            admin_display_name: Some("Ada Admin".into()),
+            passphrase: pass.clone(),
+            kdf_cost: clinvault_core::crypto::KdfCost {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            recovery_key_file: None,
+        },
+    )
+    .unwrap();
+    Session::sign_in_with(
+        &dir,
+        "admin",
+        &pass,
+        None,
+        SessionConfig {
+            device: "e2e".into(),
+            clock: std::sync::Arc::new(clinvault_core::clock::SystemClock),
+        },
+    )
+    .unwrap()
+}
+
 pub fn assert_no_plaintext_outside_vault(
     label: &str,
     home: &Path,
