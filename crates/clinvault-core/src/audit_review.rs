@@ -60,19 +60,39 @@ pub fn parse_when(field: &str, text: &str) -> Result<jiff::Timestamp> {
 
 const OUTCOMES: &[&str] = &["ok", "denied", "failed"];
 
-pub(crate) fn query(conn: &rusqlite::Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+/// The statement for `f` and its arguments.
+pub(crate) fn sql(f: &AuditFilter) -> Result<(String, Vec<Value>)> {
     let mut sql = String::from(
-        "SELECT seq, at, actor_id, actor_name, device, action, target_type, target_id, outcome,
-                details, signer_id FROM audit_log WHERE 1 = 1",
+        "SELECT a.seq, a.at, a.actor_id, a.actor_name, a.device, a.action, a.target_type,
+                a.target_id, a.outcome, a.details, a.signer_id FROM ",
     );
     let mut args: Vec<Value> = Vec::new();
+    if let Some(t) = &f.target_id {
+        // One record's entries come through the record lookup (see `query`); the entry's own
+        // target is checked too, so an altered lookup cannot show foreign entries.
+        sql.push_str(
+            "audit_targets t CROSS JOIN audit_log a ON a.seq = t.seq
+             WHERE t.target_id = ?1 AND a.target_id = ?1",
+        );
+        args.push(Value::Text(t.clone()));
+        if let Some(kind) = &f.target_type {
+            sql.push_str(" AND t.target_type = ? AND a.target_type = t.target_type");
+            args.push(Value::Text(kind.clone()));
+        }
+    } else {
+        sql.push_str("audit_log a WHERE 1 = 1");
+        if let Some(kind) = &f.target_type {
+            sql.push_str(" AND a.target_type = ?");
+            args.push(Value::Text(kind.clone()));
+        }
+    }
     if let Some(u) = &f.user {
-        sql.push_str(" AND actor_name = ?");
+        sql.push_str(" AND a.actor_name = ?");
         args.push(Value::Text(u.trim().to_ascii_lowercase()));
     }
     if let Some(a) = &f.action {
         if let Some(prefix) = a.strip_suffix('.') {
-            sql.push_str(" AND (action = ? OR action LIKE ? ESCAPE '\\')");
+            sql.push_str(" AND (a.action = ? OR a.action LIKE ? ESCAPE '\\')");
             args.push(Value::Text(prefix.to_owned()));
             let escaped = prefix
                 .replace('\\', "\\\\")
@@ -80,17 +100,9 @@ pub(crate) fn query(conn: &rusqlite::Connection, f: &AuditFilter) -> Result<Vec<
                 .replace('_', "\\_");
             args.push(Value::Text(format!("{escaped}.%")));
         } else {
-            sql.push_str(" AND action = ?");
+            sql.push_str(" AND a.action = ?");
             args.push(Value::Text(a.clone()));
         }
-    }
-    if let Some(t) = &f.target_type {
-        sql.push_str(" AND target_type = ?");
-        args.push(Value::Text(t.clone()));
-    }
-    if let Some(t) = &f.target_id {
-        sql.push_str(" AND target_id = ?");
-        args.push(Value::Text(t.clone()));
     }
     if let Some(o) = &f.outcome {
         if !OUTCOMES.contains(&o.as_str()) {
@@ -99,28 +111,36 @@ pub(crate) fn query(conn: &rusqlite::Connection, f: &AuditFilter) -> Result<Vec<
                 OUTCOMES.join(", ")
             )));
         }
-        sql.push_str(" AND outcome = ?");
+        sql.push_str(" AND a.outcome = ?");
         args.push(Value::Text(o.clone()));
     }
     // Timestamps are stored as RFC 3339 UTC text; compare on the instant, not the text.
     if let Some(s) = f.since {
-        sql.push_str(" AND unixepoch(at, 'subsec') >= ?");
+        sql.push_str(" AND unixepoch(a.at, 'subsec') >= ?");
         args.push(Value::Real(s.as_millisecond() as f64 / 1000.0));
     }
     if let Some(u) = f.until {
-        sql.push_str(" AND unixepoch(at, 'subsec') < ?");
+        sql.push_str(" AND unixepoch(a.at, 'subsec') < ?");
         args.push(Value::Real(u.as_millisecond() as f64 / 1000.0));
     }
     if let Some(b) = f.before_seq {
-        sql.push_str(" AND seq < ?");
+        sql.push_str(" AND a.seq < ?");
         args.push(Value::Integer(b));
     }
-    sql.push_str(" ORDER BY seq DESC LIMIT ?");
+    sql.push_str(" ORDER BY a.seq DESC LIMIT ?");
     args.push(Value::Integer(i64::from(if f.limit == 0 {
         100
     } else {
         f.limit
     })));
+    Ok((sql, args))
+}
+
+pub(crate) fn query(conn: &rusqlite::Connection, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+    if f.target_id.is_some() {
+        crate::audit_lookup::catch_up(conn)?;
+    }
+    let (sql, args) = sql(f)?;
     let mut st = conn.prepare(&sql)?;
     let rows = st
         .query_map(rusqlite::params_from_iter(args), |r| {
@@ -282,8 +302,19 @@ impl Session {
         }
         let at = crate::clock::rfc3339(self.clock().now());
         let me = self.user().username.clone();
+        let mut report = report;
+        let lookup_altered = report
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.kind == crate::audit_verify::ProblemKind::LookupAltered);
+        if let Some(p) = report.problem.as_mut().filter(|_| lookup_altered) {
+            p.detail.push_str("; it was rebuilt from the trail");
+        }
         let problem = report.problem.clone();
         self.record_with(event, |tx| {
+            if lookup_altered {
+                crate::audit_lookup::rebuild(tx)?;
+            }
             if let Some(p) = &problem {
                 crate::alerts::raise(
                     tx,
@@ -346,6 +377,7 @@ impl Session {
                 rusqlite::params![upto, at, cp.encode()],
             )?;
             let removed = tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [upto])? as u64;
+            crate::audit_lookup::prune(tx, upto)?;
             *ev = ev.clone().detail("removed", removed).detail("upto_seq", upto);
             Ok(PruneResult { removed, upto_seq: Some(upto) })
         })?;

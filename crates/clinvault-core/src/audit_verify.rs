@@ -28,6 +28,8 @@ pub enum ProblemKind {
     Reordered,
     Truncated,
     BadSignature,
+    /// The lookup from records to their entries was altered; the entries themselves are intact.
+    LookupAltered,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -194,6 +196,8 @@ pub fn verify(
     outside: Option<&Checkpoint>,
 ) -> Result<VerifyReport> {
     let keys = trusted_keys(conn, ik)?;
+    let lookup_mark = crate::audit_lookup::mark(conn)?;
+    let mut targeted_up_to_mark = 0u64;
     let (mut expected_seq, mut expected_prev, mut found) = start(conn, vault_id, &keys)?;
     let mut st = conn.prepare(
         "SELECT seq, at, actor_id, actor_name, device, action, target_type, target_id, outcome,
@@ -339,6 +343,9 @@ pub fn verify(
         if batch.len() == 256 {
             found = flush(&mut batch);
         }
+        if row.seq <= lookup_mark && row.target_type.is_some() && row.target_id.is_some() {
+            targeted_up_to_mark += 1;
+        }
         if outside.is_some_and(|cp| cp.size == row.seq) {
             hash_at_checkpoint = Some(row.hash.clone());
         }
@@ -351,6 +358,10 @@ pub fn verify(
         (Some(a), Some(b)) => Some(if b.seq < a.seq { b } else { a }),
         (a, b) => a.or(b),
     };
+    if found.is_none() {
+        found = crate::audit_lookup::problem(conn, lookup_mark, targeted_up_to_mark)?
+            .map(|(seq, detail)| problem(seq, ProblemKind::LookupAltered, detail));
+    }
     let authentic = outside.map(|cp| checkpoint_authentic(&keys, ik, epoch, cp));
     let checkpoint_note = match outside {
         None => "no checkpoint outside the database was found; truncation cannot be ruled out"

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0007_privacy.sql"),
     include_str!("../../../migrations/0008_sync.sql"),
     include_str!("../../../migrations/0009_audit_write_cost.sql"),
+    include_str!("../../../migrations/0010_audit_record_lookup.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

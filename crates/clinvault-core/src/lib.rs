@@ -7,6 +7,7 @@ pub mod anonymise;
 pub mod appointments;
 pub mod attachments;
 pub mod audit;
+mod audit_lookup;
 pub mod audit_review;
 pub mod audit_verify;
 pub mod backup;

@@ -380,6 +380,118 @@ fn review_filters_and_export_are_recorded() {
         .all(|e| e.details["count"].as_u64().unwrap() > 10));
 }
 
+fn entries_about(s: &mut Session, patient: &str) -> Vec<i64> {
+    s.audit_list(&AuditFilter {
+        target_type: Some("patient".into()),
+        target_id: Some(patient.into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .unwrap()
+    .iter()
+    .map(|e| e.seq)
+    .collect()
+}
+
+fn view(s: &mut Session, patient: &str) -> i64 {
+    s.gate(
+        Need::SignedIn,
+        Event::new("patient.view").target("patient", patient),
+        |_, _| Ok(()),
+    )
+    .unwrap();
+    s.audit_list(&AuditFilter {
+        limit: 1,
+        action: Some("patient.view".into()),
+        ..Default::default()
+    })
+    .unwrap()[0]
+        .seq
+}
+
+#[test]
+fn the_record_lookup_finds_every_entry_and_altering_it_is_found() {
+    let (c, key) = Clinic::with_history();
+    let mut a = c.admin();
+    let first = view(&mut a, "p-1");
+    view(&mut a, "p-2");
+    assert_eq!(entries_about(&mut a, "p-1"), vec![first]);
+    // Entries appended after a lookup are found by the next one.
+    let second = view(&mut a, "p-1");
+    assert_eq!(entries_about(&mut a, "p-1"), vec![second, first]);
+    assert!(a.verify_audit().unwrap().intact);
+    drop(a);
+
+    // An insider removes an entry from the lookup to hide it from a search by record.
+    let insider = c.insider(&key);
+    insider
+        .execute("DELETE FROM audit_targets WHERE seq = ?1", [first])
+        .unwrap();
+    let mut a = c.admin();
+    assert_eq!(entries_about(&mut a, "p-1"), vec![second]);
+    let p = a.verify_audit().unwrap().problem.unwrap();
+    assert_eq!(
+        (p.seq, p.kind),
+        (first, ProblemKind::LookupAltered),
+        "{p:?}"
+    );
+    assert!(p.detail.contains("1 entries are missing"), "{}", p.detail);
+    // Verification rebuilt the lookup from the trail.
+    assert_eq!(entries_about(&mut a, "p-1"), vec![second, first]);
+    drop(a);
+
+    // Or files another patient's entry under this one: the search checks the entry itself.
+    let other: i64 = insider
+        .query_row(
+            "SELECT seq FROM audit_log WHERE target_id = 'p-2'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    insider
+        .execute(
+            "INSERT INTO audit_targets (target_id, target_type, seq) VALUES ('p-1', 'patient', ?1)",
+            [other],
+        )
+        .unwrap();
+    let mut a = c.admin();
+    assert_eq!(entries_about(&mut a, "p-1"), vec![second, first]);
+    let p = a.verify_audit().unwrap().problem.unwrap();
+    assert_eq!(
+        (p.seq, p.kind),
+        (other, ProblemKind::LookupAltered),
+        "{p:?}"
+    );
+    assert!(p.detail.contains("rebuilt"), "{}", p.detail);
+
+    // The failure stays on record and alerted; the lookup was rebuilt from the trail.
+    let r = a.verify_audit().unwrap();
+    assert!(r.intact, "{:?}", r.problem);
+    assert_eq!(entries_about(&mut a, "p-1"), vec![second, first]);
+    assert!(alerts(&mut a)
+        .iter()
+        .any(|al| al.rule == clinvault_core::alerts::VERIFY_FAILED));
+}
+
+#[test]
+fn pruning_drops_the_lookup_rows_of_pruned_entries() {
+    let (c, _) = Clinic::with_history();
+    let mut a = c.admin();
+    let old = view(&mut a, "p-1");
+    assert_eq!(entries_about(&mut a, "p-1"), vec![old]);
+    drop(a);
+    c.clock.advance(7 * 366 * 86_400);
+    let mut a = c.admin();
+    let recent = view(&mut a, "p-1");
+    let r = a
+        .audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap())
+        .unwrap();
+    assert!(r.upto_seq.unwrap() >= old, "{r:?}");
+    assert_eq!(entries_about(&mut a, "p-1"), vec![recent]);
+    let report = a.verify_audit().unwrap();
+    assert!(report.intact, "{:?}", report.problem);
+}
+
 #[test]
 fn bulk_record_access_alert_fires_at_its_threshold_only() {
     let c = Clinic::new();
