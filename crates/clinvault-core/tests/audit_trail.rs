@@ -471,6 +471,21 @@ fn the_record_lookup_finds_every_entry_and_altering_it_is_found() {
     assert!(alerts(&mut a)
         .iter()
         .any(|al| al.rule == clinvault_core::alerts::VERIFY_FAILED));
+    drop(a);
+
+    // Or moves the lookup's mark far ahead, so that new entries would never be added to it.
+    insider
+        .execute("UPDATE audit_targets_upto SET seq = 1000000000", [])
+        .unwrap();
+    let mut a = c.admin();
+    let third = view(&mut a, "p-1");
+    assert_eq!(entries_about(&mut a, "p-1"), vec![second, first]);
+    let p = a.verify_audit().unwrap().problem.unwrap();
+    // The first entry with a record after the move, which may be another record's.
+    assert_eq!(p.kind, ProblemKind::LookupAltered, "{p:?}");
+    assert!(p.seq > second && p.seq <= third, "{p:?}");
+    assert!(p.detail.contains("missing"), "{}", p.detail);
+    assert_eq!(entries_about(&mut a, "p-1"), vec![third, second, first]);
 }
 
 #[test]
