@@ -276,6 +276,28 @@ fn main() {
         floor,
     );
 
+    // A view runs the bulk-access rule, which counts the records this user opened within its
+    // window (10 minutes): after the first view it reads only the entries appended since.
+    for busy in [0, 2_000] {
+        for _ in 0..busy {
+            s.gate(Need::SignedIn, Event::new("patient.search"), |_, _| Ok(()))
+                .unwrap();
+        }
+        let t = Instant::now();
+        for i in 0..200 {
+            s.gate(
+                Need::Permission(Permission::PatientRead),
+                Event::new("patient.view").target("patient", patient_id(i)),
+                |_, _| Ok(()),
+            )
+            .unwrap();
+        }
+        println!(
+            "patient view (entry + bulk-access rule) after {busy} more entries in the window: {:.0} µs",
+            t.elapsed().as_secs_f64() * 1e6 / 200.0
+        );
+    }
+
     // Grow the trail, then verify it.
     let have = s
         .audit_list(&clinvault_core::audit_review::AuditFilter {

@@ -79,45 +79,85 @@ fn open_alert_since(conn: &Connection, rule: &str, actor: &str, since_unix: i64)
         .is_some())
 }
 
-/// How many different patient records `actor_id` viewed or exported since `since` (Unix
-/// seconds). Reads the trail newest first and stops once past the window, so the cost is the
-/// window's entries, not the user's whole history. Entries are appended in time order except
-/// failed sign-ins carried in later (skipped here) and writers that waited for the write lock,
-/// which the minute of slack covers.
-fn distinct_records_viewed_since(conn: &Connection, actor_id: &str, since: i64) -> Result<i64> {
-    const SLACK_SECONDS: i64 = 60;
-    let mut st = conn.prepare_cached(
-        "SELECT at, actor_id, action, target_type, target_id FROM audit_log ORDER BY seq DESC",
-    )?;
-    let mut rows = st.query([])?;
-    let mut seen = std::collections::HashSet::new();
-    while let Some(row) = rows.next()? {
-        let action: String = row.get(2)?;
-        if action.starts_with("signin") {
-            continue;
-        }
-        let at: String = row.get(0)?;
-        let Ok(at) = at.parse::<jiff::Timestamp>() else {
-            continue;
-        };
-        let at = at.as_second();
-        if at < since - SLACK_SECONDS {
-            break;
-        }
+/// The patient records one user viewed or exported within the bulk-access window, with the
+/// latest time of each, kept by the session between operations. The first count reads the
+/// window newest first and stops a minute past it; later counts read only the entries appended
+/// since (by any session or program of the same user), so a view costs the entries added since
+/// the last one, not the whole window. Entries are appended in time order except failed
+/// sign-ins carried in later (skipped) and writers that waited for the write lock, which the
+/// minute of slack covers.
+#[derive(Default)]
+pub(crate) struct RecentViews {
+    /// The last entry read; 0 until the window was read once.
+    upto_seq: i64,
+    window_seconds: i64,
+    latest: std::collections::HashMap<String, i64>,
+}
+
+impl RecentViews {
+    /// Forget everything, e.g. when a transaction that read the trail did not commit.
+    pub(crate) fn reset(&mut self) {
+        *self = RecentViews::default();
+    }
+
+    fn note(&mut self, actor_id: &str, row: &rusqlite::Row<'_>, at: i64) -> rusqlite::Result<()> {
         let actor: Option<String> = row.get(1)?;
         let target_type: Option<String> = row.get(3)?;
         let target: Option<String> = row.get(4)?;
-        if at >= since
-            && actor.as_deref() == Some(actor_id)
-            && target_type.as_deref() == Some("patient")
-            && is_record_access(&action)
-        {
-            if let Some(target) = target {
-                seen.insert(target);
+        if let (Some(target), true) = (
+            target,
+            actor.as_deref() == Some(actor_id) && target_type.as_deref() == Some("patient"),
+        ) {
+            let t = self.latest.entry(target).or_insert(at);
+            *t = (*t).max(at);
+        }
+        Ok(())
+    }
+
+    /// How many different patient records `actor_id` viewed or exported since `since`.
+    fn count(
+        &mut self,
+        conn: &Connection,
+        actor_id: &str,
+        since: i64,
+        window_seconds: i64,
+    ) -> Result<i64> {
+        const SLACK_SECONDS: i64 = 60;
+        let full = self.upto_seq == 0 || self.window_seconds != window_seconds;
+        if full {
+            self.reset();
+            self.window_seconds = window_seconds;
+        }
+        let mut st = conn.prepare_cached(
+            "SELECT at, actor_id, action, target_type, target_id, seq FROM audit_log
+             WHERE seq > ?1 ORDER BY seq DESC",
+        )?;
+        let mut rows = st.query([self.upto_seq])?;
+        let mut newest = None;
+        while let Some(row) = rows.next()? {
+            newest.get_or_insert(row.get::<_, i64>(5)?);
+            let action: String = row.get(2)?;
+            if action.starts_with("signin") {
+                continue;
+            }
+            let at: String = row.get(0)?;
+            let Ok(at) = at.parse::<jiff::Timestamp>() else {
+                continue;
+            };
+            let at = at.as_second();
+            if full && at < since - SLACK_SECONDS {
+                break;
+            }
+            if at >= since && is_record_access(&action) {
+                self.note(actor_id, row, at)?;
             }
         }
+        if let Some(seq) = newest {
+            self.upto_seq = seq;
+        }
+        self.latest.retain(|_, at| *at >= since);
+        Ok(self.latest.len() as i64)
     }
-    Ok(seen.len() as i64)
 }
 
 fn is_record_access(action: &str) -> bool {
@@ -128,6 +168,7 @@ fn is_record_access(action: &str) -> bool {
 pub(crate) fn after_event(
     conn: &Connection,
     policy: &Policy,
+    recent: &mut RecentViews,
     actor_id: &str,
     actor_name: &str,
     event: &Event,
@@ -150,7 +191,7 @@ pub(crate) fn after_event(
     if event.target_type.as_deref() == Some("patient") && is_record_access(&event.action) {
         let window = i64::from(policy.alert_bulk_view_minutes) * 60;
         let since = now.as_second() - window;
-        let distinct = distinct_records_viewed_since(conn, actor_id, since)?;
+        let distinct = recent.count(conn, actor_id, since, window)?;
         if distinct >= i64::from(policy.alert_bulk_view_count)
             && !open_alert_since(conn, BULK_VIEW, actor_name, since)?
         {

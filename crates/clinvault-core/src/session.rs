@@ -86,6 +86,8 @@ pub struct Session {
     /// Things the person should be told after signing in (e.g. the device could not be
     /// remembered because no keyring service runs).
     notices: Vec<String>,
+    /// The bulk-access rule's count, carried from one operation to the next.
+    recent_views: crate::alerts::RecentViews,
 }
 
 fn unix(ts: jiff::Timestamp) -> i64 {
@@ -192,6 +194,7 @@ impl Session {
             expired: false,
             second_factor_at: (method != "passphrase").then_some(now),
             notices: Vec::new(),
+            recent_views: Default::default(),
         };
         let event = Event::new("signin")
             .target("user", session.user.id)
@@ -407,6 +410,8 @@ impl Session {
                 self.write_unchecked(Event::new(action).detail("reason", reason), |_, _| Ok(()));
         }
         self.vault = None;
+        // Read afresh after unlocking: the vault may have been replaced meanwhile.
+        self.recent_views.reset();
     }
 
     /// Unlocks a locked session as the same user. After the absolute timeout a full sign-in
@@ -514,6 +519,7 @@ impl Session {
             user,
             device,
             policy,
+            recent_views,
             ..
         } = self;
         let vault = vault
@@ -533,16 +539,25 @@ impl Session {
         let value = f(&tx, &mut event)?;
         audit::append(&tx, &now, &author, &event)?;
         if with_alerts {
-            crate::alerts::after_event(
+            let checked = crate::alerts::after_event(
                 &tx,
                 policy,
+                recent_views,
                 &author.signer_id,
                 &user.username,
                 &event,
                 now_ts,
-            )?;
+            );
+            if checked.is_err() {
+                recent_views.reset();
+            }
+            checked?;
         }
-        tx.commit()?;
+        if let Err(e) = tx.commit() {
+            // The count may include this entry, which did not happen after all.
+            recent_views.reset();
+            return Err(e.into());
+        }
         Ok(value)
     }
 

@@ -559,6 +559,37 @@ fn bulk_record_access_alert_fires_at_its_threshold_only() {
     assert_eq!(acks.len(), 1);
 }
 
+/// The count is carried from one view to the next and then reads only the entries appended
+/// since, which must include those of the same user's other sessions (another window, the CLI).
+#[test]
+fn bulk_record_access_counts_views_from_the_same_users_other_sessions() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    a.set_policy("alert.bulk-view-count", "5").unwrap();
+    let view = |s: &mut Session, id: &str| {
+        s.gate(
+            Need::SignedIn,
+            Event::new("patient.view").target("patient", id),
+            |_, _| Ok(()),
+        )
+        .unwrap();
+    };
+    let fired = |s: &mut Session| {
+        alerts(s)
+            .iter()
+            .filter(|x| x.rule == "bulk_record_access")
+            .count()
+    };
+    view(&mut a, "p0");
+    view(&mut a, "p1");
+    let mut b = c.admin();
+    view(&mut b, "p2");
+    view(&mut b, "p3");
+    assert_eq!(fired(&mut b), 0);
+    view(&mut a, "p4");
+    assert_eq!(fired(&mut a), 1);
+}
+
 /// The rule reads only the window's entries, newest first. Neither another user's views nor a
 /// failed sign-in carried into the trail later (with its original, older time) may change
 /// what it counts.
