@@ -1291,6 +1291,106 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+/// A clinic with several practitioners narrows the calendar to one: only that column and that
+/// practitioner's appointments are shown, in the day and the week view, until "All" again.
+async fn the_calendar_shows_one_practitioner_when_asked() {
+    use clinvault_core::appointments::Booking;
+    use clinvault_core::patients::PatientFields;
+    use secrecy::SecretString;
+
+    let today = jiff::Zoned::now().date().to_string();
+    let app = App::start_with("calendar-show", |path| {
+        let mut s = support::seeded_admin(path);
+        s.add_appointment_type("Follow-up", 30, "75.00", None)
+            .unwrap();
+        for (user, name, patient, at) in [
+            ("sam", "Sam Physio", "Ann", "10:00"),
+            ("zoe", "Zoe Osteo", "Bea", "11:00"),
+        ] {
+            s.add_user(
+                user,
+                Some(name),
+                "practitioner",
+                &SecretString::from("saffron glacier tandem umbrella".to_owned()),
+            )
+            .unwrap();
+            s.add_practitioner(user).unwrap();
+            for d in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] {
+                s.set_working_hours(user, d, "08:00-18:00").unwrap();
+            }
+            let p = s
+                .add_patient(PatientFields {
+                    first_name: Some(patient.into()),
+                    last_name: Some("Columns".into()),
+                    ..Default::default()
+                })
+                .unwrap();
+            s.book_appointment(&Booking {
+                patient_id: &p.id,
+                practitioner: user,
+                appointment_type: "Follow-up",
+                start_local: &format!("{today}T{at}"),
+                weekly_occurrences: 1,
+                allow_override: false,
+            })
+            .unwrap();
+        }
+    })
+    .await;
+    // The practitioners' column headings: one per column in the day view, one per group of
+    // seven days in the week view.
+    let columns = |css: &'static str| {
+        let app = &app;
+        async move {
+            let v = app
+                .client
+                .execute(
+                    "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent.trim()).join('|');",
+                    vec![serde_json::json!(css)],
+                )
+                .await
+                .unwrap();
+            v.as_str().unwrap_or_default().to_owned()
+        }
+    };
+
+    app.el("#si-username").await;
+    app.sign_in("admin", ADMIN_PASS).await;
+    app.wait_for("#home-title", 60).await;
+    app.watch_csp().await;
+    app.click("#nav-calendar").await;
+    wait_content(&app, ".ec-event.appt", "Bea Columns").await;
+    wait_content(&app, ".ec-event.appt", "Ann Columns").await;
+    assert_eq!(columns(".ec-col-head").await, "Sam Physio|Zoe Osteo");
+
+    app.el("#cal-show option[value='zoe']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_gone(&app, "#calendar", "Ann Columns").await;
+    wait_content(&app, ".ec-event.appt", "Bea Columns").await;
+    assert_eq!(columns(".ec-col-head").await, "Zoe Osteo");
+    app.screenshot("one-practitioner").await;
+
+    // The week view keeps the choice: Zoe's seven days only.
+    app.click(".ec-button.ec-resourceTimeGridWeek").await;
+    wait_content(&app, ".ec-event.appt", "Bea Columns").await;
+    assert_eq!(columns(".ec-col-group").await, "Zoe Osteo");
+    assert!(!app.text_of("#calendar").await.contains("Ann Columns"));
+
+    app.el("#cal-show option[value='']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait_content(&app, ".ec-event.appt", "Ann Columns").await;
+    assert_eq!(columns(".ec-col-group").await, "Sam Physio|Zoe Osteo");
+    app.assert_no_csp_violations().await;
+    app.stop().await;
+}
+
 /// Opens a patient's record from the Patients screen by searching.
 async fn open_patient(app: &App, search: &str, title: &str) {
     app.click("#nav-patients").await;
