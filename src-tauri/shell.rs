@@ -32,12 +32,19 @@ pub struct Shell<H: Host> {
     pending: Option<PendingSignIn>,
     /// The last automatic push's outcome in this window (sync screen and Home show it).
     auto_push: Option<crate::sync_api::AutoPushView>,
+    /// Set while a push runs (its upload runs without the shell's lock).
+    push_running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// A push that ended while the session was locked: recorded when its person is back.
+    unrecorded_push: Option<(
+        clinvault_core::snapshot::AuditedRun,
+        Option<clinvault_core::ErrorKind>,
+    )>,
 }
 
 // The sync commands (set-up, test, schedule, push, snapshots, restore test, the timer's push).
 #[path = "sync_shell.rs"]
 mod sync;
-pub use sync::ProgressSink;
+pub use sync::{ProgressSink, PushInFlight};
 
 pub(crate) fn core<T>(r: clinvault_core::Result<T>) -> Result<T> {
     r.map_err(ApiError::from)
@@ -254,6 +261,8 @@ impl<H: Host> Shell<H> {
             session: None,
             pending: None,
             auto_push: None,
+            push_running: Default::default(),
+            unrecorded_push: None,
         }
     }
 
@@ -435,6 +444,7 @@ impl<H: Host> Shell<H> {
             SignIn::Complete(s) => self.session = Some(*s),
             SignIn::NeedsSecondFactor(p) => self.pending = Some(*p),
         }
+        self.record_unrecorded_push();
         self.warm_up();
         self.status()
     }
@@ -447,6 +457,7 @@ impl<H: Host> Shell<H> {
         })?;
         let session = core(pending.complete(req.code.trim(), req.remember_device))?;
         self.session = Some(session);
+        self.record_unrecorded_push();
         self.warm_up();
         self.status()
     }
@@ -496,6 +507,7 @@ impl<H: Host> Shell<H> {
             self.session = None;
         }
         core(result)?;
+        self.record_unrecorded_push();
         self.status()
     }
 

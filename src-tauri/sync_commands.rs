@@ -1,7 +1,9 @@
 //! The sync commands for the window (a child module of `commands`: same lock, same panic
 //! containment), and the timer that runs scheduled pushes. Pushes and restore tests send their
-//! progress on a channel; like a backup export they hold the shell's lock while they run (off the
-//! main thread, so the window stays responsive; other commands wait).
+//! progress on a channel and run off the main thread. A push holds the shell's lock only to
+//! prepare and to record: its upload, which can take minutes to a slow remote target, runs
+//! without it, so the window's other commands go on meanwhile. A restore test, like a backup
+//! export, holds the lock while it runs (other commands wait).
 
 use std::time::Duration;
 
@@ -61,7 +63,21 @@ pub fn sync_push(
     let sink = ProgressSink::new(move |p| {
         let _ = progress.send(p);
     });
-    off_runtime(|| with(&state, |s| s.sync_push(&sink)))
+    off_runtime(|| {
+        let mut push = with(&state, |s| s.sync_push_begin())?;
+        let outcome = upload(&mut push, &sink);
+        with(&state, |s| s.sync_push_end(push, outcome))
+    })
+}
+
+/// The upload between a push's halves, without the shell's lock; a panic (a bug) in it is
+/// contained like any command's and ends the push as failed.
+fn upload(
+    push: &mut crate::shell::PushInFlight,
+    progress: &dyn clinvault_sync::Progress,
+) -> clinvault_core::Result<clinvault_sync::PushReport> {
+    super::contain(|| Ok(push.upload(progress)))
+        .unwrap_or_else(|e| Err(clinvault_core::Error::Internal(e.message)))
 }
 
 #[tauri::command(async)]
@@ -79,7 +95,8 @@ pub fn sync_restore_test(
 const TICK: Duration = Duration::from_secs(60);
 
 /// Starts the scheduled-push timer on its own thread: every minute it asks the shell (which
-/// asks the core) whether a push is due for an unlocked session, and runs it. A panic in a push
+/// asks the core) whether a push is due for an unlocked session, and runs it (the upload
+/// without the shell's lock, as for a push by hand). A panic in a push
 /// is contained like any command's; the thread ends with the app.
 pub fn start_timer(app: &tauri::AppHandle) {
     let handle = app.clone();
@@ -88,7 +105,14 @@ pub fn start_timer(app: &tauri::AppHandle) {
         .spawn(move || loop {
             std::thread::sleep(TICK);
             let state = handle.state::<AppState>();
-            let _ = with(&state, |s| Ok(s.run_scheduled_push()));
+            let Ok(Some(Some(mut push))) = with(&state, |s| Ok(s.scheduled_push_begin())) else {
+                continue;
+            };
+            let outcome = upload(&mut push, &clinvault_sync::NoProgress);
+            let _ = with(&state, |s| {
+                s.scheduled_push_end(push, outcome);
+                Ok(())
+            });
         });
     // Without the thread there are no automatic pushes; pushing by hand still works.
     drop(spawned);

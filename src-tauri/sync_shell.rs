@@ -5,13 +5,15 @@
 //! only asks and runs it.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use clinvault_core::sync_config::SyncStatus;
 use clinvault_core::SessionState;
 use clinvault_sync::ops::{self, TargetOptions};
 use clinvault_sync::target::{Credentials, TlsMin};
-use clinvault_sync::{NoProgress, Progress, ProgressEvent, TargetSpec};
+
+use clinvault_sync::{NoProgress, Progress, ProgressEvent, PushReport, TargetSpec};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
@@ -214,8 +216,36 @@ impl<H: Host> Shell<H> {
             .collect())
     }
 
+    /// A whole push under one borrow of the shell: for callers that hold it anyway (tests).
+    /// The window's command runs the halves with the upload between them, without the lock.
     pub fn sync_push(&mut self, progress: &dyn Progress) -> Result<PushResult> {
-        let r = core(ops::push(self.active()?, progress))?;
+        let mut push = self.sync_push_begin()?;
+        let outcome = push.upload(progress);
+        self.sync_push_end(push, outcome)
+    }
+
+    /// The first half of a push: target, staged copy and permission, under the shell's lock.
+    /// One push at a time (a second, by hand or by the timer, is refused until it ends).
+    pub fn sync_push_begin(&mut self) -> Result<PushInFlight> {
+        let slot = PushSlot::take(&self.push_running)?;
+        let at = clinvault_core::clock::rfc3339(self.host.clock().now());
+        let prepared = core(ops::prepare_push(self.active()?))?;
+        Ok(PushInFlight {
+            prepared,
+            started_at: at,
+            _slot: slot,
+        })
+    }
+
+    /// The second half: records the outcome and answers with it. If the session locked during
+    /// the upload, the entry waits for the same person to unlock or sign in again.
+    pub fn sync_push_end(
+        &mut self,
+        push: PushInFlight,
+        outcome: clinvault_core::Result<PushReport>,
+    ) -> Result<PushResult> {
+        self.record_push(push, &outcome);
+        let r = core(outcome)?;
         Ok(PushResult {
             snapshot: short(&r.snapshot),
             files: r.files as u64,
@@ -224,6 +254,29 @@ impl<H: Host> Shell<H> {
             new_blobs: r.new_blobs,
             uploaded_bytes: r.uploaded_bytes,
         })
+    }
+
+    fn record_push(&mut self, push: PushInFlight, outcome: &clinvault_core::Result<PushReport>) {
+        let run = push.prepared.into_run();
+        let failure = outcome.as_ref().err().map(clinvault_core::Error::kind);
+        let recorded = self
+            .session
+            .as_mut()
+            .is_some_and(|s| s.finish_audited(&run, failure).is_ok());
+        if !recorded {
+            self.unrecorded_push = Some((run, failure));
+        }
+    }
+
+    /// Records a push that ended while the session was locked, once its person is back.
+    pub(crate) fn record_unrecorded_push(&mut self) {
+        let (Some((run, failure)), Some(s)) = (self.unrecorded_push.take(), self.session.as_mut())
+        else {
+            return;
+        };
+        if s.finish_audited(&run, failure).is_err() {
+            self.unrecorded_push = Some((run, failure));
+        }
     }
 
     pub fn sync_restore_test(&mut self, progress: &dyn Progress) -> Result<RestoreTestResult> {
@@ -277,19 +330,51 @@ impl<H: Host> Shell<H> {
 
     /// The app's timer: when a session is unlocked, may manage sync, and the core says a push
     /// is due, runs it and remembers the outcome for the screens (the audit trail records it
-    /// too, which is what the core's rule reads next time). Returns whether a push ran.
+    /// too, which is what the core's rule reads next time). Returns whether a push ran. Under
+    /// one borrow of the shell, for tests; the timer runs the halves as the window's command does.
     pub fn run_scheduled_push(&mut self) -> bool {
-        let Some(s) = self.session.as_mut() else {
-            return false;
-        };
-        if s.check() != SessionState::Active {
-            return false;
+        match self.scheduled_push_begin() {
+            None => false,
+            Some(None) => true,
+            Some(Some(mut push)) => {
+                let outcome = push.upload(&NoProgress);
+                self.scheduled_push_end(push, outcome);
+                true
+            }
         }
-        if !s.scheduled_push_due().unwrap_or(false) {
-            return false;
+    }
+
+    /// The first half of a scheduled push (see `run_scheduled_push`): None when none is due
+    /// (or one by hand is running), Some(None) when it failed before its upload (the outcome
+    /// is kept for the screens and the core recorded it), else the push to upload.
+    pub fn scheduled_push_begin(&mut self) -> Option<Option<PushInFlight>> {
+        let s = self.session.as_mut()?;
+        if s.check() != SessionState::Active || !s.scheduled_push_due().unwrap_or(false) {
+            return None;
         }
-        let at = clinvault_core::clock::rfc3339(self.host.clock().now());
-        let outcome = ops::push(s, &NoProgress);
+        match self.sync_push_begin() {
+            Ok(push) => Some(Some(push)),
+            // A push by hand is running: the timer asks again next time.
+            Err(e) if e.kind == ErrorKind::Conflict => None,
+            Err(e) => {
+                self.auto_push = Some(AutoPushView {
+                    at: clinvault_core::clock::rfc3339(self.host.clock().now()),
+                    ok: false,
+                    message: format!("Automatic push failed: {}", e.message),
+                });
+                Some(None)
+            }
+        }
+    }
+
+    /// The second half of a scheduled push: records it and keeps the outcome for the screens.
+    pub fn scheduled_push_end(
+        &mut self,
+        push: PushInFlight,
+        outcome: clinvault_core::Result<PushReport>,
+    ) {
+        let at = push.started_at.clone();
+        self.record_push(push, &outcome);
         self.auto_push = Some(match outcome {
             Ok(r) => AutoPushView {
                 at,
@@ -307,6 +392,40 @@ impl<H: Host> Shell<H> {
                 message: format!("Automatic push failed: {e}"),
             },
         });
-        true
+    }
+}
+
+/// A push between its halves. It holds the staged copy of the vault (removed when it is
+/// dropped) and the shell's one push slot (freed when it is dropped, also by a panic).
+pub struct PushInFlight {
+    prepared: ops::PreparedPush,
+    started_at: String,
+    _slot: PushSlot,
+}
+
+impl PushInFlight {
+    /// The upload: no session and no shell lock needed.
+    pub fn upload(&mut self, progress: &dyn Progress) -> clinvault_core::Result<PushReport> {
+        self.prepared.upload(progress)
+    }
+}
+
+struct PushSlot(Arc<AtomicBool>);
+
+impl PushSlot {
+    fn take(running: &Arc<AtomicBool>) -> Result<PushSlot> {
+        if running.swap(true, Ordering::SeqCst) {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                "A push is already running; this one was not started. Wait for it to finish.",
+            ));
+        }
+        Ok(PushSlot(running.clone()))
+    }
+}
+
+impl Drop for PushSlot {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }

@@ -316,3 +316,69 @@ fn the_connection_test_names_an_unreachable_server() {
         e.message
     );
 }
+
+fn push_entries(f: &mut Fixture) -> Vec<AuditRow> {
+    f.shell
+        .audit_list(AuditQuery {
+            user: None,
+            action: Some("sync.push".into()),
+            patient_id: None,
+            outcome: None,
+            since: None,
+            until: None,
+            before_seq: None,
+            limit: None,
+        })
+        .unwrap()
+}
+
+/// The window's push command uploads between two short turns of the shell's lock. Meanwhile
+/// the shell answers other commands and refuses a second push, by hand or by the timer; a push
+/// that ends while the screen is locked is recorded once its person unlocks.
+#[test]
+fn a_push_uploads_between_its_halves_and_one_ending_while_locked_is_recorded_at_unlock() {
+    let mut f = with_admin();
+    let out = tempfile::tempdir().unwrap();
+    folder_target(&mut f, &out.path().join("repo"));
+    f.shell
+        .set_sync_schedule(SetSyncSchedule { every_hours: 4 })
+        .unwrap();
+    let before = push_entries(&mut f).len();
+
+    let mut push = f.shell.sync_push_begin().unwrap();
+    assert!(f.shell.sync_status().unwrap().push_due);
+    let second = f.shell.sync_push_begin().err().unwrap();
+    assert_eq!(second.kind, ErrorKind::Conflict);
+    assert!(
+        second.message.contains("already running"),
+        "{}",
+        second.message
+    );
+    assert!(
+        !f.shell.run_scheduled_push(),
+        "the timer started a second push"
+    );
+
+    f.shell.lock().unwrap();
+    let outcome = push.upload(&clinvault_sync::NoProgress);
+    let done = f.shell.sync_push_end(push, outcome).unwrap();
+    assert_eq!(done.snapshot.len(), 12);
+    f.shell
+        .unlock(Unlock {
+            passphrase: secret(ADMIN_PASS),
+        })
+        .unwrap();
+    let entries = push_entries(&mut f);
+    assert_eq!(entries.len(), before + 1, "{entries:?}");
+    assert_eq!(entries[0].outcome, "ok");
+    assert!(
+        entries[0].details.contains(&done.snapshot),
+        "{}",
+        entries[0].details
+    );
+    // The push slot is free again, and the schedule saw the push.
+    assert!(!f.shell.sync_status().unwrap().push_due);
+    f.shell.sync_push(&clinvault_sync::NoProgress).unwrap();
+    assert_eq!(f.shell.sync_snapshots().unwrap().len(), 2);
+    assert_eq!(push_entries(&mut f).len(), before + 2);
+}

@@ -17,10 +17,10 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::audit::Event;
+use crate::audit::{Event, Outcome};
 use crate::checkpoint::CHECKPOINT_FILE;
 use crate::crypto::Secret32;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key_hierarchy as kh;
 use crate::keyfile::KeyFile;
 use crate::permissions::Permission;
@@ -578,6 +578,21 @@ pub fn restore_workspace(to: &Path) -> Result<PathBuf> {
     Ok(work)
 }
 
+/// An operation authorised with `Session::begin_audited` whose outcome is not recorded yet: a
+/// long operation a front end runs without holding its session (a push to a remote target).
+/// Its entry is written by `Session::finish_audited`, with the details added meanwhile.
+#[must_use = "record the outcome with Session::finish_audited"]
+pub struct AuditedRun {
+    event: Event,
+    user_id: uuid::Uuid,
+}
+
+impl AuditedRun {
+    pub fn event_mut(&mut self) -> &mut Event {
+        &mut self.event
+    }
+}
+
 impl Session {
     /// For operations that cannot run inside one database transaction (long file and network
     /// I/O: backups, sync): authorises `need`, runs `f`, then records `event` with whatever
@@ -588,21 +603,46 @@ impl Session {
         event: Event,
         f: impl FnOnce(&mut Session, &mut Event) -> Result<T>,
     ) -> Result<T> {
-        self.authorize(need, event.clone())?;
-        let mut ev = event;
-        match f(self, &mut ev) {
+        let mut run = self.begin_audited(need, event)?;
+        match f(self, run.event_mut()) {
             Ok(v) => {
-                self.record(ev)?;
+                self.finish_audited(&run, None)?;
                 Ok(v)
             }
             Err(e) => {
-                let failed = ev
-                    .outcome(crate::audit::Outcome::Failed)
-                    .detail("error", serde_json::to_value(e.kind()).unwrap_or_default());
-                let _ = self.record(failed);
+                let _ = self.finish_audited(&run, Some(e.kind()));
                 Err(e)
             }
         }
+    }
+
+    /// The first half of `run_audited`: the permission check (a refusal is recorded as denied).
+    pub fn begin_audited(&mut self, need: Need, event: Event) -> Result<AuditedRun> {
+        self.authorize(need, event.clone())?;
+        Ok(AuditedRun {
+            event,
+            user_id: self.user().id,
+        })
+    }
+
+    /// The second half: records the run as ok, or as failed with the error's kind. Refused,
+    /// leaving the run to be recorded later, while the session is locked, and always for a
+    /// session of another user (the entry is signed by the person who ran it).
+    pub fn finish_audited(&mut self, run: &AuditedRun, failure: Option<ErrorKind>) -> Result<()> {
+        if self.user().id != run.user_id {
+            return Err(Error::PermissionDenied(
+                "an operation is recorded only by the person who ran it".into(),
+            ));
+        }
+        let event = match failure {
+            None => run.event.clone(),
+            Some(kind) => run
+                .event
+                .clone()
+                .outcome(Outcome::Failed)
+                .detail("error", serde_json::to_value(kind).unwrap_or_default()),
+        };
+        self.record(event)
     }
 }
 

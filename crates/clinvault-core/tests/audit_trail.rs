@@ -559,6 +559,42 @@ fn bulk_record_access_alert_fires_at_its_threshold_only() {
     assert_eq!(acks.len(), 1);
 }
 
+/// A long operation run in two halves (a push uploading without its session) is recorded only
+/// by the person who ran it, and only once their session is open again.
+#[test]
+fn a_long_operation_is_recorded_by_the_person_who_ran_it_once_they_are_back() {
+    let (c, _) = Clinic::with_history();
+    let mut a = c.admin();
+    let mut run = a
+        .begin_audited(Need::SignedIn, Event::new("backup.export"))
+        .unwrap();
+    *run.event_mut() = run.event_mut().clone().detail("files", 3);
+    a.lock("manual");
+    let e = a.finish_audited(&run, None).unwrap_err();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::SessionLocked, "{e}");
+    let mut jo = c.sign_in("jo", USER_PASS);
+    let e = jo.finish_audited(&run, None).unwrap_err();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::PermissionDenied, "{e}");
+    drop(jo);
+    a.unlock(&secret(ADMIN_PASS)).unwrap();
+    a.finish_audited(&run, Some(clinvault_core::ErrorKind::Io))
+        .unwrap();
+    let entries = a
+        .audit_list(&AuditFilter {
+            action: Some("backup.export".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        (entries[0].actor_name.as_str(), entries[0].outcome.as_str()),
+        ("admin", "failed")
+    );
+    assert_eq!(entries[0].details["files"], serde_json::json!(3));
+    assert_eq!(entries[0].details["error"], serde_json::json!("io"));
+}
+
 /// The count is carried from one view to the next and then reads only the entries appended
 /// since, which must include those of the same user's other sessions (another window, the CLI).
 #[test]

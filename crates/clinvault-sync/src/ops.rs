@@ -9,7 +9,7 @@ use serde::Serialize;
 use clinvault_core::audit::Event;
 use clinvault_core::os_keyring::SecretStore;
 use clinvault_core::permissions::Permission;
-use clinvault_core::snapshot::{self, VaultKeys, VerifyReport};
+use clinvault_core::snapshot::{self, AuditedRun, VaultKeys, VerifyReport};
 use clinvault_core::{Error, Need, Result, Session};
 
 use crate::backend::Backend;
@@ -221,18 +221,27 @@ fn failed<T>(s: &mut Session, event: Event, e: Error) -> Result<T> {
     s.run_audited(NEED, event, move |_, _| Err(e))
 }
 
-/// `sync push`.
-pub fn push(s: &mut Session, progress: &dyn Progress) -> Result<PushReport> {
+/// A push in three steps, so that a front end need not hold its session while uploading:
+/// `prepare_push` (with the session: target, staged capture, permission), `upload` (no
+/// session), then `finish_push` (with the session: the audit entry, once the outcome is known).
+pub struct PreparedPush {
+    repo: Repository,
+    staged: snapshot::Staged,
+    files: Vec<SourceFile>,
+    anchor: serde_json::Value,
+    keys: zeroize::Zeroizing<Vec<u8>>,
+    run: AuditedRun,
+}
+
+pub fn prepare_push(s: &mut Session) -> Result<PreparedPush> {
     let repo = match open_repo(s, true) {
         Ok(r) => r,
         Err(e) => return failed(s, Event::new("sync.push"), e),
     };
+    let event = Event::new("sync.push").target("sync_repository", repo.repo_id());
     let staged = match snapshot::capture(s, Permission::SyncManage) {
         Ok(st) => st,
-        Err(e) => {
-            let ev = Event::new("sync.push").target("sync_repository", repo.repo_id());
-            return failed(s, ev, e);
-        }
+        Err(e) => return failed(s, event, e),
     };
     let files: Vec<SourceFile> = staged
         .files()
@@ -246,20 +255,53 @@ pub fn push(s: &mut Session, progress: &dyn Progress) -> Result<PushReport> {
     let anchor = serde_json::to_value(staged.anchor())
         .map_err(|_| Error::Internal("cannot encode the audit anchor".into()))?;
     let keys = staged.keys().to_bytes();
-    let result = s.run_audited(
-        NEED,
-        Event::new("sync.push").target("sync_repository", repo.repo_id()),
-        |_s, ev| {
-            let r = repo.push(&files, anchor, &keys, progress)?;
-            add(ev, "snapshot", short(&r.snapshot));
-            add(ev, "files", r.files as u64);
-            add(ev, "new_blobs", r.new_blobs);
-            add(ev, "uploaded_bytes", r.uploaded_bytes);
-            Ok(r)
-        },
-    );
-    drop(staged);
-    result
+    let run = s.begin_audited(NEED, event)?;
+    Ok(PreparedPush {
+        repo,
+        staged,
+        files,
+        anchor,
+        keys,
+        run,
+    })
+}
+
+impl PreparedPush {
+    /// Uploads the staged copy; what it did goes into the entry `finish_push` writes.
+    pub fn upload(&mut self, progress: &dyn Progress) -> Result<PushReport> {
+        let r = self
+            .repo
+            .push(&self.files, self.anchor.clone(), &self.keys, progress)?;
+        let ev = self.run.event_mut();
+        add(ev, "snapshot", short(&r.snapshot));
+        add(ev, "files", r.files as u64);
+        add(ev, "new_blobs", r.new_blobs);
+        add(ev, "uploaded_bytes", r.uploaded_bytes);
+        Ok(r)
+    }
+
+    /// What is left to record once the upload is over; the staged copy is removed.
+    pub fn into_run(self) -> AuditedRun {
+        drop(self.staged);
+        self.run
+    }
+}
+
+/// Records a push's outcome (see `Session::finish_audited` for when it must wait).
+pub fn finish_push(s: &mut Session, run: &AuditedRun, outcome: &Result<PushReport>) -> Result<()> {
+    s.finish_audited(run, outcome.as_ref().err().map(Error::kind))
+}
+
+/// `sync push`.
+pub fn push(s: &mut Session, progress: &dyn Progress) -> Result<PushReport> {
+    let mut prepared = prepare_push(s)?;
+    let outcome = prepared.upload(progress);
+    let run = prepared.into_run();
+    match finish_push(s, &run, &outcome) {
+        // The failure itself is the answer; a failure to record it must not hide it.
+        Err(e) if outcome.is_ok() => Err(e),
+        _ => outcome,
+    }
 }
 
 /// `sync snapshots`.
