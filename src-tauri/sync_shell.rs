@@ -259,10 +259,10 @@ impl<H: Host> Shell<H> {
     fn record_push(&mut self, push: PushInFlight, outcome: &clinvault_core::Result<PushReport>) {
         let run = push.prepared.into_run();
         let failure = outcome.as_ref().err().map(clinvault_core::Error::kind);
-        let recorded = self
-            .session
-            .as_mut()
-            .is_some_and(|s| s.finish_audited(&run, failure).is_ok());
+        // `check` first: a session past its idle limit during the upload locks now.
+        let recorded = self.session.as_mut().is_some_and(|s| {
+            s.check() == SessionState::Active && s.finish_audited(&run, failure).is_ok()
+        });
         if !recorded {
             self.unrecorded_push = Some((run, failure));
         }

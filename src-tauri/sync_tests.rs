@@ -378,7 +378,36 @@ fn a_push_uploads_between_its_halves_and_one_ending_while_locked_is_recorded_at_
     );
     // The push slot is free again, and the schedule saw the push.
     assert!(!f.shell.sync_status().unwrap().push_due);
-    f.shell.sync_push(&clinvault_sync::NoProgress).unwrap();
+
+    // The idle limit passing during an upload locks the session when the push ends.
+    let mut push = f.shell.sync_push_begin().unwrap();
+    f.clock.advance(16 * 60);
+    let outcome = push.upload(&clinvault_sync::NoProgress);
+    f.shell.sync_push_end(push, outcome).unwrap();
+    assert!(matches!(stage(&mut f), Stage::Locked { .. }));
+    f.shell
+        .unlock(Unlock {
+            passphrase: secret(ADMIN_PASS),
+        })
+        .unwrap();
     assert_eq!(f.shell.sync_snapshots().unwrap().len(), 2);
-    assert_eq!(push_entries(&mut f).len(), before + 2);
+    let entries = push_entries(&mut f);
+    assert_eq!(entries.len(), before + 2);
+    let locked = f
+        .shell
+        .audit_list(AuditQuery {
+            user: None,
+            action: Some("session.lock".into()),
+            patient_id: None,
+            outcome: None,
+            since: None,
+            until: None,
+            before_seq: None,
+            limit: Some(1),
+        })
+        .unwrap();
+    assert!(
+        entries[0].seq > locked[0].seq,
+        "recorded by a session past its idle limit: {entries:?} {locked:?}"
+    );
 }

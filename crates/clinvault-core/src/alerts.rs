@@ -103,11 +103,10 @@ impl RecentViews {
     fn note(&mut self, actor_id: &str, row: &rusqlite::Row<'_>, at: i64) -> rusqlite::Result<()> {
         let actor: Option<String> = row.get(1)?;
         let target_type: Option<String> = row.get(3)?;
-        let target: Option<String> = row.get(4)?;
-        if let (Some(target), true) = (
-            target,
-            actor.as_deref() == Some(actor_id) && target_type.as_deref() == Some("patient"),
-        ) {
+        if actor.as_deref() != Some(actor_id) || target_type.as_deref() != Some("patient") {
+            return Ok(());
+        }
+        if let Some(target) = row.get::<_, Option<String>>(4)? {
             let t = self.latest.entry(target).or_insert(at);
             *t = (*t).max(at);
         }
