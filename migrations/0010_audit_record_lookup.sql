@@ -16,8 +16,6 @@ CREATE TABLE audit_targets_upto (
     only INTEGER PRIMARY KEY CHECK (only = 1),
     seq  INTEGER NOT NULL
 ) STRICT;
-INSERT INTO audit_targets (target_id, target_type, seq)
-    SELECT target_id, target_type, seq FROM audit_log
-    WHERE target_type IS NOT NULL AND target_id IS NOT NULL;
-INSERT INTO audit_targets_upto (only, seq)
-    VALUES (1, coalesce((SELECT max(seq) FROM audit_log), 0));
+-- Left empty here, so that opening a vault with a long trail after the update is not slowed
+-- down: the first search by record builds it.
+INSERT INTO audit_targets_upto (only, seq) VALUES (1, 0);
