@@ -32,10 +32,11 @@ pub struct Shell<H: Host> {
     pending: Option<PendingSignIn>,
     /// The last automatic push's outcome in this window (sync screen and Home show it).
     auto_push: Option<crate::sync_api::AutoPushView>,
-    /// Set while a push runs (its upload runs without the shell's lock).
-    push_running: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// A push that ended while the session was locked: recorded when its person is back.
-    unrecorded_push: Option<(
+    /// Set while a push or restore test runs (they run without the shell's lock).
+    sync_running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Pushes and restore tests that ended while the session was locked: recorded when their
+    /// person is back.
+    unrecorded: Vec<(
         clinvault_core::snapshot::AuditedRun,
         Option<clinvault_core::ErrorKind>,
     )>,
@@ -44,7 +45,7 @@ pub struct Shell<H: Host> {
 // The sync commands (set-up, test, schedule, push, snapshots, restore test, the timer's push).
 #[path = "sync_shell.rs"]
 mod sync;
-pub use sync::{ProgressSink, PushInFlight};
+pub use sync::{ProgressSink, PushInFlight, RestoreTestInFlight};
 
 pub(crate) fn core<T>(r: clinvault_core::Result<T>) -> Result<T> {
     r.map_err(ApiError::from)
@@ -261,8 +262,8 @@ impl<H: Host> Shell<H> {
             session: None,
             pending: None,
             auto_push: None,
-            push_running: Default::default(),
-            unrecorded_push: None,
+            sync_running: Default::default(),
+            unrecorded: Vec::new(),
         }
     }
 
@@ -444,7 +445,7 @@ impl<H: Host> Shell<H> {
             SignIn::Complete(s) => self.session = Some(*s),
             SignIn::NeedsSecondFactor(p) => self.pending = Some(*p),
         }
-        self.record_unrecorded_push();
+        self.record_unrecorded();
         self.warm_up();
         self.status()
     }
@@ -457,7 +458,7 @@ impl<H: Host> Shell<H> {
         })?;
         let session = core(pending.complete(req.code.trim(), req.remember_device))?;
         self.session = Some(session);
-        self.record_unrecorded_push();
+        self.record_unrecorded();
         self.warm_up();
         self.status()
     }
@@ -507,7 +508,7 @@ impl<H: Host> Shell<H> {
             self.session = None;
         }
         core(result)?;
-        self.record_unrecorded_push();
+        self.record_unrecorded();
         self.status()
     }
 

@@ -1,9 +1,9 @@
 //! The sync commands for the window (a child module of `commands`: same lock, same panic
 //! containment), and the timer that runs scheduled pushes. Pushes and restore tests send their
-//! progress on a channel and run off the main thread. A push holds the shell's lock only to
-//! prepare and to record: its upload, which can take minutes to a slow remote target, runs
-//! without it, so the window's other commands go on meanwhile. A restore test, like a backup
-//! export, holds the lock while it runs (other commands wait).
+//! progress on a channel and run off the main thread. Both hold the shell's lock only to
+//! prepare and to record: the upload or download in between, which can take minutes with a
+//! slow remote target, runs without it, so the window's other commands go on meanwhile. One of
+//! them at a time. (A backup export, to a local file, holds the lock while it runs.)
 
 use std::time::Duration;
 
@@ -88,7 +88,12 @@ pub fn sync_restore_test(
     let sink = ProgressSink::new(move |p| {
         let _ = progress.send(p);
     });
-    off_runtime(|| with(&state, |s| s.sync_restore_test(&sink)))
+    off_runtime(|| {
+        let mut test = with(&state, |s| s.sync_restore_test_begin())?;
+        let result = super::contain(|| Ok(test.run(&sink)))
+            .unwrap_or_else(|e| Err(clinvault_core::Error::Internal(e.message)));
+        with(&state, |s| s.sync_restore_test_end(test, result))
+    })
 }
 
 /// How often the timer asks the core whether a scheduled push is due.

@@ -225,9 +225,10 @@ impl<H: Host> Shell<H> {
     }
 
     /// The first half of a push: target, staged copy and permission, under the shell's lock.
-    /// One push at a time (a second, by hand or by the timer, is refused until it ends).
+    /// One push or restore test at a time (another, by hand or by the timer, is refused until
+    /// it ends).
     pub fn sync_push_begin(&mut self) -> Result<PushInFlight> {
-        let slot = PushSlot::take(&self.push_running)?;
+        let slot = SyncSlot::take(&self.sync_running)?;
         let at = clinvault_core::clock::rfc3339(self.host.clock().now());
         let prepared = core(ops::prepare_push(self.active()?))?;
         Ok(PushInFlight {
@@ -244,7 +245,7 @@ impl<H: Host> Shell<H> {
         push: PushInFlight,
         outcome: clinvault_core::Result<PushReport>,
     ) -> Result<PushResult> {
-        self.record_push(push, &outcome);
+        self.record_run(push.prepared.into_run(), &outcome);
         let r = core(outcome)?;
         Ok(PushResult {
             snapshot: short(&r.snapshot),
@@ -256,32 +257,61 @@ impl<H: Host> Shell<H> {
         })
     }
 
-    fn record_push(&mut self, push: PushInFlight, outcome: &clinvault_core::Result<PushReport>) {
-        let run = push.prepared.into_run();
+    /// Records a push or restore test; if the session locked while it ran, the entry waits
+    /// for its person (`record_unrecorded`).
+    fn record_run<T>(
+        &mut self,
+        run: clinvault_core::snapshot::AuditedRun,
+        outcome: &clinvault_core::Result<T>,
+    ) {
         let failure = outcome.as_ref().err().map(clinvault_core::Error::kind);
         // `check` first: a session past its idle limit during the upload locks now.
         let recorded = self.session.as_mut().is_some_and(|s| {
             s.check() == SessionState::Active && s.finish_audited(&run, failure).is_ok()
         });
         if !recorded {
-            self.unrecorded_push = Some((run, failure));
+            self.unrecorded.push((run, failure));
         }
     }
 
-    /// Records a push that ended while the session was locked, once its person is back.
-    pub(crate) fn record_unrecorded_push(&mut self) {
-        let (Some((run, failure)), Some(s)) = (self.unrecorded_push.take(), self.session.as_mut())
-        else {
+    /// Records the pushes and restore tests that ended while the session was locked, once
+    /// their person is back.
+    pub(crate) fn record_unrecorded(&mut self) {
+        let Some(s) = self.session.as_mut() else {
             return;
         };
-        if s.finish_audited(&run, failure).is_err() {
-            self.unrecorded_push = Some((run, failure));
-        }
+        self.unrecorded
+            .retain(|(run, failure)| s.finish_audited(run, *failure).is_err());
     }
 
     pub fn sync_restore_test(&mut self, progress: &dyn Progress) -> Result<RestoreTestResult> {
-        let mut outcome = None;
-        let result = ops::restore_test(self.active()?, progress, &mut outcome);
+        let mut test = self.sync_restore_test_begin()?;
+        let result = test.run(progress);
+        self.sync_restore_test_end(test, result)
+    }
+
+    /// The first half of a restore test: the repository and the permission, under the lock.
+    /// It shares the one slot with pushes.
+    pub fn sync_restore_test_begin(&mut self) -> Result<RestoreTestInFlight> {
+        let slot = SyncSlot::take(&self.sync_running)?;
+        let prepared = core(ops::prepare_restore_test(self.active()?))?;
+        Ok(RestoreTestInFlight {
+            prepared,
+            outcome: None,
+            _slot: slot,
+        })
+    }
+
+    /// The second half: records the outcome and answers with it.
+    pub fn sync_restore_test_end(
+        &mut self,
+        test: RestoreTestInFlight,
+        result: clinvault_core::Result<()>,
+    ) -> Result<RestoreTestResult> {
+        let RestoreTestInFlight {
+            prepared, outcome, ..
+        } = test;
+        self.record_run(prepared.into_run(), &result);
         let failed = |o: &ops::RestoreTest| {
             o.failed
                 .iter()
@@ -374,7 +404,7 @@ impl<H: Host> Shell<H> {
         outcome: clinvault_core::Result<PushReport>,
     ) {
         let at = push.started_at.clone();
-        self.record_push(push, &outcome);
+        self.record_run(push.prepared.into_run(), &outcome);
         self.auto_push = Some(match outcome {
             Ok(r) => AutoPushView {
                 at,
@@ -396,11 +426,11 @@ impl<H: Host> Shell<H> {
 }
 
 /// A push between its halves. It holds the staged copy of the vault (removed when it is
-/// dropped) and the shell's one push slot (freed when it is dropped, also by a panic).
+/// dropped) and the shell's one sync slot (freed when it is dropped, also by a panic).
 pub struct PushInFlight {
     prepared: ops::PreparedPush,
     started_at: String,
-    _slot: PushSlot,
+    _slot: SyncSlot,
 }
 
 impl PushInFlight {
@@ -410,21 +440,36 @@ impl PushInFlight {
     }
 }
 
-struct PushSlot(Arc<AtomicBool>);
+/// A restore test between its halves (the shell's one sync slot, freed when it is dropped).
+pub struct RestoreTestInFlight {
+    prepared: ops::PreparedRestoreTest,
+    outcome: Option<ops::RestoreTest>,
+    _slot: SyncSlot,
+}
 
-impl PushSlot {
-    fn take(running: &Arc<AtomicBool>) -> Result<PushSlot> {
-        if running.swap(true, Ordering::SeqCst) {
-            return Err(ApiError::new(
-                ErrorKind::Conflict,
-                "A push is already running; this one was not started. Wait for it to finish.",
-            ));
-        }
-        Ok(PushSlot(running.clone()))
+impl RestoreTestInFlight {
+    /// The download and verification: no session and no shell lock needed.
+    pub fn run(&mut self, progress: &dyn Progress) -> clinvault_core::Result<()> {
+        self.prepared.run(progress, &mut self.outcome)
     }
 }
 
-impl Drop for PushSlot {
+struct SyncSlot(Arc<AtomicBool>);
+
+impl SyncSlot {
+    fn take(running: &Arc<AtomicBool>) -> Result<SyncSlot> {
+        if running.swap(true, Ordering::SeqCst) {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                "A push or restore test is already running; this one was not started. Wait for it \
+                 to finish.",
+            ));
+        }
+        Ok(SyncSlot(running.clone()))
+    }
+}
+
+impl Drop for SyncSlot {
     fn drop(&mut self) {
         self.0.store(false, Ordering::SeqCst);
     }

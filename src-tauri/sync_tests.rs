@@ -336,7 +336,7 @@ fn push_entries(f: &mut Fixture) -> Vec<AuditRow> {
 /// the shell answers other commands and refuses a second push, by hand or by the timer; a push
 /// that ends while the screen is locked is recorded once its person unlocks.
 #[test]
-fn a_push_uploads_between_its_halves_and_one_ending_while_locked_is_recorded_at_unlock() {
+fn a_push_or_restore_test_runs_between_its_halves_and_one_ending_while_locked_waits_for_unlock() {
     let mut f = with_admin();
     let out = tempfile::tempdir().unwrap();
     folder_target(&mut f, &out.path().join("repo"));
@@ -358,6 +358,8 @@ fn a_push_uploads_between_its_halves_and_one_ending_while_locked_is_recorded_at_
         !f.shell.run_scheduled_push(),
         "the timer started a second push"
     );
+    let test = f.shell.sync_restore_test_begin().err().unwrap();
+    assert_eq!(test.kind, ErrorKind::Conflict);
 
     f.shell.lock().unwrap();
     let outcome = push.upload(&clinvault_sync::NoProgress);
@@ -410,4 +412,30 @@ fn a_push_uploads_between_its_halves_and_one_ending_while_locked_is_recorded_at_
         entries[0].seq > locked[0].seq,
         "recorded by a session past its idle limit: {entries:?} {locked:?}"
     );
+
+    // A restore test runs the same way, and also waits to be recorded.
+    let mut test = f.shell.sync_restore_test_begin().unwrap();
+    f.shell.lock().unwrap();
+    let result = test.run(&clinvault_sync::NoProgress);
+    assert!(f.shell.sync_restore_test_end(test, result).unwrap().ok);
+    f.shell
+        .unlock(Unlock {
+            passphrase: secret(ADMIN_PASS),
+        })
+        .unwrap();
+    let tests = f
+        .shell
+        .audit_list(AuditQuery {
+            user: None,
+            action: Some("sync.restore_test".into()),
+            patient_id: None,
+            outcome: None,
+            since: None,
+            until: None,
+            before_seq: None,
+            limit: None,
+        })
+        .unwrap();
+    assert_eq!(tests.len(), 1, "{tests:?}");
+    assert_eq!(tests[0].outcome, "ok");
 }

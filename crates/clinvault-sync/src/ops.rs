@@ -287,21 +287,26 @@ impl PreparedPush {
     }
 }
 
-/// Records a push's outcome (see `Session::finish_audited` for when it must wait).
-pub fn finish_push(s: &mut Session, run: &AuditedRun, outcome: &Result<PushReport>) -> Result<()> {
+/// Records the outcome of a push or restore test run in steps (see `Session::finish_audited`
+/// for when it must wait).
+pub fn finish_run<T>(s: &mut Session, run: &AuditedRun, outcome: &Result<T>) -> Result<()> {
     s.finish_audited(run, outcome.as_ref().err().map(Error::kind))
+}
+
+/// Runs the last step and answers with the operation's outcome: a failure to record a failure
+/// must not hide it.
+fn finished<T>(s: &mut Session, run: AuditedRun, outcome: Result<T>) -> Result<T> {
+    match finish_run(s, &run, &outcome) {
+        Err(e) if outcome.is_ok() => Err(e),
+        _ => outcome,
+    }
 }
 
 /// `sync push`.
 pub fn push(s: &mut Session, progress: &dyn Progress) -> Result<PushReport> {
     let mut prepared = prepare_push(s)?;
     let outcome = prepared.upload(progress);
-    let run = prepared.into_run();
-    match finish_push(s, &run, &outcome) {
-        // The failure itself is the answer; a failure to record it must not hide it.
-        Err(e) if outcome.is_ok() => Err(e),
-        _ => outcome,
-    }
+    finished(s, prepared.into_run(), outcome)
 }
 
 /// `sync snapshots`.
@@ -425,13 +430,41 @@ pub fn restore_test(
     progress: &dyn Progress,
     outcome: &mut Option<RestoreTest>,
 ) -> Result<()> {
+    let mut prepared = prepare_restore_test(s)?;
+    let result = prepared.run(progress, outcome);
+    finished(s, prepared.into_run(), result)
+}
+
+/// A restore test in three steps, like a push: `prepare_restore_test` (with the session),
+/// `run` (no session), then `finish_run`.
+pub struct PreparedRestoreTest {
+    repo: Repository,
+    run: AuditedRun,
+}
+
+pub fn prepare_restore_test(s: &mut Session) -> Result<PreparedRestoreTest> {
     let repo = open_repo(s, false)?;
-    s.run_audited(NEED, Event::new("sync.restore_test").target("sync_repository", repo.repo_id()), |_s, ev| {
+    let run = s.begin_audited(
+        NEED,
+        Event::new("sync.restore_test").target("sync_repository", repo.repo_id()),
+    )?;
+    Ok(PreparedRestoreTest { repo, run })
+}
+
+impl PreparedRestoreTest {
+    pub fn run(
+        &mut self,
+        progress: &dyn Progress,
+        outcome: &mut Option<RestoreTest>,
+    ) -> Result<()> {
+        let (repo, ev) = (&self.repo, self.run.event_mut());
         let mut failed = Vec::new();
         let mut list = repo.snapshots()?;
         list.reverse();
         if list.is_empty() {
-            return Err(Error::NotFound("the sync target holds no snapshot yet".into()));
+            return Err(Error::NotFound(
+                "the sync target holds no snapshot yet".into(),
+            ));
         }
         for snap in list {
             let tmp = tempfile::tempdir().map_err(|e| Error::Io {
@@ -480,7 +513,12 @@ pub fn restore_test(
         Err(Error::Integrity(format!(
             "none of the {n} snapshot(s) on the sync target restores and verifies"
         )))
-    })
+    }
+
+    /// What is left to record once the test is over.
+    pub fn into_run(self) -> AuditedRun {
+        self.run
+    }
 }
 
 /// `sync restore SNAPSHOT --to DIR --from URL --recovery-key-file F`: a new machine with only the
