@@ -147,19 +147,7 @@ fn an_administrator_sets_a_folder_target_tests_pushes_lists_and_restore_tests() 
     assert!(rt.message.contains("Restore test passed"), "{}", rt.message);
 
     // Each step is in the audit trail (kind and ids only).
-    let actions: Vec<String> = f
-        .shell
-        .audit_list(AuditQuery {
-            user: None,
-            action: Some("sync.".into()),
-            patient_id: None,
-            outcome: None,
-            since: None,
-            until: None,
-            before_seq: None,
-            limit: None,
-        })
-        .unwrap()
+    let actions: Vec<String> = entries(&mut f, "sync.")
         .into_iter()
         .map(|r| r.action)
         .collect();
@@ -317,11 +305,12 @@ fn the_connection_test_names_an_unreachable_server() {
     );
 }
 
-fn push_entries(f: &mut Fixture) -> Vec<AuditRow> {
+/// The trail's entries for an action (or a prefix ending in '.'), newest first.
+fn entries(f: &mut Fixture, action: &str) -> Vec<AuditRow> {
     f.shell
         .audit_list(AuditQuery {
             user: None,
-            action: Some("sync.push".into()),
+            action: Some(action.into()),
             patient_id: None,
             outcome: None,
             since: None,
@@ -343,7 +332,7 @@ fn a_push_or_restore_test_runs_between_its_halves_and_one_ending_while_locked_wa
     f.shell
         .set_sync_schedule(SetSyncSchedule { every_hours: 4 })
         .unwrap();
-    let before = push_entries(&mut f).len();
+    let before = entries(&mut f, "sync.push").len();
 
     let mut push = f.shell.sync_push_begin().unwrap();
     assert!(f.shell.sync_status().unwrap().push_due);
@@ -370,13 +359,13 @@ fn a_push_or_restore_test_runs_between_its_halves_and_one_ending_while_locked_wa
             passphrase: secret(ADMIN_PASS),
         })
         .unwrap();
-    let entries = push_entries(&mut f);
-    assert_eq!(entries.len(), before + 1, "{entries:?}");
-    assert_eq!(entries[0].outcome, "ok");
+    let pushes = entries(&mut f, "sync.push");
+    assert_eq!(pushes.len(), before + 1, "{pushes:?}");
+    assert_eq!(pushes[0].outcome, "ok");
     assert!(
-        entries[0].details.contains(&done.snapshot),
+        pushes[0].details.contains(&done.snapshot),
         "{}",
-        entries[0].details
+        pushes[0].details
     );
     // The push slot is free again, and the schedule saw the push.
     assert!(!f.shell.sync_status().unwrap().push_due);
@@ -393,24 +382,12 @@ fn a_push_or_restore_test_runs_between_its_halves_and_one_ending_while_locked_wa
         })
         .unwrap();
     assert_eq!(f.shell.sync_snapshots().unwrap().len(), 2);
-    let entries = push_entries(&mut f);
-    assert_eq!(entries.len(), before + 2);
-    let locked = f
-        .shell
-        .audit_list(AuditQuery {
-            user: None,
-            action: Some("session.lock".into()),
-            patient_id: None,
-            outcome: None,
-            since: None,
-            until: None,
-            before_seq: None,
-            limit: Some(1),
-        })
-        .unwrap();
+    let pushes = entries(&mut f, "sync.push");
+    assert_eq!(pushes.len(), before + 2);
+    let locked = entries(&mut f, "session.lock");
     assert!(
-        entries[0].seq > locked[0].seq,
-        "recorded by a session past its idle limit: {entries:?} {locked:?}"
+        pushes[0].seq > locked[0].seq,
+        "recorded by a session past its idle limit: {pushes:?} {locked:?}"
     );
 
     // A restore test runs the same way, and also waits to be recorded.
@@ -423,19 +400,7 @@ fn a_push_or_restore_test_runs_between_its_halves_and_one_ending_while_locked_wa
             passphrase: secret(ADMIN_PASS),
         })
         .unwrap();
-    let tests = f
-        .shell
-        .audit_list(AuditQuery {
-            user: None,
-            action: Some("sync.restore_test".into()),
-            patient_id: None,
-            outcome: None,
-            since: None,
-            until: None,
-            before_seq: None,
-            limit: None,
-        })
-        .unwrap();
+    let tests = entries(&mut f, "sync.restore_test");
     assert_eq!(tests.len(), 1, "{tests:?}");
     assert_eq!(tests[0].outcome, "ok");
 }

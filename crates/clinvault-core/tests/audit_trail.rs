@@ -393,13 +393,18 @@ fn entries_about(s: &mut Session, patient: &str) -> Vec<i64> {
     .collect()
 }
 
-fn view(s: &mut Session, patient: &str) -> i64 {
+fn open_record(s: &mut Session, patient: &str) {
     s.gate(
         Need::SignedIn,
         Event::new("patient.view").target("patient", patient),
         |_, _| Ok(()),
     )
     .unwrap();
+}
+
+/// Opens a record and returns its entry's number.
+fn opened(s: &mut Session, patient: &str) -> i64 {
+    open_record(s, patient);
     s.audit_list(&AuditFilter {
         limit: 1,
         action: Some("patient.view".into()),
@@ -421,11 +426,11 @@ fn lookup_problem(s: &mut Session) -> clinvault_core::audit_verify::Problem {
 fn the_record_lookup_finds_every_entry_and_altering_it_is_found() {
     let (c, key) = Clinic::with_history();
     let mut a = c.admin();
-    let first = view(&mut a, "p-1");
-    view(&mut a, "p-2");
+    let first = opened(&mut a, "p-1");
+    opened(&mut a, "p-2");
     assert_eq!(entries_about(&mut a, "p-1"), vec![first]);
     // Entries appended after a lookup are found by the next one.
-    let second = view(&mut a, "p-1");
+    let second = opened(&mut a, "p-1");
     assert_eq!(entries_about(&mut a, "p-1"), vec![second, first]);
     assert!(a.verify_audit().unwrap().intact);
     drop(a);
@@ -476,7 +481,7 @@ fn the_record_lookup_finds_every_entry_and_altering_it_is_found() {
         .execute("UPDATE audit_targets_upto SET seq = 1000000000", [])
         .unwrap();
     let mut a = c.admin();
-    let third = view(&mut a, "p-1");
+    let third = opened(&mut a, "p-1");
     assert_eq!(entries_about(&mut a, "p-1"), vec![second, first]);
     let p = lookup_problem(&mut a);
     // The first entry with a record after the move, which may be another record's.
@@ -489,12 +494,12 @@ fn the_record_lookup_finds_every_entry_and_altering_it_is_found() {
 fn pruning_drops_the_lookup_rows_of_pruned_entries() {
     let (c, _) = Clinic::with_history();
     let mut a = c.admin();
-    let old = view(&mut a, "p-1");
+    let old = opened(&mut a, "p-1");
     assert_eq!(entries_about(&mut a, "p-1"), vec![old]);
     drop(a);
     c.clock.advance(7 * 366 * 86_400);
     let mut a = c.admin();
-    let recent = view(&mut a, "p-1");
+    let recent = opened(&mut a, "p-1");
     let r = a
         .audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap())
         .unwrap();
@@ -510,29 +515,21 @@ fn bulk_record_access_alert_fires_at_its_threshold_only() {
     let mut a = c.admin();
     a.set_policy("alert.bulk-view-count", "5").unwrap();
     a.set_policy("alert.bulk-view-minutes", "10").unwrap();
-    let view = |s: &mut Session, id: &str| {
-        s.gate(
-            Need::SignedIn,
-            Event::new("patient.view").target("patient", id),
-            |_, _| Ok(()),
-        )
-        .unwrap();
-    };
     for i in 0..4 {
-        view(&mut a, &format!("p{i}"));
-        view(&mut a, &format!("p{i}"));
+        open_record(&mut a, &format!("p{i}"));
+        open_record(&mut a, &format!("p{i}"));
     }
     assert!(!alerts(&mut a)
         .iter()
         .any(|x| x.rule == "bulk_record_access"));
     // Views spread out beyond the window do not add up.
     c.clock.advance(11 * 60);
-    view(&mut a, "p4");
+    open_record(&mut a, "p4");
     assert!(!alerts(&mut a)
         .iter()
         .any(|x| x.rule == "bulk_record_access"));
     for i in 5..9 {
-        view(&mut a, &format!("p{i}"));
+        open_record(&mut a, &format!("p{i}"));
     }
     let fired: Vec<Alert> = alerts(&mut a)
         .into_iter()
@@ -602,27 +599,19 @@ fn bulk_record_access_counts_views_from_the_same_users_other_sessions() {
     let c = Clinic::new();
     let mut a = c.admin();
     a.set_policy("alert.bulk-view-count", "5").unwrap();
-    let view = |s: &mut Session, id: &str| {
-        s.gate(
-            Need::SignedIn,
-            Event::new("patient.view").target("patient", id),
-            |_, _| Ok(()),
-        )
-        .unwrap();
-    };
     let fired = |s: &mut Session| {
         alerts(s)
             .iter()
             .filter(|x| x.rule == "bulk_record_access")
             .count()
     };
-    view(&mut a, "p0");
-    view(&mut a, "p1");
+    open_record(&mut a, "p0");
+    open_record(&mut a, "p1");
     let mut b = c.admin();
-    view(&mut b, "p2");
-    view(&mut b, "p3");
+    open_record(&mut b, "p2");
+    open_record(&mut b, "p3");
     assert_eq!(fired(&mut b), 0);
-    view(&mut a, "p4");
+    open_record(&mut a, "p4");
     assert_eq!(fired(&mut a), 1);
 }
 
@@ -639,14 +628,6 @@ fn bulk_record_access_counts_one_user_across_carried_in_sign_in_failures() {
     a.add_user("jo", None, "receptionist", &secret(USER_PASS))
         .unwrap();
     drop(a);
-    let view = |s: &mut Session, id: &str| {
-        s.gate(
-            Need::SignedIn,
-            Event::new("patient.view").target("patient", id),
-            |_, _| Ok(()),
-        )
-        .unwrap();
-    };
     let mut jo = c.sign_in("jo", USER_PASS);
     // A failed sign-in nobody can sign yet: it waits outside the database.
     let failed = Session::sign_in_with(
@@ -662,18 +643,18 @@ fn bulk_record_access_counts_one_user_across_carried_in_sign_in_failures() {
     assert!(failed.is_err());
     c.clock.advance(50 * 60);
     for id in ["p1", "p2", "p3"] {
-        view(&mut jo, id);
+        open_record(&mut jo, id);
     }
     // The administrator's sign-in carries the failure in, 50 minutes after it happened.
     let mut a = c.admin();
     for id in ["a1", "a2", "a3", "a4"] {
-        view(&mut a, id);
+        open_record(&mut a, id);
     }
-    view(&mut jo, "p4");
+    open_record(&mut jo, "p4");
     assert!(!alerts(&mut a)
         .iter()
         .any(|x| x.rule == "bulk_record_access"));
-    view(&mut jo, "p5");
+    open_record(&mut jo, "p5");
     let fired: Vec<Alert> = alerts(&mut a)
         .into_iter()
         .filter(|x| x.rule == "bulk_record_access")
