@@ -317,7 +317,8 @@ fn main() {
     // The record lookup is brought up to date by the first search by record (migration 10).
     let by_record = clinvault_core::audit_review::AuditFilter {
         target_type: Some("patient".into()),
-        target_id: Some("4242".into()),
+        // The last entry the fill below writes names this record.
+        target_id: Some((VERIFY_ENTRIES - 1).to_string()),
         limit: 100,
         ..Default::default()
     };
