@@ -447,11 +447,7 @@ pub fn seeded_admin(path: &Path) -> clinvault_core::Session {
             admin_username: "admin".into(),
             admin_display_name: Some("Ada Admin".into()),
             passphrase: pass.clone(),
-            kdf_cost: clinvault_core::crypto::KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf_cost: clinvault_core::crypto::KdfCost::CHEAP_FOR_TESTS,
             recovery_key_file: None,
         },
     )

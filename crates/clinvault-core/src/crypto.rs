@@ -74,16 +74,20 @@ impl KdfCost {
         parallelism: 1,
     };
 
+    /// The cheapest cost: for tests and benches that are not about unlock cost. The app never
+    /// chooses it for a vault (see `for_new_vaults`).
+    pub const CHEAP_FOR_TESTS: KdfCost = KdfCost {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+
     /// What new vaults get. Test builds may ask for a cheap profile so suites stay fast; release
     /// builds have no such switch.
     pub fn for_new_vaults() -> KdfCost {
         #[cfg(feature = "test-hooks")]
         if std::env::var("CLINVAULT_TEST_FAST_KDF").is_ok_and(|v| v == "1") {
-            return KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            };
+            return KdfCost::CHEAP_FOR_TESTS;
         }
         KdfCost::RECOMMENDED
     }

@@ -15,11 +15,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-const FAST: KdfCost = KdfCost {
-    memory_kib: 1024,
-    iterations: 1,
-    parallelism: 1,
-};
+const FAST: KdfCost = KdfCost::CHEAP_FOR_TESTS;
 const PASS: &str = "correct horse battery staple";
 const MARKER: &str = "ZEBRA-MARKER-7731-PLAINTEXT";
 

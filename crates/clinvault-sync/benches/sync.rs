@@ -134,11 +134,7 @@ fn main() {
             admin_username: "admin".into(),
             admin_display_name: None,
             passphrase: SecretString::from(PASS.to_owned()),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf_cost: KdfCost::CHEAP_FOR_TESTS,
             recovery_key_file: None,
         },
     )

@@ -177,11 +177,7 @@ fn after_a_retention_run_push_and_prune_no_pack_or_snapshot_holds_the_erased_pat
             admin_username: "admin".into(),
             admin_display_name: None,
             passphrase: secret(PASS),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf_cost: KdfCost::CHEAP_FOR_TESTS,
             recovery_key_file: None,
         },
     )

@@ -19,11 +19,7 @@ pub fn admin_session() -> (tempfile::TempDir, Session) {
             admin_username: "admin".into(),
             admin_display_name: None,
             passphrase: pass.clone(),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf_cost: KdfCost::CHEAP_FOR_TESTS,
             recovery_key_file: None,
         },
     )

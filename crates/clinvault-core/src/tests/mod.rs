@@ -25,11 +25,7 @@ fn new_vault(dir: &VaultDir, pass: &str) {
             admin_username: "admin".into(),
             admin_display_name: None,
             passphrase: secret(pass),
-            kdf_cost: KdfCost {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
+            kdf_cost: KdfCost::CHEAP_FOR_TESTS,
             recovery_key_file: None,
         },
     )

@@ -13,11 +13,7 @@ use secrecy::SecretString;
 
 pub const ADMIN_PASS: &str = "plum harbour velvet tractor";
 pub const USER_PASS: &str = "quiet lantern orbit meadow";
-pub const FAST: KdfCost = KdfCost {
-    memory_kib: 1024,
-    iterations: 1,
-    parallelism: 1,
-};
+pub const FAST: KdfCost = KdfCost::CHEAP_FOR_TESTS;
 
 pub fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
