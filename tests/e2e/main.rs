@@ -860,12 +860,26 @@ async fn a_day_at_the_clinic() {
     );
     app.screenshot("billing").await;
 
+    // From the patient's record to everything recorded about it, including the entries about
+    // the patient's note, appointment and invoice.
     let pid = patient_id(&app, "calendarson").await;
-    app.click("#nav-audit").await;
-    app.fill("#af-patient", &pid).await;
-    app.click("#af-search").await;
+    open_patient(&app, "calendarson", "Calendarson, Ann").await;
+    app.click("#record-access-log").await;
     let trail = app.wait_text("#audit-table", "patient.create", 10).await;
-    for action in ["patient.view", "attachment.add", "invoice.balance"] {
+    assert_eq!(
+        app.el("#af-patient").await.prop("value").await.unwrap(),
+        Some(pid)
+    );
+    for action in [
+        "patient.view",
+        "attachment.add",
+        "attachment.view",
+        "invoice.balance",
+        "invoice.payment",
+        "appointment.status",
+        "note.finalise",
+        "note.amend",
+    ] {
         assert!(trail.contains(action), "{action} missing from {trail}");
     }
     assert!(

@@ -291,7 +291,8 @@ pub enum AuditAction {
         /// An action, or a prefix ending in '.' (e.g. "user.")
         #[arg(long)]
         action: Option<String>,
-        /// Entries about one patient record (by id)
+        /// Entries about one patient (by id): their record, notes, appointments, invoices and
+        /// attachments
         #[arg(long, value_name = "ID")]
         patient: Option<String>,
         /// ok, denied or failed

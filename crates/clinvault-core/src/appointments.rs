@@ -273,6 +273,13 @@ fn load(conn: &rusqlite::Connection, tz: &TimeZone, id: &str) -> Result<Appointm
         .ok_or_else(|| Error::NotFound(format!("no appointment with id {id}")))
 }
 
+/// The patient an appointment is for, if it exists.
+pub(crate) fn patient_of(conn: &rusqlite::Connection, id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT patient_id FROM appointments WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?)
+}
+
 impl Session {
     /// Books one appointment, or a weekly series (all or nothing), refusing overlaps and times
     /// outside working hours with the reason, unless `allow_override` is asked for by a user who
@@ -400,6 +407,7 @@ impl Session {
             .detail("override", allow_override);
         self.gate(Need::Permission(Permission::AppointmentsManage), event, |tx, ev| {
             let current = load(tx, &tz, id)?;
+            ev.about_patient(&current.patient_id);
             let verb = match change {
                 Change::Move(..) => "moved",
                 Change::End(_) => "shortened or lengthened",
@@ -468,11 +476,9 @@ impl Session {
                 "UPDATE appointments SET starts_at = ?1, ends_at = ?2, practitioner_id = ?3, updated_at = ?4 WHERE id = ?5",
                 params![start, end, pr.id, now, id],
             )?;
-            let mut refined = ev.clone().detail("patient", current.patient_id.as_str());
             if matches!(change, Change::End(_)) {
-                refined = refined.detail("minutes", (end - start) / 60);
+                *ev = ev.clone().detail("minutes", (end - start) / 60);
             }
-            *ev = refined;
             load(tx, &tz, id)
         })
     }
@@ -717,8 +723,8 @@ impl Session {
         self.gate(
             Need::Permission(Permission::AppointmentsManage),
             event,
-            |tx, _| {
-                load(tx, &tz, id)?;
+            |tx, ev| {
+                ev.about_patient(&load(tx, &tz, id)?.patient_id);
                 tx.execute(
                     "UPDATE appointments SET note = ?1, updated_at = ?2 WHERE id = ?3",
                     params![(!note.is_empty()).then_some(note.as_str()), now, id],
@@ -734,7 +740,11 @@ impl Session {
         self.gate(
             Need::Permission(Permission::AppointmentsRead),
             event,
-            |tx, _| load(tx, &tz, id),
+            |tx, ev| {
+                let a = load(tx, &tz, id)?;
+                ev.about_patient(&a.patient_id);
+                Ok(a)
+            },
         )
     }
 
@@ -764,8 +774,9 @@ impl Session {
         let event = Event::new("appointment.status")
             .target("appointment", id)
             .detail("status", status.as_str());
-        self.gate(Need::Permission(Permission::AppointmentsManage), event, |tx, _| {
+        self.gate(Need::Permission(Permission::AppointmentsManage), event, |tx, ev| {
             let current = load(tx, &tz, id)?;
+            ev.about_patient(&current.patient_id);
             let allowed = match current.status.as_str() {
                 "booked" => ["arrived", "completed", "cancelled", "no_show"].contains(&status.as_str()),
                 "arrived" => ["completed", "cancelled"].contains(&status.as_str()),

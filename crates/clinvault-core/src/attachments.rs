@@ -331,7 +331,7 @@ impl Session {
             event,
             |tx, ev| {
                 let (meta, sha, key) = load(tx, id)?;
-                *ev = ev.clone().detail("patient", meta.patient_id.as_str());
+                ev.about_patient(&meta.patient_id);
                 let mut key = key;
                 let key = Secret32::from_slice_wiping(&mut key)
                     .ok_or_else(|| Error::Integrity("an attachment key is malformed".into()))?;

@@ -69,7 +69,18 @@ impl Event {
         }
         self
     }
+
+    /// Names the patient whose note, appointment, invoice or attachment the entry is about (an
+    /// id, never a name), so that a search for the patient finds it too (see `audit_lookup`).
+    pub(crate) fn about_patient(&mut self, patient_id: &str) {
+        if let serde_json::Value::Object(map) = &mut self.details {
+            map.insert(PATIENT_DETAIL.to_owned(), patient_id.into());
+        }
+    }
 }
+
+/// The detail that names the patient an entry is about when its target is one of their records.
+pub(crate) const PATIENT_DETAIL: &str = "patient";
 
 /// Who the entry is about (the actor) and who signs it.
 pub struct Author<'a> {

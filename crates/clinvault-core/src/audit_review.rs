@@ -68,15 +68,19 @@ pub(crate) fn sql(f: &AuditFilter) -> Result<(String, Vec<Value>)> {
     );
     let mut args: Vec<Value> = Vec::new();
     if let Some(t) = &f.target_id {
-        // One record's entries come through the record lookup (see `query`); the entry's own
-        // target is checked too, so an altered lookup cannot show foreign entries.
-        sql.push_str(
+        // One record's entries come through the record lookup (see `query`): for a patient,
+        // also those about their notes, appointments, invoices and attachments. The entry
+        // itself is checked too, so an altered lookup cannot show foreign entries.
+        sql.push_str(&format!(
             "audit_targets t CROSS JOIN audit_log a ON a.seq = t.seq
-             WHERE t.target_id = ?1 AND a.target_id = ?1",
-        );
+             WHERE t.target_id = ?1
+               AND ((a.target_type = t.target_type AND a.target_id = ?1)
+                    OR (t.target_type = 'patient' AND {} = ?1))",
+            crate::audit_lookup::NAMED_PATIENT_SQL
+        ));
         args.push(Value::Text(t.clone()));
         if let Some(kind) = &f.target_type {
-            sql.push_str(" AND t.target_type = ? AND a.target_type = t.target_type");
+            sql.push_str(" AND t.target_type = ?");
             args.push(Value::Text(kind.clone()));
         }
     } else {

@@ -197,7 +197,7 @@ pub fn verify(
 ) -> Result<VerifyReport> {
     let keys = trusted_keys(conn, ik)?;
     let lookup_mark = crate::audit_lookup::mark(conn)?;
-    let mut targeted_up_to_mark = 0u64;
+    let mut lookup_rows_up_to_mark = 0u64;
     let (mut expected_seq, mut expected_prev, mut found) = start(conn, vault_id, &keys)?;
     let mut st = conn.prepare(
         "SELECT seq, at, actor_id, actor_name, device, action, target_type, target_id, outcome,
@@ -343,8 +343,12 @@ pub fn verify(
         if batch.len() == 256 {
             found = flush(&mut batch);
         }
-        if row.seq <= lookup_mark && row.target_type.is_some() && row.target_id.is_some() {
-            targeted_up_to_mark += 1;
+        if row.seq <= lookup_mark {
+            lookup_rows_up_to_mark += crate::audit_lookup::rows_for(
+                row.target_type.as_deref(),
+                row.target_id.as_deref(),
+                &row.details,
+            );
         }
         if outside.is_some_and(|cp| cp.size == row.seq) {
             hash_at_checkpoint = Some(row.hash.clone());
@@ -359,7 +363,7 @@ pub fn verify(
         (a, b) => a.or(b),
     };
     if found.is_none() {
-        found = crate::audit_lookup::problem(conn, lookup_mark, targeted_up_to_mark)?
+        found = crate::audit_lookup::problem(conn, lookup_mark, lookup_rows_up_to_mark)?
             .map(|(seq, detail)| problem(seq, ProblemKind::LookupAltered, detail));
     }
     let authentic = outside.map(|cp| checkpoint_authentic(&keys, ik, epoch, cp));

@@ -326,6 +326,10 @@ impl Session {
             Need::Permission(Permission::AppointmentsRead),
             event.clone(),
         )?;
+        let mut event = event;
+        if let Some(patient) = crate::appointments::patient_of(self.vault()?.conn(), appointment_id)? {
+            event.about_patient(&patient);
+        }
         let prepared = prepare(
             self.vault()?.conn(),
             appointment_id,

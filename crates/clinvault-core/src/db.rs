@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0008_sync.sql"),
     include_str!("../../../migrations/0009_audit_write_cost.sql"),
     include_str!("../../../migrations/0010_audit_record_lookup.sql"),
+    include_str!("../../../migrations/0011_audit_lookup_by_patient.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

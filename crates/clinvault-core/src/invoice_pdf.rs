@@ -198,8 +198,9 @@ impl Session {
         self.gate(
             Need::Permission(Permission::InvoicesRead),
             event,
-            |tx, _| {
+            |tx, ev| {
                 let invoice = crate::invoices::load(tx, id)?;
+                ev.about_patient(&invoice.patient_id);
                 let patient = crate::patients::load(tx, &invoice.patient_id)?;
                 let mut st = tx.prepare_cached(
                     "SELECT amount_minor, method, paid_on FROM payments WHERE invoice_id = ?1

@@ -217,6 +217,7 @@ impl Session {
                 .optional()?;
             let (patient, practitioner, type_id, type_name, price, bp, status) =
                 appt.ok_or_else(|| Error::NotFound(format!("no appointment with id {appointment_id}")))?;
+            ev.about_patient(&patient);
             if status == "cancelled" {
                 return Err(Error::Conflict("the appointment was cancelled".into()));
             }
@@ -283,6 +284,7 @@ impl Session {
             if !exists {
                 return Err(Error::NotFound(format!("no patient with id {patient_id}")));
             }
+            ev.about_patient(patient_id);
             tx.execute(
                 "INSERT INTO invoices (id, patient_id, status, created_at) VALUES (?1, ?2, 'draft', ?3)",
                 params![id, patient_id, now],
@@ -304,8 +306,10 @@ impl Session {
         self.gate(
             Need::Permission(Permission::InvoicesWrite),
             event,
-            |tx, _| {
-                if load(tx, id)?.status != "draft" {
+            |tx, ev| {
+                let inv = load(tx, id)?;
+                ev.about_patient(&inv.patient_id);
+                if inv.status != "draft" {
                     return Err(Error::Conflict("only a draft invoice can be edited".into()));
                 }
                 tx.execute("DELETE FROM invoice_items WHERE invoice_id = ?1", [id])?;
@@ -323,7 +327,9 @@ impl Session {
             Need::Permission(Permission::InvoicesWrite),
             event,
             |tx, ev| {
-                if load(tx, id)?.status != "draft" {
+                let inv = load(tx, id)?;
+                ev.about_patient(&inv.patient_id);
+                if inv.status != "draft" {
                     return Err(Error::Conflict("the invoice is already issued".into()));
                 }
                 *ev = ev
@@ -359,8 +365,9 @@ impl Session {
             .target("invoice", invoice_id)
             .detail("amount_minor", amount)
             .detail("method", method.as_str());
-        self.gate(Need::Permission(Permission::InvoicesWrite), event, |tx, _| {
+        self.gate(Need::Permission(Permission::InvoicesWrite), event, |tx, ev| {
             let inv = load(tx, invoice_id)?;
+            ev.about_patient(&inv.patient_id);
             if inv.status != "issued" {
                 return Err(Error::Conflict(format!("the invoice is {}; only issued invoices are paid", inv.status)));
             }
@@ -388,8 +395,9 @@ impl Session {
         self.gate(
             Need::Permission(Permission::InvoicesWrite),
             event,
-            |tx, _| {
+            |tx, ev| {
                 let inv = load(tx, id)?;
+                ev.about_patient(&inv.patient_id);
                 if inv.status == "void" {
                     return Err(Error::Conflict("the invoice is already void".into()));
                 }
@@ -412,7 +420,11 @@ impl Session {
         self.gate(
             Need::Permission(Permission::InvoicesRead),
             event,
-            |tx, _| load(tx, id),
+            |tx, ev| {
+                let inv = load(tx, id)?;
+                ev.about_patient(&inv.patient_id);
+                Ok(inv)
+            },
         )
     }
 

@@ -105,8 +105,16 @@ fn own_practitioner(conn: &rusqlite::Connection, user_id: &str) -> Result<Option
 }
 
 fn note_practitioner(conn: &rusqlite::Connection, id: &str) -> Result<String> {
+    note_column(conn, id, "SELECT practitioner_id FROM notes WHERE id = ?1")
+}
+
+fn note_patient(conn: &rusqlite::Connection, id: &str) -> Result<String> {
+    note_column(conn, id, "SELECT patient_id FROM notes WHERE id = ?1")
+}
+
+fn note_column(conn: &rusqlite::Connection, id: &str, sql: &str) -> Result<String> {
     conn.query_row(
-        "SELECT practitioner_id FROM notes WHERE id = ?1",
+        sql,
         [id],
         |r| r.get(0),
     )
@@ -243,7 +251,8 @@ impl Session {
         let me = self.user().id.to_string();
         let now = rfc3339(self.clock().now());
         let event = Event::new("note.save_draft").target("note", id);
-        self.gate(Need::Permission(Permission::NotesWrite), event, |tx, _| {
+        self.gate(Need::Permission(Permission::NotesWrite), event, |tx, ev| {
+            ev.about_patient(&note_patient(tx, id)?);
             self_is_author(tx, id, &me)?;
             let changed = tx.execute(
                 "UPDATE note_versions SET body = ?1, created_at = ?2 WHERE note_id = ?3 AND kind = 'draft'",
@@ -261,9 +270,10 @@ impl Session {
         let me = self.user().id.to_string();
         let now = rfc3339(self.clock().now());
         let event = Event::new("note.finalise").target("note", id);
-        self.gate(Need::Permission(Permission::NotesFinalise), event, |tx, _| {
-            self_is_author(tx, id, &me)?;
+        self.gate(Need::Permission(Permission::NotesFinalise), event, |tx, ev| {
             let n = load(tx, id)?;
+            ev.about_patient(&n.patient_id);
+            self_is_author(tx, id, &me)?;
             if n.status == "final" {
                 return Err(Error::Conflict("the note is already final".into()));
             }
@@ -291,8 +301,9 @@ impl Session {
         let me = self.user().id.to_string();
         let now = rfc3339(self.clock().now());
         let event = Event::new("note.amend").target("note", id);
-        self.gate(Need::Permission(Permission::NotesWrite), event, |tx, _| {
+        self.gate(Need::Permission(Permission::NotesWrite), event, |tx, ev| {
             let n = load(tx, id)?;
+            ev.about_patient(&n.patient_id);
             if n.status != "final" {
                 return Err(Error::Conflict("the note is still a draft; edit it instead".into()));
             }
@@ -313,7 +324,7 @@ impl Session {
         let event = Event::new("note.view").target("note", id);
         self.gate(Need::Permission(Permission::NotesRead), event, |tx, ev| {
             let n = load(tx, id)?;
-            *ev = ev.clone().detail("patient", n.patient_id.as_str());
+            ev.about_patient(&n.patient_id);
             if restricted && !admin {
                 let mine = own_practitioner(tx, &me)?;
                 if mine.as_deref() != Some(note_practitioner(tx, id)?.as_str()) {

@@ -587,15 +587,28 @@ impl Session {
         f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
     ) -> Result<T> {
         self.authorize(need, event.clone())?;
-        match self.transact(event.clone(), true, f) {
+        // A failed operation's entry keeps the patient it was about, so that a search for the
+        // patient shows the attempt; the other details it gathered were never committed.
+        let mut about = None;
+        let outcome = self.transact(event.clone(), true, |tx, ev| {
+            let value = f(tx, ev);
+            if value.is_err() {
+                about = ev.details.get(crate::audit::PATIENT_DETAIL).cloned();
+            }
+            value
+        });
+        match outcome {
             Ok(value) => {
                 self.last_activity = self.clock.now();
                 Ok(value)
             }
             Err(e) => {
-                let failed = event
+                let mut failed = event
                     .outcome(Outcome::Failed)
                     .detail("error", serde_json::to_value(e.kind()).unwrap_or_default());
+                if let Some(patient) = about {
+                    failed = failed.detail(crate::audit::PATIENT_DETAIL, patient);
+                }
                 // The failure itself is the answer; a failure to record it must not hide it.
                 let _ = self.write_unchecked(failed, |_, _| Ok(()));
                 Err(e)

@@ -215,25 +215,26 @@ fn gather(
                 Ok(AttachmentRecord { attachment, file })
             })
             .collect::<Result<Vec<_>>>()?;
-    let access_log = {
-        let mut st = conn.prepare(
-            "SELECT at, actor_name, action, outcome FROM audit_log
-             WHERE (target_type = 'patient' AND target_id = ?1)
-                OR json_extract(details, '$.patient') = ?1
-             ORDER BY seq",
-        )?;
-        let rows = st
-            .query_map([patient_id], |r| {
-                Ok(AccessEntry {
-                    at: r.get(0)?,
-                    user: r.get(1)?,
-                    action: r.get(2)?,
-                    outcome: r.get(3)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows
-    };
+    // Through the record lookup, as an administrator's search for the patient: entries about
+    // the patient and about their notes, appointments, invoices and attachments, oldest first.
+    let access_log = crate::audit_review::query(
+        conn,
+        &crate::audit_review::AuditFilter {
+            target_type: Some("patient".to_owned()),
+            target_id: Some(patient_id.to_owned()),
+            limit: u32::MAX,
+            ..Default::default()
+        },
+    )?
+    .into_iter()
+    .rev()
+    .map(|e| AccessEntry {
+        at: e.at,
+        user: e.actor_name,
+        action: e.action,
+        outcome: e.outcome,
+    })
+    .collect();
     Ok(SubjectAccessData {
         generated_at: now.to_owned(),
         patient,

@@ -414,6 +414,26 @@ fn opened(s: &mut Session, patient: &str) -> i64 {
         .seq
 }
 
+/// Records a view of one of a patient's notes (the entry names the patient in its details, as
+/// the core's note, appointment, invoice and attachment operations do) and returns its number.
+fn viewed_note(s: &mut Session, note: &str, patient: &str) -> i64 {
+    s.gate(
+        Need::SignedIn,
+        Event::new("note.view")
+            .target("note", note)
+            .detail("patient", patient),
+        |_, _| Ok(()),
+    )
+    .unwrap();
+    s.audit_list(&AuditFilter {
+        limit: 1,
+        action: Some("note.view".into()),
+        ..Default::default()
+    })
+    .unwrap()[0]
+        .seq
+}
+
 /// Verification's finding about an altered record lookup, which it then rebuilt.
 fn lookup_problem(s: &mut Session) -> clinvault_core::audit_verify::Problem {
     let p = s.verify_audit().unwrap().problem.unwrap();
@@ -488,6 +508,56 @@ fn the_record_lookup_finds_every_entry_and_altering_it_is_found() {
     assert!(p.seq > second && p.seq <= third, "{p:?}");
     assert!(p.detail.contains("missing"), "{}", p.detail);
     assert_eq!(entries_about(&mut a, "p-1"), vec![third, second, first]);
+}
+
+#[test]
+fn a_search_for_a_patient_finds_entries_about_their_records_and_altering_those_is_found() {
+    let (c, key) = Clinic::with_history();
+    let mut a = c.admin();
+    let record = opened(&mut a, "p-1");
+    let note = viewed_note(&mut a, "n-1", "p-1");
+    let other = viewed_note(&mut a, "n-2", "p-2");
+    assert_eq!(entries_about(&mut a, "p-1"), vec![note, record]);
+    assert_eq!(entries_about(&mut a, "p-2"), vec![other]);
+    let by_note = a
+        .audit_list(&AuditFilter {
+            target_type: Some("note".into()),
+            target_id: Some("n-1".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(by_note.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![note]);
+    let r = a.verify_audit().unwrap();
+    assert!(r.intact, "{:?}", r.problem);
+    drop(a);
+
+    // An insider hides the note view from a search for the patient.
+    let insider = c.insider(&key);
+    insider
+        .execute(
+            "DELETE FROM audit_targets WHERE target_type = 'patient' AND seq = ?1",
+            [note],
+        )
+        .unwrap();
+    let mut a = c.admin();
+    assert_eq!(entries_about(&mut a, "p-1"), vec![record]);
+    assert_eq!(lookup_problem(&mut a).seq, note);
+    assert_eq!(entries_about(&mut a, "p-1"), vec![note, record]);
+    drop(a);
+
+    // Or files another patient's note view under this one.
+    insider
+        .execute(
+            "INSERT INTO audit_targets (target_id, target_type, seq) VALUES ('p-1', 'patient', ?1)",
+            [other],
+        )
+        .unwrap();
+    let mut a = c.admin();
+    assert_eq!(entries_about(&mut a, "p-1"), vec![note, record]);
+    assert_eq!(lookup_problem(&mut a).seq, other);
+    let r = a.verify_audit().unwrap();
+    assert!(r.intact, "{:?}", r.problem);
 }
 
 #[test]

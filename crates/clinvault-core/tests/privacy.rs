@@ -831,6 +831,13 @@ fn a_subject_access_export_holds_everything_in_fhir_json_and_html() {
         .unwrap();
     let inv = rita.invoice_appointment(&appt).unwrap();
     rita.record_payment(&inv.id, "20.00", "card", None).unwrap();
+    // A refused change is about the patient too.
+    assert_eq!(
+        rita.set_appointment_status(&appt, "arrived", None)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
     rita.add_attachment(&id, "referral letter.txt", &mut "Dear colleague".as_bytes())
         .unwrap();
     drop(rita);
@@ -877,6 +884,24 @@ fn a_subject_access_export_holds_everything_in_fhir_json_and_html() {
         log.len(),
         "every audit entry about the record, as an AuditEvent"
     );
+    // Oldest first, and with the entries about the patient's appointments, invoices and notes,
+    // whose target is that record rather than the patient.
+    let at = |e: &serde_json::Value| e["at"].as_str().unwrap().to_owned();
+    assert!(log.windows(2).all(|w| at(&w[0]) <= at(&w[1])));
+    let logged = |action: &str, outcome: &str| {
+        log.iter()
+            .any(|e| e["action"] == action && e["outcome"] == outcome)
+    };
+    for action in [
+        "appointment.status",
+        "invoice.create",
+        "invoice.payment",
+        "note.finalise",
+        "note.amend",
+    ] {
+        assert!(logged(action, "ok"), "{action} in {log:?}");
+    }
+    assert!(logged("appointment.status", "failed"), "{log:?}");
 
     let bundle: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("patient.fhir.json")).unwrap()).unwrap();
