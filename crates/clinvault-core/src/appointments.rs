@@ -276,7 +276,11 @@ fn load(conn: &rusqlite::Connection, tz: &TimeZone, id: &str) -> Result<Appointm
 /// The patient an appointment is for, if it exists.
 pub(crate) fn patient_of(conn: &rusqlite::Connection, id: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row("SELECT patient_id FROM appointments WHERE id = ?1", [id], |r| r.get(0))
+        .query_row(
+            "SELECT patient_id FROM appointments WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 

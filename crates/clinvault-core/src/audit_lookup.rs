@@ -40,7 +40,8 @@ pub(crate) fn named_patient(details: &str) -> Option<String> {
 pub(crate) fn rows_for(target_type: Option<&str>, target_id: Option<&str>, details: &str) -> u64 {
     let targeted = target_type.is_some() && target_id.is_some();
     let patient = named_patient(details);
-    let patient_row = patient.is_some_and(|p| !(target_type == Some("patient") && target_id == Some(p.as_str())));
+    let patient_row =
+        patient.is_some_and(|p| !(target_type == Some("patient") && target_id == Some(p.as_str())));
     u64::from(targeted) + u64::from(patient_row)
 }
 
@@ -194,15 +195,24 @@ mod tests {
                 .unwrap();
             assert_eq!(sql, named_patient(details), "{details}");
         }
-        assert_eq!(named_patient(r#"{"patient":"p-1"}"#).as_deref(), Some("p-1"));
+        assert_eq!(
+            named_patient(r#"{"patient":"p-1"}"#).as_deref(),
+            Some("p-1")
+        );
     }
 
     #[test]
     fn an_entry_has_a_row_for_its_target_and_one_for_another_patient_it_names() {
         assert_eq!(rows_for(None, None, "{}"), 0);
         assert_eq!(rows_for(Some("patient"), Some("p-1"), "{}"), 1);
-        assert_eq!(rows_for(Some("patient"), Some("p-1"), r#"{"patient":"p-1"}"#), 1);
-        assert_eq!(rows_for(Some("note"), Some("n-1"), r#"{"patient":"p-1"}"#), 2);
+        assert_eq!(
+            rows_for(Some("patient"), Some("p-1"), r#"{"patient":"p-1"}"#),
+            1
+        );
+        assert_eq!(
+            rows_for(Some("note"), Some("n-1"), r#"{"patient":"p-1"}"#),
+            2
+        );
         assert_eq!(rows_for(None, None, r#"{"patient":"p-1"}"#), 1);
     }
 }

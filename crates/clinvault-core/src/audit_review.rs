@@ -167,6 +167,41 @@ pub(crate) fn query(conn: &rusqlite::Connection, f: &AuditFilter) -> Result<Vec<
     Ok(rows)
 }
 
+/// The last entry a prune up to `before` may remove, and its hash. Only a prefix of the trail
+/// can go (the chain is verified from the prune's checkpoint), so the cut stops before the
+/// first entry that is not older than `before`, whatever comes after it: entries are not
+/// strictly in time order (a clock set wrong, a sign-in failure carried in late), and one old
+/// time far down the trail must not take everything before it. It also stops before the first
+/// entry about a patient under an active legal hold, since nothing about them is deleted.
+pub(crate) fn prune_cut(
+    tx: &rusqlite::Connection,
+    before: jiff::Timestamp,
+) -> Result<Option<(i64, Vec<u8>)>> {
+    use rusqlite::OptionalExtension;
+    crate::audit_lookup::catch_up(tx)?;
+    let upto: Option<i64> = tx.query_row(
+        "SELECT min(coalesce(
+             (SELECT min(seq) FROM audit_log
+              WHERE coalesce(unixepoch(at, 'subsec') < ?1, 0) = 0),
+             (SELECT max(seq) + 1 FROM audit_log)),
+           coalesce(
+             (SELECT min(t.seq) FROM audit_targets t JOIN legal_holds h
+                ON h.patient_id = t.target_id AND h.released_at IS NULL
+              WHERE t.target_type = 'patient'),
+             (SELECT max(seq) + 1 FROM audit_log))) - 1",
+        [before.as_millisecond() as f64 / 1000.0],
+        |r| r.get(0),
+    )?;
+    let Some(upto) = upto else { return Ok(None) };
+    Ok(tx
+        .query_row(
+            "SELECT seq, hash FROM audit_log WHERE seq = ?1",
+            [upto],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 impl Session {
     pub fn audit_list(&mut self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
         let event = Event::new("audit.list");
@@ -363,12 +398,7 @@ impl Session {
                     limit.strftime("%Y-%m-%d")
                 )));
             }
-            let cut: Option<(i64, Vec<u8>)> = rusqlite::OptionalExtension::optional(tx.query_row(
-                "SELECT seq, hash FROM audit_log WHERE unixepoch(at, 'subsec') < ?1
-                 ORDER BY seq DESC LIMIT 1",
-                [before.as_millisecond() as f64 / 1000.0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            ))?;
+            let cut = prune_cut(tx, before)?;
             let Some((upto, hash)) = cut else {
                 return Ok(PruneResult { removed: 0, upto_seq: None });
             };

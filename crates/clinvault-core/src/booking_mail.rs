@@ -327,7 +327,9 @@ impl Session {
             event.clone(),
         )?;
         let mut event = event;
-        if let Some(patient) = crate::appointments::patient_of(self.vault()?.conn(), appointment_id)? {
+        if let Some(patient) =
+            crate::appointments::patient_of(self.vault()?.conn(), appointment_id)?
+        {
             event.about_patient(&patient);
         }
         let prepared = prepare(

@@ -113,13 +113,9 @@ fn note_patient(conn: &rusqlite::Connection, id: &str) -> Result<String> {
 }
 
 fn note_column(conn: &rusqlite::Connection, id: &str, sql: &str) -> Result<String> {
-    conn.query_row(
-        sql,
-        [id],
-        |r| r.get(0),
-    )
-    .optional()?
-    .ok_or_else(|| Error::NotFound(format!("no note with id {id}")))
+    conn.query_row(sql, [id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("no note with id {id}")))
 }
 
 impl Session {
@@ -300,10 +296,16 @@ impl Session {
         }
         let me = self.user().id.to_string();
         let now = rfc3339(self.clock().now());
+        let restricted = self.policy().notes_restricted_to_treating;
+        let admin = self.user().role == BuiltinRole::Administrator.name();
         let event = Event::new("note.amend").target("note", id);
+        // An amendment starts from the note's text and answers with every version, so it needs
+        // what reading the note needs, not only the right to write.
+        self.authorize(Need::Permission(Permission::NotesRead), event.clone())?;
         self.gate(Need::Permission(Permission::NotesWrite), event, |tx, ev| {
             let n = load(tx, id)?;
             ev.about_patient(&n.patient_id);
+            check_restriction(tx, id, &me, restricted, admin)?;
             if n.status != "final" {
                 return Err(Error::Conflict("the note is still a draft; edit it instead".into()));
             }
@@ -325,17 +327,30 @@ impl Session {
         self.gate(Need::Permission(Permission::NotesRead), event, |tx, ev| {
             let n = load(tx, id)?;
             ev.about_patient(&n.patient_id);
-            if restricted && !admin {
-                let mine = own_practitioner(tx, &me)?;
-                if mine.as_deref() != Some(note_practitioner(tx, id)?.as_str()) {
-                    return Err(Error::PermissionDenied(
-                        "this clinic restricts notes to the treating practitioner".into(),
-                    ));
-                }
-            }
+            check_restriction(tx, id, &me, restricted, admin)?;
             Ok(n)
         })
     }
+}
+
+/// With `notes-restricted-to-treating on`, only the note's own practitioner (and an
+/// administrator) may read it.
+fn check_restriction(
+    conn: &rusqlite::Connection,
+    id: &str,
+    me: &str,
+    restricted: bool,
+    admin: bool,
+) -> Result<()> {
+    if restricted && !admin {
+        let mine = own_practitioner(conn, me)?;
+        if mine.as_deref() != Some(note_practitioner(conn, id)?.as_str()) {
+            return Err(Error::PermissionDenied(
+                "this clinic restricts notes to the treating practitioner".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn self_is_author(conn: &rusqlite::Connection, id: &str, me: &str) -> Result<()> {

@@ -313,11 +313,20 @@ fn plan(conn: &Connection, rules: &Rules, today: Date, now_unix: i64) -> Result<
             .or_else(|_| Date::new(i16::try_from(y).unwrap_or(1900), 3, 1))
             .map_err(|_| Error::Internal("cannot compute the audit cut-off".into()))?
     };
-    let audit_entries_due: i64 = conn.query_row(
-        "SELECT count(*) FROM audit_log WHERE substr(at, 1, 10) < ?1",
-        [audit_before.to_string()],
-        |r| r.get(0),
-    )?;
+    // Counted as the prune will cut: a prefix of the trail, up to the first younger entry or
+    // the first about a patient under a hold.
+    let audit_entries_due: i64 = match audit_before
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(|_| Error::Internal("cannot compute the audit cut-off".into()))
+        .and_then(|z| crate::audit_review::prune_cut(conn, z.timestamp()))?
+    {
+        Some((upto, _)) => conn.query_row(
+            "SELECT count(*) FROM audit_log WHERE seq <= ?1",
+            [upto],
+            |r| r.get(0),
+        )?,
+        None => 0,
+    };
     let backup_cutoff = add_years_back(today, rules.clinical_years);
     let backups_past_retention = {
         let mut st = conn.prepare(OLD_BACKUPS_SQL)?;

@@ -374,13 +374,37 @@ impl Session {
             self.close("session.lock", "idle");
         }
         match self.state() {
-            SessionState::Active => Ok(()),
+            SessionState::Active => self.refresh_user(),
             SessionState::Locked => Err(Error::SessionLocked(
                 "the session is locked; unlock with your passphrase".into(),
             )),
             SessionState::Expired => Err(Error::SessionLocked(
                 "the session has expired; sign in again".into(),
             )),
+        }
+    }
+
+    /// Reads the signed-in user's row again, so that an administrator's change reaches a
+    /// session that is already open (also one in another process): a new role applies to the
+    /// next operation, and a disabled account's session ends.
+    fn refresh_user(&mut self) -> Result<()> {
+        let fresh = users::by_id(self.vault()?.conn(), self.user.id)?;
+        match fresh {
+            Some(u) if u.status == users::UserStatus::Active => {
+                if u.role != self.user.role {
+                    let has_2fa = self.two_factor_enabled()?;
+                    self.must_enrol_2fa = self.policy.requires_2fa(&u.role) && !has_2fa;
+                    self.user.role = u.role;
+                }
+                Ok(())
+            }
+            _ => {
+                self.close("session.expired", "account disabled");
+                self.expired = true;
+                Err(Error::SessionLocked(
+                    "your account has been disabled; ask an administrator".into(),
+                ))
+            }
         }
     }
 
@@ -745,12 +769,18 @@ fn carry_in_pending_events(
     let signer_id = vault.user().id.to_string();
     let signer_name = vault.user().username.clone();
     let tx = crate::db::write_tx(vault.conn_mut())?;
+    // The file that carries these is not authenticated, so a time in it is not trusted to be
+    // in the past; one moved is kept as reported. An old time is kept: the failure may truly
+    // predate entries other sessions wrote meanwhile, and pruning cuts only a prefix of
+    // entries that are all old (`audit_review::prune_cut`).
+    let now_unix = now.as_second();
     for e in &events {
         let actor = users::by_username(&tx, &e.username)?;
-        let at = jiff::Timestamp::from_second(e.at_unix)
+        let at_unix = e.at_unix.min(now_unix);
+        let at = jiff::Timestamp::from_second(at_unix)
             .map(rfc3339)
             .unwrap_or_default();
-        let event = Event::new(if e.outcome == "locked_out" {
+        let mut event = Event::new(if e.outcome == "locked_out" {
             "signin.locked_out"
         } else {
             "signin"
@@ -759,6 +789,9 @@ fn carry_in_pending_events(
         .detail("reason", e.reason.as_str())
         .detail("carried_in_by", signer_name.as_str())
         .detail("carried_in_on", device);
+        if at_unix != e.at_unix {
+            event = event.detail("reported_time", e.at_unix);
+        }
         let author = Author {
             actor_id: actor.as_ref().map(|u| u.id.to_string()),
             actor_name: &e.username,

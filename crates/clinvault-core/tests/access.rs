@@ -462,3 +462,29 @@ fn a_scheduled_push_is_due_only_for_a_session_that_manages_sync() {
         ErrorKind::PermissionDenied
     );
 }
+
+#[test]
+fn a_role_change_reaches_a_session_that_is_already_open() {
+    let c = clinic();
+    let mut admin = c.admin();
+    admin
+        .add_user("jo", None, "receptionist", &secret(USER_PASS))
+        .unwrap();
+    let mut jo = c.sign_in("jo", USER_PASS).unwrap();
+    let fields = || clinvault_core::patients::PatientFields {
+        first_name: Some("Role".into()),
+        last_name: Some("Change".into()),
+        ..Default::default()
+    };
+    jo.add_patient(fields()).unwrap();
+    admin.set_user_role("jo", "biller").unwrap();
+    let e = jo.add_patient(fields()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    assert!(e.to_string().contains("biller"), "{e}");
+    assert!(!jo
+        .own_permissions()
+        .unwrap()
+        .contains(&clinvault_core::permissions::Permission::PatientWrite));
+    admin.set_user_role("jo", "receptionist").unwrap();
+    jo.add_patient(fields()).unwrap();
+}

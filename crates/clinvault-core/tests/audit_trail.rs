@@ -527,7 +527,10 @@ fn a_search_for_a_patient_finds_entries_about_their_records_and_altering_those_i
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(by_note.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![note]);
+    assert_eq!(
+        by_note.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![note]
+    );
     let r = a.verify_audit().unwrap();
     assert!(r.intact, "{:?}", r.problem);
     drop(a);
@@ -824,4 +827,96 @@ fn pruning_keeps_the_chain_verifiable_and_respects_retention() {
     let report = a.verify_audit().unwrap();
     assert!(report.intact, "{:?}", report.problem);
     assert_eq!(report.first_seq, Some(r.upto_seq.unwrap() + 1));
+}
+
+const YEAR: i64 = 366 * 86_400;
+
+/// The entries of the trail with this action, oldest first.
+fn seqs_of(s: &mut Session, action: &str) -> Vec<i64> {
+    let mut v: Vec<i64> = s
+        .audit_list(&AuditFilter {
+            action: Some(action.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    v.reverse();
+    v
+}
+
+#[test]
+fn a_prune_removes_only_a_prefix_of_old_entries_even_after_an_old_time_further_on() {
+    let (c, _) = Clinic::with_history();
+    c.clock.advance(7 * YEAR);
+    let mut a = c.admin();
+    let recent = opened(&mut a, "p-recent");
+    // The system clock is set eight years back for a moment: an entry far down the trail
+    // carries an old time.
+    c.clock.advance(-8 * YEAR);
+    let misdated = opened(&mut a, "p-misdated");
+    drop(a);
+    c.clock.advance(8 * YEAR);
+    let mut a = c.admin();
+    let after = opened(&mut a, "p-after");
+    let r = a
+        .audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap())
+        .unwrap();
+    let upto = r.upto_seq.unwrap();
+    assert!(upto < recent, "the prune took recent entries: {r:?}");
+    assert_eq!(
+        seqs_of(&mut a, "patient.view"),
+        vec![recent, misdated, after]
+    );
+    let report = a.verify_audit().unwrap();
+    assert!(report.intact, "{:?}", report.problem);
+    assert_eq!(report.first_seq, Some(upto + 1));
+}
+
+#[test]
+fn a_prune_stops_before_the_first_entry_about_a_patient_under_a_legal_hold() {
+    let (c, _) = Clinic::with_history();
+    let mut a = c.admin();
+    let patient = a
+        .add_patient(clinvault_core::patients::PatientFields {
+            first_name: Some("Hilda".into()),
+            last_name: Some("Held".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    let created = seqs_of(&mut a, "patient.create")[0];
+    for i in 0..3 {
+        a.set_policy("idle-lock-minutes", &(20 + i).to_string())
+            .unwrap();
+    }
+    a.place_legal_hold(&patient, "complaint under investigation")
+        .unwrap();
+    drop(a);
+    c.clock.advance(7 * YEAR);
+    let mut a = c.admin();
+    let plan = a.retention_plan().unwrap();
+    let r = a
+        .audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap())
+        .unwrap();
+    assert_eq!(r.upto_seq, Some(created - 1), "{r:?}");
+    assert_eq!(
+        plan.audit_entries_due, r.removed,
+        "the plan counts what the prune cuts"
+    );
+    assert_eq!(entries_about(&mut a, &patient)[..].last(), Some(&created));
+
+    // Once the hold is released, the rest of the old entries can go.
+    a.release_legal_hold(&patient, Some("closed")).unwrap();
+    let r = a
+        .audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap())
+        .unwrap();
+    assert!(r.upto_seq.unwrap() > created, "{r:?}");
+    assert!(entries_about(&mut a, &patient)
+        .iter()
+        .all(|&s| s > r.upto_seq.unwrap()));
+    let report = a.verify_audit().unwrap();
+    assert!(report.intact, "{:?}", report.problem);
 }

@@ -178,6 +178,33 @@ fn a_note_goes_from_draft_to_final_and_is_then_only_amended() {
         ErrorKind::PermissionDenied
     );
     drop(rita);
+    // A role that may write notes but not read them cannot read one through an amendment.
+    let mut admin = sign_in(&c.dir, "admin");
+    admin
+        .create_role(
+            "scribe",
+            &[clinvault_core::permissions::Permission::NotesWrite],
+        )
+        .unwrap();
+    admin
+        .add_user("sid", None, "scribe", &secret(USER_PASS))
+        .unwrap();
+    drop(admin);
+    let mut sid = sign_in(&c.dir, "sid");
+    let e = sid
+        .amend_note(&n.id, "Appended without reading.", "addendum")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    drop(sid);
+    assert_eq!(
+        sign_in(&c.dir, "sam")
+            .show_note(&n.id)
+            .unwrap()
+            .versions
+            .len(),
+        2,
+        "no version was added"
+    );
     let mut admin = sign_in(&c.dir, "admin");
     admin
         .set_policy("notes-restricted-to-treating", "on")
@@ -187,6 +214,15 @@ fn a_note_goes_from_draft_to_final_and_is_then_only_amended() {
         sign_in(&c.dir, "pat").show_note(&n.id).unwrap_err().kind(),
         ErrorKind::PermissionDenied
     );
+    // Nor can Pat amend it, which would answer with every version.
+    let mut pat = sign_in(&c.dir, "pat");
+    assert_eq!(
+        pat.amend_note(&n.id, "Appended by someone else.", "addendum")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::PermissionDenied
+    );
+    drop(pat);
     assert_eq!(
         sign_in(&c.dir, "sam")
             .show_note(&n.id)
