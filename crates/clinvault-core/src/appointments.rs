@@ -139,18 +139,30 @@ fn outside_hours(
             s.strftime("%A")
         )));
     }
-    let same_day = s.date() == e.date() || e.time() == jiff::civil::Time::midnight();
-    let (st_t, en_t) = (s.time(), e.time());
-    let inside = same_day
-        && spans.iter().any(|(a, b)| {
+    // Minutes into the start's day; an end at the next midnight is minute 1440, so that it
+    // fits only a span that runs to the end of the day.
+    let minutes = |t: jiff::civil::Time| i32::from(t.hour()) * 60 + i32::from(t.minute());
+    let start_m = minutes(s.time());
+    let end_m = if e.date() == s.date() {
+        Some(minutes(e.time()))
+    } else if e.time() == jiff::civil::Time::midnight()
+        && s.date().tomorrow().ok() == Some(e.date())
+    {
+        Some(24 * 60)
+    } else {
+        None
+    };
+    let inside = end_m.is_some_and(|end_m| {
+        spans.iter().any(|(a, b)| {
             let (Ok(a), Ok(b)) = (
                 a.parse::<jiff::civil::Time>(),
                 b.parse::<jiff::civil::Time>(),
             ) else {
                 return false;
             };
-            st_t >= a && en_t <= b
-        });
+            start_m >= minutes(a) && end_m <= minutes(b)
+        })
+    });
     Ok((!inside).then(|| {
         let hours: Vec<String> = spans.iter().map(|(a, b)| format!("{a}-{b}")).collect();
         format!(

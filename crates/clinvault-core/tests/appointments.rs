@@ -89,6 +89,15 @@ fn overlaps_and_hours_are_refused_with_the_reason_and_override_is_an_administrat
             .contains("outside the practitioner's hours on Monday (09:00-12:30, 13:30-17:00)"),
         "{e}"
     );
+    // Ending at midnight is not inside a day that ends at 17:00.
+    let e = r
+        .book_appointment(&booking(&p, "2026-03-02T23:30"))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("23:30–00:00 is outside the practitioner's hours on Monday"),
+        "{e}"
+    );
     let e = r
         .book_appointment(&booking(&p, "2026-03-07T10:00"))
         .unwrap_err();
