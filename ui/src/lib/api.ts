@@ -143,6 +143,29 @@ export function money(minor: number): string {
   return `${sign}${Math.floor(a / 100)}.${String(a % 100).padStart(2, '0')}`;
 }
 
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:?\d{2})$/i;
+
+/** An instant from the core (RFC 3339, in UTC or with an offset) as this computer's local
+ * date and time, "YYYY-MM-DD HH:MM". Parsed by hand: the core writes up to nine fractional
+ * digits, which Date.parse need not accept. Text without a zone is already a local time and
+ * is only tidied; text that is not a time at all is shown as it came. */
+export function when(iso: string | null | undefined): string {
+  if (!iso) return '';
+  const m = INSTANT.exec(iso.trim());
+  if (!m) return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(iso) ? iso.replace('T', ' ').slice(0, 16) : iso;
+  const [, y, mo, d, h, mi, s, frac, zone] = m;
+  let offset = 0;
+  if (zone.toUpperCase() !== 'Z') {
+    const z = zone.replace(':', '');
+    offset = (z[0] === '-' ? -1 : 1) * (Number(z.slice(1, 3)) * 60 + Number(z.slice(3, 5)));
+  }
+  const ms = Date.UTC(+y, +mo - 1, +d, +h, +mi, +(s ?? 0), +(frac ?? '').padEnd(3, '0').slice(0, 3)) - offset * 60_000;
+  const t = new Date(ms);
+  if (Number.isNaN(t.getTime())) return iso;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ${pad(t.getHours())}:${pad(t.getMinutes())}`;
+}
+
 /** A duration in seconds as a person says it: "3 hours ago", "2 days ago". */
 export function ago(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
