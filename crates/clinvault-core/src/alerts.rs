@@ -79,7 +79,8 @@ fn open_alert_since(conn: &Connection, rule: &str, actor: &str, since_unix: i64)
         .is_some())
 }
 
-/// The patient records one user viewed or exported within the bulk-access window, with the
+/// The patients whose records (the patient, or one of their notes, invoices or attachments) one
+/// user viewed or exported within the bulk-access window, with the
 /// latest time of each, kept by the session between operations. The first count reads the
 /// window newest first and stops a minute past it; later counts read only the entries appended
 /// since (by any session or program of the same user), so a view costs the entries added since
@@ -102,12 +103,17 @@ impl RecentViews {
 
     fn note(&mut self, actor_id: &str, row: &rusqlite::Row<'_>, at: i64) -> rusqlite::Result<()> {
         let actor: Option<String> = row.get(1)?;
-        let target_type: Option<String> = row.get(3)?;
-        if actor.as_deref() != Some(actor_id) || target_type.as_deref() != Some("patient") {
+        if actor.as_deref() != Some(actor_id) {
             return Ok(());
         }
-        if let Some(target) = row.get::<_, Option<String>>(4)? {
-            let t = self.latest.entry(target).or_insert(at);
+        let target_type: Option<String> = row.get(3)?;
+        let patient = if target_type.as_deref() == Some("patient") {
+            row.get::<_, Option<String>>(4)?
+        } else {
+            crate::audit_lookup::named_patient(&row.get::<_, String>(6)?)
+        };
+        if let Some(patient) = patient {
+            let t = self.latest.entry(patient).or_insert(at);
             *t = (*t).max(at);
         }
         Ok(())
@@ -128,7 +134,7 @@ impl RecentViews {
             self.window_seconds = window_seconds;
         }
         let mut st = conn.prepare_cached(
-            "SELECT at, actor_id, action, target_type, target_id, seq FROM audit_log
+            "SELECT at, actor_id, action, target_type, target_id, seq, details FROM audit_log
              WHERE seq > ?1 ORDER BY seq DESC",
         )?;
         let mut rows = st.query([self.upto_seq])?;
@@ -187,7 +193,10 @@ pub(crate) fn after_event(
             serde_json::json!({ "action": event.action, "target": event.target_id }),
         )?;
     }
-    if event.target_type.as_deref() == Some("patient") && is_record_access(&event.action) {
+    // A view of a patient's record, or of one of their notes, invoices or attachments.
+    let about_a_patient = event.target_type.as_deref() == Some("patient")
+        || event.details.get(crate::audit::PATIENT_DETAIL).is_some();
+    if about_a_patient && is_record_access(&event.action) {
         let window = i64::from(policy.alert_bulk_view_minutes) * 60;
         let since = now.as_second() - window;
         let distinct = recent.count(conn, actor_id, since, window)?;
@@ -292,7 +301,24 @@ impl Session {
         let me = self.user().username.clone();
         let now = rfc3339(self.clock().now());
         let event = Event::new("audit.alert_ack").target("alert", id);
-        self.gate(Need::Permission(Permission::AuditRead), event, |tx, _| {
+        self.gate(Need::Permission(Permission::AuditRead), event, |tx, ev| {
+            // Separation of duties: an alert about an administrator is cleared by another one
+            // when there is another; a clinic with one administrator records that it was theirs.
+            let about: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT actor_name FROM audit_alerts WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if about.flatten().as_deref() == Some(me.as_str()) {
+                if crate::user_admin::active_admins(tx)? > 1 {
+                    return Err(Error::PermissionDenied(
+                        "this alert is about you: another administrator must acknowledge it".into(),
+                    ));
+                }
+                *ev = ev.clone().detail("own_alert", true);
+            }
             let changed = tx.execute(
                 "UPDATE audit_alerts SET acknowledged_by = ?1, acknowledged_at = ?2
                  WHERE id = ?3 AND acknowledged_at IS NULL",

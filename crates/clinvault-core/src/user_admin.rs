@@ -34,7 +34,7 @@ fn load_user(tx: &rusqlite::Connection, username: &str) -> Result<UserRecord> {
     users::by_username(tx, &name)?.ok_or_else(|| Error::NotFound(format!("no user named {name:?}")))
 }
 
-fn active_admins(tx: &rusqlite::Connection) -> Result<i64> {
+pub(crate) fn active_admins(tx: &rusqlite::Connection) -> Result<i64> {
     Ok(tx.query_row(
         "SELECT count(*) FROM users WHERE role = ?1 AND status = 'active'",
         [users::ROLE_ADMINISTRATOR],

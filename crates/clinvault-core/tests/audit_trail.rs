@@ -629,6 +629,51 @@ fn bulk_record_access_alert_fires_at_its_threshold_only() {
     assert_eq!(acks.len(), 1);
 }
 
+#[test]
+fn bulk_record_access_counts_views_of_patients_notes_by_patient() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    a.set_policy("alert.bulk-view-count", "5").unwrap();
+    a.set_policy("alert.bulk-view-minutes", "10").unwrap();
+    let bulk = |a: &mut Session| {
+        alerts(a)
+            .iter()
+            .filter(|x| x.rule == "bulk_record_access")
+            .count()
+    };
+    open_record(&mut a, "p0");
+    open_record(&mut a, "p1");
+    // Two notes of the same patient are one patient.
+    viewed_note(&mut a, "n-0", "p2");
+    viewed_note(&mut a, "n-1", "p2");
+    viewed_note(&mut a, "n-2", "p1");
+    viewed_note(&mut a, "n-3", "p3");
+    assert_eq!(bulk(&mut a), 0);
+    viewed_note(&mut a, "n-4", "p4");
+    assert_eq!(bulk(&mut a), 1);
+
+    // The alert is about the administrator: with another administrator, that one clears it.
+    let alert = alerts(&mut a)
+        .into_iter()
+        .find(|x| x.rule == "bulk_record_access")
+        .unwrap();
+    a.add_user("ben", None, "administrator", &secret(USER_PASS))
+        .unwrap();
+    let e = a.acknowledge_alert(alert.id).unwrap_err();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::PermissionDenied, "{e}");
+    let mut ben = c.sign_in("ben", USER_PASS);
+    ben.acknowledge_alert(alert.id).unwrap();
+    assert_eq!(
+        alerts(&mut a)
+            .iter()
+            .find(|x| x.id == alert.id)
+            .unwrap()
+            .acknowledged_by
+            .as_deref(),
+        Some("ben")
+    );
+}
+
 /// A long operation run in two halves (a push uploading without its session) is recorded only
 /// by the person who ran it, and only once their session is open again.
 #[test]
