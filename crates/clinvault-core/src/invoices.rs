@@ -124,9 +124,12 @@ fn assign_number(tx: &rusqlite::Connection, id: &str, issued_on: &str) -> Result
     Ok(number)
 }
 
-/// Tax for a line, rounded half-up to the minor unit.
+/// Tax for a line, rounded half-up to the minor unit. Entered amounts are capped
+/// (`money::MAX_MINOR`), so this cannot overflow for them; a row written before the cap
+/// saturates instead of panicking.
 fn tax_for(net: i64, bp: i64) -> i64 {
-    (net * bp + 5_000) / 10_000
+    let tax = (i128::from(net) * i128::from(bp) + 5_000) / 10_000;
+    i64::try_from(tax).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Invoice> {
@@ -149,8 +152,8 @@ pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Invoice> {
                 quantity: q,
                 unit_price_minor: p,
                 tax_rate_bp: bp,
-                net_minor: q * p,
-                tax_minor: tax_for(q * p, bp),
+                net_minor: q.saturating_mul(p),
+                tax_minor: tax_for(q.saturating_mul(p), bp),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -159,10 +162,18 @@ pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Invoice> {
         [id],
         |r| r.get(0),
     )?;
-    let net: i64 = lines.iter().map(|l| l.net_minor).sum();
-    let tax: i64 = lines.iter().map(|l| l.tax_minor).sum();
+    let net = lines
+        .iter()
+        .fold(0i64, |a, l| a.saturating_add(l.net_minor));
+    let tax = lines
+        .iter()
+        .fold(0i64, |a, l| a.saturating_add(l.tax_minor));
     let status: String = head.4;
-    let due = if status == "issued" { net + tax } else { 0 };
+    let due = if status == "issued" {
+        net.saturating_add(tax)
+    } else {
+        0
+    };
     Ok(Invoice {
         id: head.0,
         number: head.1,
@@ -173,9 +184,9 @@ pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Invoice> {
         lines,
         net_minor: net,
         tax_minor: tax,
-        total_minor: net + tax,
+        total_minor: net.saturating_add(tax),
         paid_minor: paid,
-        balance_minor: due - paid,
+        balance_minor: due.saturating_sub(paid),
         void_reason: head.6,
     })
 }

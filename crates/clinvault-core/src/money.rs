@@ -29,11 +29,22 @@ pub fn parse_minor(field: &str, text: &str) -> Result<i64> {
         1 => frac.parse::<i64>().map_err(|_| bad())? * 10,
         _ => frac.parse().map_err(|_| bad())?,
     };
-    whole
+    let minor = whole
         .checked_mul(100)
         .and_then(|w| w.checked_add(frac))
-        .ok_or_else(bad)
+        .ok_or_else(bad)?;
+    if minor > MAX_MINOR {
+        return Err(Error::InvalidInput(format!(
+            "{field}: at most {}",
+            format_minor(MAX_MINOR)
+        )));
+    }
+    Ok(minor)
 }
+
+/// The largest amount accepted: far above any clinic's price, and low enough that a line
+/// (quantity up to 1,000) times a tax rate in basis points (up to 10,000) stays within i64.
+pub const MAX_MINOR: i64 = 10_000_000_000;
 
 pub fn format_minor(minor: i64) -> String {
     let sign = if minor < 0 { "-" } else { "" };
@@ -59,6 +70,9 @@ mod tests {
         assert!(parse_minor("price", "abc").is_err());
         assert!(parse_minor("price", "").is_err());
         assert!(parse_minor("price", "99999999999999999999").is_err());
+        assert_eq!(parse_minor("price", "100000000").unwrap(), MAX_MINOR);
+        let e = parse_minor("price", "100000000.01").unwrap_err();
+        assert!(e.to_string().contains("at most 100000000.00"), "{e}");
         assert_eq!(format_minor(108_505), "1085.05");
         assert_eq!(format_minor(-7), "-0.07");
     }
