@@ -5,7 +5,6 @@
 
 use rusqlite::params;
 
-use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::os_keyring::{DeviceTrust, KeyringError, SecretStore};
 use crate::policy::Policy;
@@ -39,7 +38,31 @@ pub(crate) fn is_trusted(vault: &Vault, now: i64) -> bool {
     })
 }
 
-pub(crate) fn remember(vault: &mut Vault, now: i64) -> Result<()> {
+/// A device just remembered: its token is in the keyring; `record` keeps its hash.
+pub(crate) struct Remembered {
+    hash: [u8; 32],
+    expires: i64,
+    pub(crate) days: u32,
+}
+
+impl Remembered {
+    /// Keeps the token's hash for the user, in the caller's transaction (the one that records
+    /// that the device was remembered).
+    pub(crate) fn record(
+        &self,
+        conn: &rusqlite::Connection,
+        user_id: &str,
+        at: &str,
+    ) -> Result<()> {
+        conn.execute(
+            "INSERT INTO trusted_devices (user_id, token_hash, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![user_id, self.hash.as_slice(), self.expires, at],
+        )?;
+        Ok(())
+    }
+}
+
+pub(crate) fn remember(vault: &Vault, now: i64) -> Result<Remembered> {
     let policy = Policy::load(vault.conn())?;
     if policy.remember_device_days == 0 {
         return Err(Error::InvalidInput(
@@ -58,14 +81,9 @@ pub(crate) fn remember(vault: &mut Vault, now: i64) -> Result<()> {
         KeyringError::Unavailable(m) => Error::Busy(m),
         KeyringError::Other(m) => Error::Internal(m),
     })?;
-    let expires = now + i64::from(policy.remember_device_days) * 86_400;
-    let at = jiff::Timestamp::from_second(now)
-        .map(rfc3339)
-        .unwrap_or_default();
-    let user_id = vault.user().id.to_string();
-    vault.conn().execute(
-        "INSERT INTO trusted_devices (user_id, token_hash, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![user_id, hash.as_slice(), expires, at],
-    )?;
-    Ok(())
+    Ok(Remembered {
+        hash,
+        expires: now + i64::from(policy.remember_device_days) * 86_400,
+        days: policy.remember_device_days,
+    })
 }

@@ -132,19 +132,21 @@ impl Session {
             }
             Err(e) => return Err(e),
         };
-        if two_factor::is_enabled(vault.conn(), vault.user().id)?
-            && !two_factor::device_is_trusted(&vault, unix(cfg.clock.now()))
-        {
+        let has_2fa = two_factor::is_enabled(vault.conn(), vault.user().id)?;
+        if has_2fa && !two_factor::device_is_trusted(&vault, unix(cfg.clock.now())) {
             return Ok(SignIn::NeedsSecondFactor(Box::new(PendingSignIn {
                 vault,
                 cfg,
             })));
         }
+        // The trail says when a remembered device stood in for the code.
+        let method = if has_2fa {
+            "trusted_device"
+        } else {
+            "passphrase"
+        };
         Ok(SignIn::Complete(Box::new(Session::start(
-            dir,
-            vault,
-            cfg,
-            "passphrase",
+            dir, vault, cfg, method,
         )?)))
     }
 
@@ -192,7 +194,8 @@ impl Session {
             policy,
             must_enrol_2fa,
             expired: false,
-            second_factor_at: (method != "passphrase").then_some(now),
+            // A remembered device is not a fresh second factor.
+            second_factor_at: (!matches!(method, "passphrase" | "trusted_device")).then_some(now),
             notices: Vec::new(),
             recent_views: Default::default(),
         };
@@ -382,6 +385,21 @@ impl Session {
                 "the session has expired; sign in again".into(),
             )),
         }
+    }
+
+    /// Remembers this device for the user (the token in the OS keyring, its hash in the vault),
+    /// recorded as `device.remember` in the same transaction as the hash.
+    fn remember_this_device(&mut self) -> Result<()> {
+        let now = self.clock.now();
+        let remembered = crate::device_trust::remember(self.vault()?, now.as_second())?;
+        let user_id = self.user.id.to_string();
+        let at = rfc3339(now);
+        self.record_with(
+            Event::new("device.remember")
+                .target("user", &user_id)
+                .detail("days", remembered.days),
+            |tx| remembered.record(tx, &user_id, &at),
+        )
     }
 
     /// Reads the signed-in user's row again, so that an administrator's change reaches a
@@ -739,14 +757,14 @@ impl PendingSignIn {
             }
             Err(e) => return Err(e),
         };
-        // A device that cannot be remembered is no reason to refuse a correct sign-in.
-        let remembered =
-            remember_device.then(|| two_factor::remember_device(&mut self.vault, unix(now)));
         let mut session = Session::start(&dir, self.vault, self.cfg, method)?;
-        if let Some(Err(e)) = remembered {
-            session
-                .notices
-                .push(format!("This device was not remembered: {e}"));
+        // A device that cannot be remembered is no reason to refuse a correct sign-in.
+        if remember_device {
+            if let Err(e) = session.remember_this_device() {
+                session
+                    .notices
+                    .push(format!("This device was not remembered: {e}"));
+            }
         }
         Ok(session)
     }

@@ -172,10 +172,6 @@ pub(crate) fn device_is_trusted(vault: &Vault, now: i64) -> bool {
     crate::device_trust::is_trusted(vault, now)
 }
 
-pub(crate) fn remember_device(vault: &mut Vault, now: i64) -> Result<()> {
-    crate::device_trust::remember(vault, now)
-}
-
 #[derive(Serialize)]
 pub struct Enrolment {
     /// otpauth:// URI for authenticator apps (contains the secret: show, never log).

@@ -132,8 +132,21 @@ fn child_remembered_device() {
     let s = pending.complete(&code(&secret, &clock), true).unwrap();
     assert!(s.notices().is_empty(), "{:?}", s.notices());
     drop(s);
-    // Remembered: the passphrase alone signs in on this device...
+    // Remembered: the passphrase alone signs in on this device, and the trail says so...
     assert!(!needs_code(&dir, &clock));
+    let mut s = sign_in(&dir, &clock, None).unwrap();
+    let last = |s: &mut Session, action: &str| {
+        s.audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some(action.into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap()
+        .remove(0)
+    };
+    assert_eq!(last(&mut s, "signin").details["method"], "trusted_device");
+    assert_eq!(last(&mut s, "device.remember").details["days"], 30);
+    drop(s);
     // ...until the token expires...
     clock.advance(31 * 86_400);
     assert!(needs_code(&dir, &clock));
