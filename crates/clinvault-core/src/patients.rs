@@ -421,8 +421,12 @@ fn summary(r: &Row<'_>) -> rusqlite::Result<PatientSummary> {
     })
 }
 
+/// Today in the clinic's time zone (a date of birth "in the future", a consent's date).
 pub(crate) fn today(s: &Session) -> jiff::civil::Date {
-    s.clock().now().to_zoned(jiff::tz::TimeZone::UTC).date()
+    s.clock()
+        .now()
+        .to_zoned(crate::appointments::clinic_tz(s))
+        .date()
 }
 
 impl Session {

@@ -224,12 +224,23 @@ pub struct RetentionReport {
     pub sync_snapshots_hold_patients: bool,
 }
 
-fn parse_date(text: &str) -> Option<Date> {
+/// The clinic-local date of a stored time: an instant (RFC 3339, stored in UTC) is moved to
+/// the clinic's zone, so a morning visit in Sydney is not dated the day before; a plain date
+/// (an invoice's issue date, already local) is taken as it is.
+fn parse_date(text: &str, tz: &jiff::tz::TimeZone) -> Option<Date> {
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Some(ts.to_zoned(tz.clone()).date());
+    }
     text.get(..10).and_then(|d| d.parse().ok())
 }
 
 /// Works out what is due on `today` (inside a transaction, so the run sees one state).
-fn plan(conn: &Connection, rules: &Rules, today: Date, now_unix: i64) -> Result<RetentionPlan> {
+fn plan(
+    conn: &Connection,
+    rules: &Rules,
+    tz: &jiff::tz::TimeZone,
+    today: Date,
+) -> Result<RetentionPlan> {
     let held: std::collections::BTreeSet<String> = {
         let mut st =
             conn.prepare("SELECT DISTINCT patient_id FROM legal_holds WHERE released_at IS NULL")?;
@@ -238,17 +249,18 @@ fn plan(conn: &Connection, rules: &Rules, today: Date, now_unix: i64) -> Result<
             .collect::<rusqlite::Result<_>>()?;
         ids
     };
-    // The last visit: the latest appointment that was not cancelled and has begun, or note;
-    // a patient never seen counts from the day their record was made.
+    // The last visit: the latest appointment that was not cancelled (one still to come keeps
+    // the record: the patient is coming back), or note; a patient never seen counts from the
+    // day their record was made.
     let mut st = conn.prepare(
         "SELECT p.id, p.date_of_birth, p.created_at,
                 (SELECT max(a.starts_at) FROM appointments a
-                  WHERE a.patient_id = p.id AND a.status != 'cancelled' AND a.starts_at <= ?1),
+                  WHERE a.patient_id = p.id AND a.status != 'cancelled'),
                 (SELECT max(n.created_at) FROM notes n WHERE n.patient_id = p.id)
          FROM patients p WHERE p.anonymised_at IS NULL ORDER BY p.id",
     )?;
     let rows = st
-        .query_map([now_unix], |r| {
+        .query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, Option<String>>(1)?,
@@ -263,12 +275,12 @@ fn plan(conn: &Connection, rules: &Rules, today: Date, now_unix: i64) -> Result<
     for (id, dob, created, last_appt, last_note) in rows {
         let visit = last_appt
             .and_then(|s| jiff::Timestamp::from_second(s).ok())
-            .map(|ts| ts.to_zoned(jiff::tz::TimeZone::UTC).date());
-        let note = last_note.as_deref().and_then(parse_date);
-        let Some(last) = visit.max(note).or_else(|| parse_date(&created)) else {
+            .map(|ts| ts.to_zoned(tz.clone()).date());
+        let note = last_note.as_deref().and_then(|n| parse_date(n, tz));
+        let Some(last) = visit.max(note).or_else(|| parse_date(&created, tz)) else {
             continue;
         };
-        let due_on = rules.clinical_due(dob.as_deref().and_then(parse_date), last);
+        let due_on = rules.clinical_due(dob.as_deref().and_then(|d| parse_date(d, tz)), last);
         if due_on > today {
             continue;
         }
@@ -303,7 +315,7 @@ fn plan(conn: &Connection, rules: &Rules, today: Date, now_unix: i64) -> Result<
         .filter(|(_, patient, date, anonymised)| {
             (*anonymised || anonymising.contains(patient.as_str()))
                 && !held.contains(patient)
-                && parse_date(date).is_some_and(|d| rules.financial_due(d) <= today)
+                && parse_date(date, tz).is_some_and(|d| rules.financial_due(d) <= today)
         })
         .map(|(id, ..)| id)
         .collect();
@@ -418,13 +430,14 @@ impl Session {
     pub fn retention_plan(&mut self) -> Result<RetentionPlan> {
         let rules = self.retention_rules()?;
         let now = self.clock().now();
-        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let tz = crate::appointments::clinic_tz(self);
+        let today = now.to_zoned(tz.clone()).date();
         let event = Event::new("retention.plan");
         self.gate(
             Need::Permission(Permission::RecordsErase),
             event,
             |tx, ev| {
-                let p = plan(tx, &rules, today, now.as_second())?;
+                let p = plan(tx, &rules, &tz, today)?;
                 *ev = ev
                     .clone()
                     .detail("patients", p.patients_to_anonymise.len())

@@ -935,12 +935,15 @@ impl Session {
         let now = rfc3339(self.clock().now());
         let event = Event::new("patient.export").target("patient", patient_id);
         let out_dir = out.to_path_buf();
-        self.gate(
+        let created = !out_dir.exists();
+        let mut prepared = false;
+        let result = self.gate(
             Need::Permission(Permission::PatientExport),
             event,
             |tx, ev| {
                 let data = gather(tx, &tz, patient_id, &now)?;
                 prepare_out_dir(&out_dir)?;
+                prepared = true;
                 let files = write_export(tx, &vault, &out_dir, &data)?;
                 let records = data.record_count();
                 *ev = ev
@@ -953,7 +956,31 @@ impl Session {
                     files,
                 })
             },
-        )
+        );
+        // An export that failed (a damaged attachment, a full disk, or its entry not written)
+        // leaves none of the plaintext it had written. The folder was new or empty before.
+        if result.is_err() && prepared {
+            remove_written(&out_dir, created);
+        }
+        result
+    }
+}
+
+/// Best effort: the export's error is what the user needs to see.
+fn remove_written(out: &Path, created: bool) {
+    if created {
+        let _ = fs::remove_dir_all(out);
+        return;
+    }
+    if let Ok(entries) = fs::read_dir(out) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
     }
 }
 

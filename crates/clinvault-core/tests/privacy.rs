@@ -613,6 +613,11 @@ fn book(s: &mut Session, patient: &str, start: &str) -> String {
 #[test]
 fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_without_names() {
     let c = clinic();
+    // A clinic ahead of UTC: a morning visit is the day before in UTC, and must not make its
+    // records due a day early.
+    sign_in(&c.dir, "admin")
+        .set_policy("clinic-timezone", "Australia/Sydney")
+        .unwrap();
     let mut rita = sign_in(&c.dir, "rita");
     let mk = |s: &mut Session, first: &str, dob: &str| {
         s.add_patient(PatientFields {
@@ -628,7 +633,9 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
     let child = mk(&mut rita, "Chico", "2016-02-29");
     let held = mk(&mut rita, "Helga", "1965-01-01");
     let recent = mk(&mut rita, "Rena", "1980-01-01");
+    let booked = mk(&mut rita, "Futura", "1975-01-01");
     let a1 = book(&mut rita, &adult, "2026-03-02T09:00");
+    book(&mut rita, &booked, "2026-03-02T13:00");
     book(&mut rita, &child, "2026-03-02T10:00");
     book(&mut rita, &held, "2026-03-02T11:00");
     book(&mut rita, &recent, "2026-03-02T12:00");
@@ -669,6 +676,8 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
         6
     );
     assert_eq!(admin.policy().audit_retention_years, 6);
+    // Futura, last seen in 2026 too, is booked to come back next week.
+    book(&mut admin, &booked, "2033-06-06T09:00");
 
     let plan = admin.retention_plan().unwrap();
     let due: Vec<&str> = plan
@@ -679,7 +688,7 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
     assert_eq!(
         due,
         [adult.as_str()],
-        "the child (until 25) and the recent patient are not due"
+        "the child (until 25), the recent patient and the one booked to come back are not due"
     );
     assert_eq!(plan.patients_to_anonymise[0].due_on, "2033-03-02");
     assert_eq!(plan.held_patients_skipped, std::slice::from_ref(&held));
@@ -715,7 +724,12 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
         admin.show_invoice(&inv.id).unwrap_err().kind(),
         ErrorKind::NotFound
     );
-    for (id, name) in [(&child, "Chico"), (&held, "Helga"), (&recent, "Rena")] {
+    for (id, name) in [
+        (&child, "Chico"),
+        (&held, "Helga"),
+        (&recent, "Rena"),
+        (&booked, "Futura"),
+    ] {
         assert_eq!(
             admin.show_patient(id).unwrap().fields.first_name.as_deref(),
             Some(name)
@@ -747,6 +761,7 @@ fn a_retention_run_removes_what_is_due_skips_holds_and_minors_and_says_so_withou
         (child.as_str(), "2041-03-01"),
         (held.as_str(), "2033-03-02"),
         (recent.as_str(), "2039-01-12"),
+        (booked.as_str(), "2040-06-06"),
     ];
     want.sort();
     assert_eq!(due, want);
@@ -1086,5 +1101,55 @@ fn calendar_exports_show_patients_as_the_setting_says_and_parse_as_icalendar() {
             .unwrap_err()
             .kind(),
         ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn a_subject_access_export_that_fails_leaves_no_plaintext_behind() {
+    let c = clinic();
+    let mut rita = sign_in(&c.dir, "rita");
+    let id = rita
+        .add_patient(PatientFields {
+            first_name: Some("Fay".into()),
+            last_name: Some("Failing".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    rita.add_attachment(&id, "letter.txt", &mut "Dear colleague".as_bytes())
+        .unwrap();
+    drop(rita);
+    // The attachment's encrypted file is damaged, so the export fails after it has written
+    // the patient's JSON, HTML and PDF.
+    let stored = std::fs::read_dir(c.dir.file("attachments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "bin"))
+        .unwrap();
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&stored, &bytes).unwrap();
+
+    let mut admin = sign_in(&c.dir, "admin");
+    let new = c.tmp.path().join("new-folder");
+    let e = admin.export_patient(&id, &new).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    assert!(!new.exists(), "the folder it made is gone");
+    let empty = c.tmp.path().join("empty-folder");
+    std::fs::create_dir(&empty).unwrap();
+    admin.export_patient(&id, &empty).unwrap_err();
+    assert!(empty.exists());
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing left in it"
+    );
+    // A folder that already held something is refused and left as it was.
+    std::fs::write(empty.join("mine.txt"), "keep").unwrap();
+    admin.export_patient(&id, &empty).unwrap_err();
+    assert_eq!(
+        std::fs::read_to_string(empty.join("mine.txt")).unwrap(),
+        "keep"
     );
 }
