@@ -18,10 +18,17 @@ pub(crate) fn with<T>(
     state: &AppState,
     f: impl FnOnce(&mut Shell<DesktopHost>) -> Reply<T>,
 ) -> Reply<T> {
-    // A panic while holding the lock poisons it; the shell itself stays consistent (sessions
-    // are dropped, not half-updated), so carry on rather than wedge the app.
-    let mut shell = state.lock().unwrap_or_else(|p| p.into_inner());
-    contain(|| f(&mut shell))
+    // Tauri runs these commands on its async runtime, which has one worker per core. Waiting
+    // there for the lock (a backup export holds it for minutes) would take a worker, and two
+    // such waits (the status poll, a click) would stall every other call, the backup's own
+    // Cancel included. block_in_place hands the worker's other tasks to a new thread while
+    // this one waits; outside the runtime (the schedule timer's thread) it just runs.
+    tokio::task::block_in_place(|| {
+        // A panic while holding the lock poisons it; the shell itself stays consistent
+        // (sessions are dropped, not half-updated), so carry on rather than wedge the app.
+        let mut shell = state.lock().unwrap_or_else(|p| p.into_inner());
+        contain(|| f(&mut shell))
+    })
 }
 
 /// Runs one command so that a panic (a bug) reaches the webview as an `internal` error with a
@@ -204,6 +211,13 @@ pub fn passphrase_strength(state: State<'_, AppState>, req: StrengthRequest) -> 
 #[derive(Default)]
 pub struct BackupCancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
+impl BackupCancel {
+    /// Asks the running export or verification, if any, to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Progress at most every whole percent, so the channel is not flooded.
 fn progress_sender(
     channel: tauri::ipc::Channel<BackupProgress>,
@@ -250,7 +264,7 @@ pub fn verify_backup(
 /// Asks the running export or verification to stop (the core then keeps nothing).
 #[tauri::command(async)]
 pub fn cancel_backup(cancel: State<'_, BackupCancel>) -> Reply<()> {
-    cancel.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    cancel.cancel();
     Ok(())
 }
 

@@ -53,6 +53,19 @@ fn allow_isolation_frame(ctx: &mut tauri::Context<tauri::Wry>) {
     }
 }
 
+/// Ends the session as the window goes, if the shell is free; false when a command holds it
+/// (the event loop must not wait for a backup export).
+fn end_session_now(window: &tauri::Window) -> bool {
+    let state = window.state::<commands::AppState>();
+    let mut shell = match state.try_lock() {
+        Ok(shell) => shell,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return false,
+    };
+    shell.window_closed();
+    true
+}
+
 pub fn run() {
     // A panic message could carry patient data; commands turn panics into a fixed error
     // (`commands::contain`) and the hook prints nothing.
@@ -73,15 +86,30 @@ pub fn run() {
         .plugin(tauri_plugin_dialog::init())
         .manage::<commands::AppState>(Mutex::new(Shell::new(DesktopHost)))
         .manage(commands::BackupCancel::default())
-        .on_window_event(|window, event| {
-            if matches!(
-                event,
-                tauri::WindowEvent::CloseRequested { .. } | tauri::WindowEvent::Destroyed
-            ) {
-                let state = window.state::<commands::AppState>();
-                let mut shell = state.lock().unwrap_or_else(|p| p.into_inner());
-                shell.window_closed();
+        .on_window_event(|window, event| match event {
+            tauri::WindowEvent::CloseRequested { api, .. } => {
+                if !end_session_now(window) {
+                    // A backup export holds the shell: stop it, wait off the event loop (which
+                    // must keep the window answering), then close.
+                    api.prevent_close();
+                    window.state::<commands::BackupCancel>().cancel();
+                    let window = window.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("close".into())
+                        .spawn(move || {
+                            let state = window.state::<commands::AppState>();
+                            state
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .window_closed();
+                            let _ = window.destroy();
+                        });
+                }
             }
+            tauri::WindowEvent::Destroyed => {
+                end_session_now(window);
+            }
+            _ => {}
         })
         .invoke_handler(tauri::generate_handler![
             commands::status,

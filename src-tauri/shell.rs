@@ -1096,11 +1096,12 @@ impl<H: Host> Shell<H> {
                 format!("cannot write {}: {e}", path.display()),
             )
         };
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        // Owner-only, like every other file the app writes: staff names, devices, record ids.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts.open(&path).map_err(io)?;
         std::io::Write::write_all(&mut file, csv.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
         Ok(path.display().to_string())

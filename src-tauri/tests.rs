@@ -1508,6 +1508,12 @@ fn audit_filters_verification_and_alerts_for_administrators_only() {
         "{csv}"
     );
     assert!(!csv.contains("Jones"), "{csv}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&written).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
     let again = f
         .shell
         .export_audit_csv(AuditCsv {
@@ -1947,4 +1953,37 @@ fn time_off_over_bookings_is_refused_with_the_count_until_recorded_anyway() {
     );
     let recorded = f.shell.add_time_off(off(true)).unwrap();
     assert_eq!(recorded.booked_inside, 1);
+}
+
+/// The property the backup's Cancel relies on: commands waiting for the shell (held by a long
+/// export) do not take the async runtime's workers, so a command that needs no lock is still
+/// answered. Tauri's runtime is tokio's multi-threaded one with a worker per core; two here.
+#[test]
+fn commands_waiting_for_the_shell_leave_the_runtime_free() {
+    use crate::commands::{with, AppState};
+    let state: &'static AppState = Box::leak(Box::new(std::sync::Mutex::new(Shell::new(
+        crate::host::DesktopHost,
+    ))));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let held = state.lock().unwrap();
+    let waiting: Vec<_> = (0..4)
+        .map(|_| rt.spawn(async move { with(state, |_| Ok(())) }))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Waited for on a plain channel: a stalled runtime would not drive its own timers.
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move { tx.send("answered") });
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(5)),
+        Ok("answered"),
+        "a command that needs no lock waited behind the shell's lock"
+    );
+    drop(held);
+    for w in waiting {
+        rt.block_on(w).unwrap().unwrap();
+    }
 }
