@@ -1305,6 +1305,72 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     app.stop().await;
 }
 
+/// A practitioner types a note and leaves for another tab at once, inside the autosave pause:
+/// the text is kept. A colleague who opens that draft sees it read-only (only its own
+/// practitioner may change it), with no Finalise.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_note_typed_just_before_leaving_is_kept_and_a_colleagues_draft_is_read_only() {
+    use clinvault_core::patients::PatientFields;
+    use secrecy::SecretString;
+    const PASS: &str = "saffron glacier tandem umbrella";
+    const MARKER: &str = "Quick-Marker-5521 left at once";
+
+    let app = App::start_with("note-leave", |path| {
+        let mut s = support::seeded_admin(path);
+        for (user, name) in [("sam", "Sam Physio"), ("zoe", "Zoe Osteo")] {
+            s.add_user(
+                user,
+                Some(name),
+                "practitioner",
+                &SecretString::from(PASS.to_owned()),
+            )
+            .unwrap();
+            s.add_practitioner(user).unwrap();
+        }
+        s.add_patient(PatientFields {
+            first_name: Some("Nora".into()),
+            last_name: Some("Notetaker".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    })
+    .await;
+    app.el("#si-username").await;
+    app.sign_in("sam", PASS).await;
+    app.wait_text("#whoami", "practitioner", 60).await;
+    open_patient(&app, "notetaker", "Notetaker, Nora").await;
+    app.click("#ptab-notes").await;
+    app.click("#note-new").await;
+    app.el("#note-body").await.send_keys(MARKER).await.unwrap();
+    app.click("#ptab-details").await;
+    app.click("#ptab-notes").await;
+    app.wait_text("#record-notes", "draft", 10).await;
+    app.click("#note-open-0").await;
+    let body = app.el("#note-body").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while body.prop("value").await.unwrap().unwrap_or_default() != MARKER {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the text typed before leaving was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.click("#nav-signout").await;
+
+    app.sign_in("zoe", PASS).await;
+    app.wait_text("#whoami", "practitioner", 20).await;
+    open_patient(&app, "notetaker", "Notetaker, Nora").await;
+    app.click("#ptab-notes").await;
+    app.wait_text("#record-notes", "draft", 10).await;
+    app.click("#note-open-0").await;
+    app.wait_text("#note-readonly", "Only sam can edit", 10).await;
+    app.wait_text("#note-current", MARKER, 10).await;
+    assert!(!app.exists("#note-body").await, "a colleague's draft is offered for editing");
+    assert!(!app.exists("#note-finalise").await);
+    app.screenshot("colleague-draft").await;
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 /// A clinic with several practitioners narrows the calendar to one: only that column and that
 /// practitioner's appointments are shown, in the day and the week view, until "All" again.
