@@ -377,7 +377,7 @@ impl Session {
             self.close("session.lock", "idle");
         }
         match self.state() {
-            SessionState::Active => self.refresh_user(),
+            SessionState::Active => Ok(()),
             SessionState::Locked => Err(Error::SessionLocked(
                 "the session is locked; unlock with your passphrase".into(),
             )),
@@ -404,15 +404,16 @@ impl Session {
 
     /// Reads the signed-in user's row again, so that an administrator's change reaches a
     /// session that is already open (also one in another process): a new role applies to the
-    /// next operation, and a disabled account's session ends.
+    /// next operation, and a disabled account's session ends. The gate reads it inside its own
+    /// transaction (`transact`) and calls this only when it changed.
     fn refresh_user(&mut self) -> Result<()> {
-        let fresh = users::by_id(self.vault()?.conn(), self.user.id)?;
+        let fresh = users::standing(self.vault()?.conn(), self.user.id)?;
         match fresh {
-            Some(u) if u.status == users::UserStatus::Active => {
-                if u.role != self.user.role {
+            Some((role, users::UserStatus::Active)) => {
+                if role != self.user.role {
                     let has_2fa = self.two_factor_enabled()?;
-                    self.must_enrol_2fa = self.policy.requires_2fa(&u.role) && !has_2fa;
-                    self.user.role = u.role;
+                    self.must_enrol_2fa = self.policy.requires_2fa(&role) && !has_2fa;
+                    self.user.role = role;
                 }
                 Ok(())
             }
@@ -430,6 +431,7 @@ impl Session {
     /// first, so activity after the idle limit cannot revive a session that should have locked.
     pub fn record_activity(&mut self) -> Result<()> {
         self.enforce_time_limits()?;
+        self.refresh_user()?;
         self.last_activity = self.clock.now();
         Ok(())
     }
@@ -548,10 +550,16 @@ impl Session {
 
     /// One write transaction holding `f`'s changes and the signed audit entry for `event` (and,
     /// for gated operations, the alert rules it may trip). On any failure nothing is committed.
+    ///
+    /// `stale`, for gated operations: the user's role and status are read in the transaction
+    /// (a separate read would cost a read transaction of its own on every operation); if they
+    /// are no longer those the session checked, nothing runs, `stale` is set and the gate
+    /// checks again.
     fn transact<T>(
         &mut self,
         event: Event,
         with_alerts: bool,
+        stale: Option<&mut bool>,
         f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
     ) -> Result<T> {
         let now_ts = self.clock.now();
@@ -578,6 +586,13 @@ impl Session {
         };
         let mut event = event;
         let tx = crate::db::write_tx(vault.conn_mut())?;
+        if let Some(stale) = stale {
+            let current = users::standing(&tx, user.id)?;
+            if !matches!(&current, Some((role, users::UserStatus::Active)) if *role == user.role) {
+                *stale = true;
+                return Err(Error::Conflict("your account was changed meanwhile".into()));
+            }
+        }
         let value = f(&tx, &mut event)?;
         audit::append(&tx, &now, &author, &event)?;
         if with_alerts {
@@ -616,7 +631,9 @@ impl Session {
             self.device.clone(),
         );
         let now = rfc3339(self.clock.now());
-        self.transact(event, false, |tx, _| f(tx, (&id, &name, &now, &device)))
+        self.transact(event, false, None, |tx, _| {
+            f(tx, (&id, &name, &now, &device))
+        })
     }
 
     /// The one gate. `f` runs inside the transaction and may refine the event (details such as
@@ -628,17 +645,33 @@ impl Session {
         event: Event,
         f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
     ) -> Result<T> {
-        self.authorize(need, event.clone())?;
+        let mut f = Some(f);
         // A failed operation's entry keeps the patient it was about, so that a search for the
         // patient shows the attempt; the other details it gathered were never committed.
         let mut about = None;
-        let outcome = self.transact(event.clone(), true, |tx, ev| {
-            let value = f(tx, ev);
-            if value.is_err() {
-                about = ev.details.get(crate::audit::PATIENT_DETAIL).cloned();
+        // Checked with the role the session holds; if the transaction finds the account
+        // changed (a new role, disabled), once more with what it is now.
+        let mut outcome = Err(Error::Internal("the gate did not run".into()));
+        for attempt in 0..2 {
+            if attempt > 0 {
+                self.refresh_user()?;
             }
-            value
-        });
+            self.permit(need, event.clone())?;
+            let mut stale = false;
+            outcome = self.transact(event.clone(), true, Some(&mut stale), |tx, ev| {
+                let f = f
+                    .take()
+                    .ok_or_else(|| Error::Internal("the gate ran an operation twice".into()))?;
+                let value = f(tx, ev);
+                if value.is_err() {
+                    about = ev.details.get(crate::audit::PATIENT_DETAIL).cloned();
+                }
+                value
+            });
+            if !stale {
+                break;
+            }
+        }
         match outcome {
             Ok(value) => {
                 self.last_activity = self.clock.now();
@@ -662,7 +695,20 @@ impl Session {
     /// (key rotation replaces the database file): a refusal is recorded as denied.
     pub(crate) fn authorize(&mut self, need: Need, event: Event) -> Result<()> {
         self.enforce_time_limits()?;
-        if let Some(reason) = self.denial(need, &event)? {
+        self.refresh_user()?;
+        self.permit(need, event)
+    }
+
+    /// The time limits and the permission, with the role the session last read (a refusal
+    /// reads it again first: a role may have been widened since).
+    fn permit(&mut self, need: Need, event: Event) -> Result<()> {
+        self.enforce_time_limits()?;
+        let mut refusal = self.denial(need, &event)?;
+        if refusal.is_some() {
+            self.refresh_user()?;
+            refusal = self.denial(need, &event)?;
+        }
+        if let Some(reason) = refusal {
             let denied = event.outcome(Outcome::Denied).detail(
                 "needs",
                 match need {

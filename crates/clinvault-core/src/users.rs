@@ -196,6 +196,17 @@ fn to_record(raw: (String, String, String, String, String, String)) -> Result<Us
 
 const COLUMNS: &str = "id, username, display_name, role, status, created_at";
 
+/// A user's role and status, read by the gate on every operation (so a cached statement and
+/// only these two columns).
+pub(crate) fn standing(conn: &Connection, id: uuid::Uuid) -> Result<Option<(String, UserStatus)>> {
+    let row: Option<(String, String)> = conn
+        .prepare_cached("SELECT role, status FROM users WHERE id = ?1")?
+        .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(role, status)| Ok((role, UserStatus::parse(&status)?)))
+        .transpose()
+}
+
 pub(crate) fn by_id(conn: &Connection, id: uuid::Uuid) -> Result<Option<UserRecord>> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
