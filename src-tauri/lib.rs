@@ -87,24 +87,23 @@ pub fn run() {
         .manage::<commands::AppState>(Mutex::new(Shell::new(DesktopHost)))
         .manage(commands::BackupCancel::default())
         .on_window_event(|window, event| match event {
-            tauri::WindowEvent::CloseRequested { api, .. } => {
-                if !end_session_now(window) {
-                    // A backup export holds the shell: stop it, wait off the event loop (which
-                    // must keep the window answering), then close.
-                    api.prevent_close();
-                    window.state::<commands::BackupCancel>().cancel();
-                    let window = window.clone();
-                    let _ = std::thread::Builder::new()
-                        .name("close".into())
-                        .spawn(move || {
-                            let state = window.state::<commands::AppState>();
-                            state
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .window_closed();
-                            let _ = window.destroy();
-                        });
-                }
+            // Closing ends the session at once when the shell is free (the guard does it). When
+            // a backup export holds the shell: stop it, wait off the event loop (which must keep
+            // the window answering), then close.
+            tauri::WindowEvent::CloseRequested { api, .. } if !end_session_now(window) => {
+                api.prevent_close();
+                window.state::<commands::BackupCancel>().cancel();
+                let window = window.clone();
+                let _ = std::thread::Builder::new()
+                    .name("close".into())
+                    .spawn(move || {
+                        let state = window.state::<commands::AppState>();
+                        state
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .window_closed();
+                        let _ = window.destroy();
+                    });
             }
             tauri::WindowEvent::Destroyed => {
                 end_session_now(window);

@@ -1363,9 +1363,13 @@ async fn a_note_typed_just_before_leaving_is_kept_and_a_colleagues_draft_is_read
     app.click("#ptab-notes").await;
     app.wait_text("#record-notes", "draft", 10).await;
     app.click("#note-open-0").await;
-    app.wait_text("#note-readonly", "Only sam can edit", 10).await;
+    app.wait_text("#note-readonly", "Only sam can edit", 10)
+        .await;
     app.wait_text("#note-current", MARKER, 10).await;
-    assert!(!app.exists("#note-body").await, "a colleague's draft is offered for editing");
+    assert!(
+        !app.exists("#note-body").await,
+        "a colleague's draft is offered for editing"
+    );
     assert!(!app.exists("#note-finalise").await);
     app.screenshot("colleague-draft").await;
     app.stop().await;
