@@ -88,7 +88,14 @@ pub struct Session {
     notices: Vec<String>,
     /// The bulk-access rule's count, carried from one operation to the next.
     recent_views: crate::alerts::RecentViews,
+    /// Wrong passphrases given to this unlocked session since the last right one.
+    wrong_passphrases: u32,
 }
+
+/// Wrong passphrases an unlocked session takes (re-authentication, passphrase change) before
+/// it locks. Unlocking needs the passphrase and goes through the sign-in throttle, so someone
+/// at a session left open gets this many guesses, not guesses at Argon2id's pace.
+const WRONG_PASSPHRASES_BEFORE_LOCK: u32 = 3;
 
 fn unix(ts: jiff::Timestamp) -> i64 {
     ts.as_second()
@@ -198,6 +205,7 @@ impl Session {
             second_factor_at: (!matches!(method, "passphrase" | "trusted_device")).then_some(now),
             notices: Vec::new(),
             recent_views: Default::default(),
+            wrong_passphrases: 0,
         };
         let event = Event::new("signin")
             .target("user", session.user.id)
@@ -515,6 +523,32 @@ impl Session {
         self.must_enrol_2fa = false;
     }
 
+    /// Checks the signed-in user's passphrase again, counting wrong ones (see
+    /// `after_wrong_passphrase`).
+    pub(crate) fn passphrase_again(&mut self, passphrase: &SecretString) -> Result<()> {
+        let checked = self.vault()?.verify_passphrase(passphrase);
+        match &checked {
+            Ok(()) => self.wrong_passphrases = 0,
+            Err(e) if e.kind() == ErrorKind::Authentication => self.wrong_passphrases += 1,
+            Err(_) => {}
+        }
+        checked
+    }
+
+    /// Called once a failed re-authentication is recorded: after too many wrong passphrases
+    /// the session locks, and the answer says so instead of `e`.
+    pub(crate) fn after_wrong_passphrase(&mut self, e: Error) -> Error {
+        if self.wrong_passphrases < WRONG_PASSPHRASES_BEFORE_LOCK {
+            return e;
+        }
+        self.wrong_passphrases = 0;
+        self.close("session.lock", "wrong passphrase entered too often");
+        Error::SessionLocked(format!(
+            "a wrong passphrase was entered {WRONG_PASSPHRASES_BEFORE_LOCK} times, so the session \
+             is locked; unlock it with your passphrase"
+        ))
+    }
+
     /// Full re-authentication for sensitive operations: the passphrase again and, for users
     /// with two-factor sign-in, a fresh code — or the one proved at sign-in within the last two
     /// minutes (a one-shot CLI command signs in and acts in the same breath).
@@ -523,7 +557,7 @@ impl Session {
         passphrase: &SecretString,
         code: Option<&str>,
     ) -> Result<()> {
-        self.vault()?.verify_passphrase(passphrase)?;
+        self.passphrase_again(passphrase)?;
         let now = self.clock.now();
         let recent = self
             .second_factor_at

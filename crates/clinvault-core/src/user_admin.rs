@@ -309,10 +309,10 @@ impl Session {
         let event = Event::new("passphrase.change").target("user", self.user().id);
         // Re-authentication first: a session left unlocked is not enough to change it.
         self.authorize(Need::SignedIn, event.clone())?;
-        if let Err(e) = self.vault()?.verify_passphrase(current) {
+        if let Err(e) = self.passphrase_again(current) {
             let kind = serde_json::to_value(e.kind()).unwrap_or_default();
             self.record(event.outcome(Outcome::Failed).detail("error", kind))?;
-            return Err(e);
+            return Err(self.after_wrong_passphrase(e));
         }
         self.vault_mut()?.change_passphrase(new)?;
         self.record(event)
@@ -416,7 +416,7 @@ impl Session {
                     .outcome(Outcome::Failed)
                     .detail("error", kind),
             )?;
-            return Err(e);
+            return Err(self.after_wrong_passphrase(e));
         }
         let key = self.vault()?.db_key_hex()?;
         self.record(Event::new("key.export_db_key"))?;

@@ -488,3 +488,33 @@ fn a_role_change_reaches_a_session_that_is_already_open() {
     admin.set_user_role("jo", "receptionist").unwrap();
     jo.add_patient(fields()).unwrap();
 }
+
+#[test]
+fn wrong_passphrases_at_an_unlocked_session_lock_it() {
+    let c = clinic();
+    let mut admin = c.admin();
+    let wrong = secret("not my passphrase at all, really");
+    let new = secret("amber cellar window puzzle lantern");
+    for _ in 0..2 {
+        let e = admin.change_passphrase(&wrong, &new).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    }
+    // The third, here through the database-key export, locks the session.
+    let e = admin.export_db_key(&wrong, None).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::SessionLocked, "{e}");
+    assert!(e.to_string().contains("3 times"), "{e}");
+    assert_eq!(admin.state(), SessionState::Locked);
+    admin.unlock(&secret(ADMIN_PASS)).unwrap();
+    // A right passphrase starts the count again.
+    admin.change_passphrase(&wrong, &new).unwrap_err();
+    admin.change_passphrase(&wrong, &new).unwrap_err();
+    admin.export_db_key(&secret(ADMIN_PASS), None).unwrap();
+    let e = admin.change_passphrase(&wrong, &new).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Authentication, "{e}");
+    assert_eq!(admin.state(), SessionState::Active);
+    let locks = audit_actions(&mut admin)
+        .into_iter()
+        .filter(|(action, ..)| action == "session.lock")
+        .count();
+    assert_eq!(locks, 1);
+}
