@@ -68,6 +68,13 @@ async fn a_draft_invoice_is_edited_issued_saved_as_pdf_and_a_pdf_attachment_is_v
     app.click("#draft-save").await;
     app.wait_text("#inv-error", "items[1].unit_price", 10).await;
     app.fill("#dl-price-0", "35").await;
+    // A quantity that is not a whole number is refused as typed, not cut down to 1.
+    app.fill("#dl-qty-0", "1.5").await;
+    app.click("#draft-save").await;
+    app.wait_text("#inv-error", "Line 1 quantity: \"1.5\"", 10)
+        .await;
+    app.wait_text("#inv-total", "74.00", 10).await;
+    app.fill("#dl-qty-0", "1").await;
     app.screenshot("draft-invoice").await;
     app.click("#draft-issue").await;
     app.wait_text("#inv-msg", "Invoice 1 issued.", 10).await;
