@@ -434,6 +434,16 @@ fn viewed_note(s: &mut Session, note: &str, patient: &str) -> i64 {
         .seq
 }
 
+/// An insider's row in the record lookup listing entry `seq` under patient p-1.
+fn file_under_p1(insider: &Connection, seq: i64) {
+    insider
+        .execute(
+            "INSERT INTO audit_targets (target_id, target_type, seq) VALUES ('p-1', 'patient', ?1)",
+            [seq],
+        )
+        .unwrap();
+}
+
 /// Verification's finding about an altered record lookup, which it then rebuilt.
 fn lookup_problem(s: &mut Session) -> clinvault_core::audit_verify::Problem {
     let p = s.verify_audit().unwrap().problem.unwrap();
@@ -477,12 +487,7 @@ fn the_record_lookup_finds_every_entry_and_altering_it_is_found() {
             |r| r.get(0),
         )
         .unwrap();
-    insider
-        .execute(
-            "INSERT INTO audit_targets (target_id, target_type, seq) VALUES ('p-1', 'patient', ?1)",
-            [other],
-        )
-        .unwrap();
+    file_under_p1(&insider, other);
     let mut a = c.admin();
     assert_eq!(entries_about(&mut a, "p-1"), vec![second, first]);
     assert_eq!(lookup_problem(&mut a).seq, other);
@@ -550,12 +555,7 @@ fn a_search_for_a_patient_finds_entries_about_their_records_and_altering_those_i
     drop(a);
 
     // Or files another patient's note view under this one.
-    insider
-        .execute(
-            "INSERT INTO audit_targets (target_id, target_type, seq) VALUES ('p-1', 'patient', ?1)",
-            [other],
-        )
-        .unwrap();
+    file_under_p1(&insider, other);
     let mut a = c.admin();
     assert_eq!(entries_about(&mut a, "p-1"), vec![note, record]);
     assert_eq!(lookup_problem(&mut a).seq, other);

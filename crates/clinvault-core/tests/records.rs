@@ -22,6 +22,15 @@ fn sign_in(dir: &VaultDir, user: &str) -> Session {
     support::sign_in(dir, user, pass)
 }
 
+/// How many versions the note's own practitioner sees.
+fn versions_of(c: &Clinic, note: &str) -> usize {
+    sign_in(&c.dir, "sam")
+        .show_note(note)
+        .unwrap()
+        .versions
+        .len()
+}
+
 struct Clinic {
     _tmp: tempfile::TempDir,
     dir: VaultDir,
@@ -196,15 +205,7 @@ fn a_note_goes_from_draft_to_final_and_is_then_only_amended() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     drop(sid);
-    assert_eq!(
-        sign_in(&c.dir, "sam")
-            .show_note(&n.id)
-            .unwrap()
-            .versions
-            .len(),
-        2,
-        "no version was added"
-    );
+    assert_eq!(versions_of(&c, &n.id), 2, "no version was added");
     let mut admin = sign_in(&c.dir, "admin");
     admin
         .set_policy("notes-restricted-to-treating", "on")
@@ -223,14 +224,7 @@ fn a_note_goes_from_draft_to_final_and_is_then_only_amended() {
         ErrorKind::PermissionDenied
     );
     drop(pat);
-    assert_eq!(
-        sign_in(&c.dir, "sam")
-            .show_note(&n.id)
-            .unwrap()
-            .versions
-            .len(),
-        2
-    );
+    assert_eq!(versions_of(&c, &n.id), 2);
 }
 
 #[test]
