@@ -105,6 +105,14 @@ fn alerts(s: &mut Session) -> Vec<Alert> {
     s.audit_alerts(true).unwrap()
 }
 
+/// How many bulk-access alerts have been raised.
+fn bulk_alerts(s: &mut Session) -> usize {
+    alerts(s)
+        .iter()
+        .filter(|x| x.rule == "bulk_record_access")
+        .count()
+}
+
 #[test]
 fn an_untouched_trail_verifies_and_triggers_refuse_edits() {
     let (c, key) = Clinic::with_history();
@@ -635,12 +643,6 @@ fn bulk_record_access_counts_views_of_patients_notes_by_patient() {
     let mut a = c.admin();
     a.set_policy("alert.bulk-view-count", "5").unwrap();
     a.set_policy("alert.bulk-view-minutes", "10").unwrap();
-    let bulk = |a: &mut Session| {
-        alerts(a)
-            .iter()
-            .filter(|x| x.rule == "bulk_record_access")
-            .count()
-    };
     open_record(&mut a, "p0");
     open_record(&mut a, "p1");
     // Two notes of the same patient are one patient.
@@ -648,9 +650,9 @@ fn bulk_record_access_counts_views_of_patients_notes_by_patient() {
     viewed_note(&mut a, "n-1", "p2");
     viewed_note(&mut a, "n-2", "p1");
     viewed_note(&mut a, "n-3", "p3");
-    assert_eq!(bulk(&mut a), 0);
+    assert_eq!(bulk_alerts(&mut a), 0);
     viewed_note(&mut a, "n-4", "p4");
-    assert_eq!(bulk(&mut a), 1);
+    assert_eq!(bulk_alerts(&mut a), 1);
 
     // The alert is about the administrator: with another administrator, that one clears it.
     let alert = alerts(&mut a)
@@ -717,20 +719,14 @@ fn bulk_record_access_counts_views_from_the_same_users_other_sessions() {
     let c = Clinic::new();
     let mut a = c.admin();
     a.set_policy("alert.bulk-view-count", "5").unwrap();
-    let fired = |s: &mut Session| {
-        alerts(s)
-            .iter()
-            .filter(|x| x.rule == "bulk_record_access")
-            .count()
-    };
     open_record(&mut a, "p0");
     open_record(&mut a, "p1");
     let mut b = c.admin();
     open_record(&mut b, "p2");
     open_record(&mut b, "p3");
-    assert_eq!(fired(&mut b), 0);
+    assert_eq!(bulk_alerts(&mut b), 0);
     open_record(&mut a, "p4");
-    assert_eq!(fired(&mut a), 1);
+    assert_eq!(bulk_alerts(&mut a), 1);
 }
 
 /// The rule reads only the window's entries, newest first. Neither another user's views nor a
