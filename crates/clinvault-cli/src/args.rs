@@ -526,9 +526,10 @@ pub enum NotifyAction {
     /// Where a practitioner's booking notifications go
     Address {
         practitioner: String,
+        #[arg(required_unless_present = "off")]
         email: Option<String>,
         /// Stop notifications for this practitioner
-        #[arg(long)]
+        #[arg(long, conflicts_with = "email")]
         off: bool,
     },
     /// Show the SMTP set-up
@@ -638,6 +639,8 @@ pub enum AppointmentAction {
         from: String,
         #[arg(long, default_value_t = 5)]
         count: usize,
+        #[arg(long)]
+        json: bool,
     },
     /// A day's appointments
     List {

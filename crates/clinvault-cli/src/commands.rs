@@ -42,17 +42,26 @@ impl Global {
         match self
             .user
             .clone()
-            .or_else(|| std::env::var("CLINVAULT_USER").ok())
-        {
+            // An empty variable is no username (not the username "").
+            .or_else(|| {
+                std::env::var("CLINVAULT_USER")
+                    .ok()
+                    .filter(|u| !u.trim().is_empty())
+            }) {
             Some(u) => Ok(u),
-            None => prompt::ask_line("Username", "--user or CLINVAULT_USER"),
+            None => prompt::ask_line("Username", "username", "--user or CLINVAULT_USER"),
         }
     }
 
     fn code(&self) -> Result<String> {
         match &self.totp {
             Some(c) => Ok(c.clone()),
-            None => prompt::ask_line("Authenticator or recovery code", "--totp or CLINVAULT_TOTP"),
+            // Not echoed: a recovery code stays valid until used.
+            None => {
+                use secrecy::ExposeSecret;
+                prompt::ask("Authenticator or recovery code", "--totp or CLINVAULT_TOTP")
+                    .map(|c| c.expose_secret().trim().to_owned())
+            }
         }
     }
 
@@ -171,6 +180,15 @@ pub fn run(cli: Cli) -> Result<()> {
                 let target = g.user.clone().ok_or_else(|| {
                     Error::InvalidInput("practitioner add: name the user with --user NAME".into())
                 })?;
+                if std::env::var("CLINVAULT_USER").map_or(true, |u| u.trim().is_empty())
+                    && !prompt::is_terminal()
+                {
+                    return Err(Error::InvalidInput(
+                        "practitioner add: --user names the new practitioner, so set \
+                         CLINVAULT_USER to the administrator who adds them"
+                            .into(),
+                    ));
+                }
                 // Here --user names the practitioner; the acting user comes from the environment.
                 let acting = Global {
                     user: None,
@@ -763,6 +781,7 @@ fn patient(g: &Global, action: PatientAction) -> Result<()> {
                 None => prompt::ask_line(
                     "This erases the patient's identity and clinical records for good. \
                      Type the patient's id to confirm",
+                    "confirmation",
                     "--confirm ID",
                 )?,
             };
@@ -1014,8 +1033,13 @@ fn appointment(g: &Global, action: AppointmentAction) -> Result<()> {
             appointment_type,
             from,
             count,
+            json,
         } => {
-            for slot in s.next_free_slots(&practitioner, &appointment_type, &from, count)? {
+            let slots = s.next_free_slots(&practitioner, &appointment_type, &from, count)?;
+            if json {
+                return print_json(&slots);
+            }
+            for slot in slots {
                 println!("{slot}");
             }
         }

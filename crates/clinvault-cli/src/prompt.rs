@@ -13,9 +13,16 @@ pub fn from_env(var: &str) -> Option<SecretString> {
 }
 
 pub fn from_file(path: &Path) -> Result<SecretString, Error> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::Io {
-        context: format!("cannot read passphrase file {}", path.display()),
-        source: e,
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        // A missing file is "not found" (exit 6), as for every other input file.
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound(format!("no passphrase file at {}", path.display()))
+        } else {
+            Error::Io {
+                context: format!("cannot read passphrase file {}", path.display()),
+                source: e,
+            }
+        }
     })?);
     // One trailing newline is how editors save a one-line file; it is not part of the passphrase.
     let trimmed = text
@@ -23,6 +30,10 @@ pub fn from_file(path: &Path) -> Result<SecretString, Error> {
         .or_else(|| text.strip_suffix('\n'))
         .unwrap_or(&text);
     Ok(SecretString::from(trimmed.to_owned()))
+}
+
+pub fn is_terminal() -> bool {
+    terminal()
 }
 
 fn terminal() -> bool {
@@ -54,10 +65,12 @@ pub fn ask_new(label: &str, env_hint: &str) -> Result<SecretString, Error> {
     Ok(first)
 }
 
-pub fn ask_line(label: &str, env_hint: &str) -> Result<String, Error> {
+/// A line typed at a terminal (shown as typed). `what` names it in the error when there is
+/// no terminal: "{what} needed: use {hint} or run in a terminal".
+pub fn ask_line(label: &str, what: &str, hint: &str) -> Result<String, Error> {
     if !terminal() {
         return Err(Error::InvalidInput(format!(
-            "{label} needed: use {env_hint} or run in a terminal"
+            "{what} needed: use {hint} or run in a terminal"
         )));
     }
     eprint!("{label}: ");

@@ -33,13 +33,13 @@ pub enum SyncAction {
         #[arg(long, value_name = "PATH", requires = "from")]
         recovery_key_file: Option<PathBuf>,
         /// With --from: trust only this CA certificate (PEM)
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", requires = "from")]
         ca_file: Option<PathBuf>,
         /// With --from: lowest TLS version (1.3 default, or 1.2)
-        #[arg(long, value_name = "VERSION")]
+        #[arg(long, value_name = "VERSION", requires = "from")]
         tls_min: Option<String>,
         /// With --from: SFTP private key file
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", requires = "from")]
         ssh_key: Option<PathBuf>,
         #[arg(long)]
         json: bool,

@@ -107,7 +107,7 @@ fn print_restored(r: &ops::RestoreOutcome, json: bool) -> Result<()> {
     }
     println!(
         "Snapshot {} of {} restored and verified into {} ({} files, {}).",
-        &r.snapshot[..12],
+        short_id(&r.snapshot),
         r.time,
         r.to.display(),
         r.files,
@@ -212,7 +212,7 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
             } else {
                 println!(
                     "Snapshot {} pushed: {} files, {}; {} unchanged attachments skipped; {} new blobs, {} uploaded in {} packs.",
-                    &r.snapshot[..12], r.files, mib(r.bytes), r.unchanged_files, r.new_blobs, mib(r.uploaded_bytes), r.packs
+                    short_id(&r.snapshot), r.files, mib(r.bytes), r.unchanged_files, r.new_blobs, mib(r.uploaded_bytes), r.packs
                 );
             }
         }
@@ -226,7 +226,7 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
                 for i in list {
                     println!(
                         "{}  {}  {}  {} files  {}  audit entries {}",
-                        &i.id[..12],
+                        short_id(&i.id),
                         i.time,
                         i.host,
                         i.files,
@@ -307,11 +307,11 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
                     print_json(o)?;
                 } else {
                     for (id, why) in &o.failed {
-                        eprintln!("problem: snapshot {}: {why}", &id[..12]);
+                        eprintln!("problem: snapshot {}: {why}", short_id(id));
                     }
                     println!(
-                        "Restore test passed: snapshot {} of {} ({} h {} min old) restores, opens and verifies.",
-                        &o.snapshot[..12], o.time, o.age_seconds / 3600, (o.age_seconds % 3600) / 60
+                        "{}",
+                        restore_test_line(result.is_ok(), &o.snapshot, &o.time, o.age_seconds)
                     );
                 }
             }
@@ -319,4 +319,45 @@ pub fn sync(g: &Global, action: SyncAction) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The first 12 characters of a snapshot id (all of a shorter one).
+fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// The line about the snapshot that restored: a pass only when no newer one failed; otherwise
+/// it is the newest good snapshot, and the error that follows says which failed.
+fn restore_test_line(passed: bool, snapshot: &str, time: &str, age_seconds: i64) -> String {
+    format!(
+        "{}: snapshot {} of {time} ({} h {} min old) restores, opens and verifies.",
+        if passed {
+            "Restore test passed"
+        } else {
+            "Newest good snapshot"
+        },
+        short_id(snapshot),
+        age_seconds / 3600,
+        (age_seconds % 3600) / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restore_test_with_failed_newer_snapshots_is_not_called_a_pass() {
+        let id = "0123456789abcdef0123";
+        let passed = restore_test_line(true, id, "2026-11-23T10:00:00Z", 3_900);
+        assert_eq!(
+            passed,
+            "Restore test passed: snapshot 0123456789ab of 2026-11-23T10:00:00Z (1 h 5 min old) \
+             restores, opens and verifies."
+        );
+        let failed = restore_test_line(false, id, "2026-11-23T10:00:00Z", 3_900);
+        assert!(failed.starts_with("Newest good snapshot: "), "{failed}");
+        assert!(!failed.contains("passed"), "{failed}");
+        assert!(restore_test_line(true, "abc", "t", 0).contains("snapshot abc of t"));
+    }
 }

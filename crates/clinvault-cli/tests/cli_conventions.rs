@@ -84,6 +84,48 @@ fn exit_codes_follow_the_contract() {
     let out = run(c);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("CLINVAULT_PASSPHRASE"));
+
+    // An empty CLINVAULT_USER is no username: asked for, not tried as "".
+    let mut c = cv(&vault);
+    c.env("CLINVAULT_USER", "").arg("whoami");
+    let out = run(c);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("username needed"), "{}", stderr(&out));
+
+    // A missing passphrase file is "not found", like any other missing input file.
+    let mut c = cv(&vault);
+    c.env_remove("CLINVAULT_PASSPHRASE")
+        .arg("--passphrase-file")
+        .arg(tmp.path().join("no-such-file"))
+        .arg("whoami");
+    let out = run(c);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no passphrase file at"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Options that contradict each other, or mean something only with another, are refused.
+    for args in [
+        &["notify", "address", "sam", "sam@example.org", "--off"][..],
+        &["notify", "address", "sam"][..],
+        &[
+            "sync",
+            "restore",
+            "latest",
+            "--to",
+            "/tmp/x",
+            "--ca-file",
+            "/tmp/ca.pem",
+        ][..],
+    ] {
+        let mut c = cv(&vault);
+        c.args(args);
+        let out = run(c);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert_one_error_line(&out);
+    }
 }
 
 #[test]

@@ -158,6 +158,24 @@ fn practitioner_hours_types_and_bookings() {
         free.lines().collect::<Vec<_>>(),
         ["2026-10-20T09:00", "2026-10-20T09:15", "2026-10-20T09:30"]
     );
+    let free: serde_json::Value = serde_json::from_str(&step(&[
+        "appointment",
+        "free",
+        "--practitioner",
+        "sam",
+        "--type",
+        "Follow-up",
+        "--from",
+        "2026-10-20T09:00",
+        "--count",
+        "2",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        free,
+        serde_json::json!(["2026-10-20T09:00", "2026-10-20T09:15"])
+    );
     step(&[
         "practitioner",
         "time-off",
