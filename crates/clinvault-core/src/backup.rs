@@ -196,7 +196,8 @@ struct OpeningReader<R: Read> {
     inp: R,
     dec: Option<DecryptorBE32<XChaCha20Poly1305>>,
     aad: [u8; 32],
-    plain: Vec<u8>,
+    // Wiped when replaced or dropped: one chunk holds the vault's keys record.
+    plain: Zeroizing<Vec<u8>>,
     pos: usize,
     ahead: Vec<u8>,
     done: bool,
@@ -233,7 +234,7 @@ impl<R: Read> OpeningReader<R> {
             inp,
             dec: Some(DecryptorBE32::from_aead(cipher, prefix.into())),
             aad,
-            plain: Vec::with_capacity(CHUNK + TAG),
+            plain: Zeroizing::new(Vec::with_capacity(CHUNK + TAG)),
             pos: 0,
             ahead,
             done: false,
@@ -272,7 +273,7 @@ impl<R: Read> OpeningReader<R> {
         if ok != Some(true) {
             return Err(self.fail("a block does not authenticate"));
         }
-        self.plain = current;
+        self.plain = Zeroizing::new(current);
         self.pos = 0;
         Ok(())
     }
@@ -704,12 +705,19 @@ fn export_inner(
     };
     // Never over an existing file, even one created while we wrote.
     if let Err(e) = fs::hard_link(&tmp, out) {
-        let _ = fs::remove_file(&tmp);
-        return Err(if e.kind() == io::ErrorKind::AlreadyExists {
-            Error::AlreadyExists(format!("{} already exists", out.display()))
+        let moved = if e.kind() == io::ErrorKind::AlreadyExists {
+            Err(Error::AlreadyExists(format!(
+                "{} already exists",
+                out.display()
+            )))
         } else {
-            Error::io(format!("cannot create {}", out.display()))(e)
-        });
+            // FAT and exFAT (USB sticks) and some network shares have no hard links.
+            claim_and_move(&tmp, out)
+        };
+        if let Err(e) = moved {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
     }
     let _ = fs::remove_file(&tmp);
     let _ = File::open(&dir).and_then(|d| d.sync_all());
@@ -722,6 +730,21 @@ fn export_inner(
         attachments,
         audit_entries: staged.anchor().entries,
         with_passphrase: passphrase.is_some(),
+    })
+}
+
+/// Puts `tmp` at `out` without hard links: claims the name with a new empty file (so an
+/// existing file is never replaced), then renames the finished backup over that placeholder.
+fn claim_and_move(tmp: &Path, out: &Path) -> Result<()> {
+    crate::vault_dir::create_private(out).map_err(|e| match e {
+        Error::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
+            Error::AlreadyExists(format!("{} already exists", out.display()))
+        }
+        other => other,
+    })?;
+    fs::rename(tmp, out).map_err(|e| {
+        let _ = fs::remove_file(out);
+        Error::io(format!("cannot create {}", out.display()))(e)
     })
 }
 
@@ -1010,4 +1033,29 @@ pub fn restore(
         files: manifest.files.len(),
         vault,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The way a backup is put in place where the file system has no hard links.
+    #[test]
+    fn claim_and_move_puts_the_backup_in_place_and_never_over_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, out) = (dir.path().join(".b.partial"), dir.path().join("b.cvbackup"));
+        fs::write(&tmp, b"backup bytes").unwrap();
+        claim_and_move(&tmp, &out).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"backup bytes");
+        assert!(!tmp.exists());
+
+        fs::write(&tmp, b"a second backup").unwrap();
+        let e = claim_and_move(&tmp, &out).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::AlreadyExists, "{e}");
+        assert_eq!(
+            fs::read(&out).unwrap(),
+            b"backup bytes",
+            "the existing file is kept"
+        );
+    }
 }

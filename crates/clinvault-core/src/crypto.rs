@@ -152,11 +152,31 @@ pub fn normalise_passphrase(passphrase: &SecretString) -> Zeroizing<String> {
     Zeroizing::new(passphrase.expose_secret().nfc().collect())
 }
 
+/// The most a key derivation may ask for. The costs are read from a key file or a backup's
+/// header before anything authenticates them (they are bound into the check that follows),
+/// so a crafted file must not make the derivation allocate gigabytes or run for hours. Far
+/// above the costs ClinVault writes (`KdfCost::RECOMMENDED`: 128 MiB, 3 passes, 1 lane).
+pub const MAX_KDF_MEMORY_KIB: u32 = 2 * 1024 * 1024;
+pub const MAX_KDF_ITERATIONS: u32 = 64;
+pub const MAX_KDF_PARALLELISM: u32 = 16;
+
 pub fn derive_kek(passphrase: &SecretString, params: &KdfParams) -> Result<Secret32> {
     if params.algorithm != "argon2id" || params.version != 0x13 {
         return Err(Error::Incompatible(format!(
             "key slot uses an unknown key derivation ({} v{}); update ClinVault",
             params.algorithm, params.version
+        )));
+    }
+    if params.memory_kib > MAX_KDF_MEMORY_KIB
+        || params.iterations > MAX_KDF_ITERATIONS
+        || params.parallelism > MAX_KDF_PARALLELISM
+    {
+        return Err(Error::Integrity(format!(
+            "the key derivation asks for more than ClinVault ever uses ({} MiB, {} passes, {} \
+             lanes); the file is damaged or was tampered with",
+            params.memory_kib / 1024,
+            params.iterations,
+            params.parallelism
         )));
     }
     let argon_params = argon2::Params::new(
@@ -306,6 +326,19 @@ mod tests {
 
     fn fast() -> KdfParams {
         KdfParams::with_cost(8, 1, 1)
+    }
+
+    #[test]
+    fn a_derivation_asking_for_more_than_clinvault_uses_is_refused_before_it_runs() {
+        for (m, t, p) in [(u32::MAX, 1, 1), (8, u32::MAX, 1), (8, 1, 1 << 20)] {
+            let e = derive_kek(&SecretString::from("x"), &KdfParams::with_cost(m, t, p))
+                .err()
+                .unwrap();
+            assert_eq!(e.kind(), crate::ErrorKind::Integrity, "{e}");
+            assert!(e.to_string().contains("tampered"), "{e}");
+        }
+        let r = KdfCost::RECOMMENDED;
+        assert!(r.memory_kib <= MAX_KDF_MEMORY_KIB && r.iterations <= MAX_KDF_ITERATIONS);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Backend {
     rt: Arc<tokio::runtime::Runtime>,
     can_rename: bool,
     label: String,
+    /// A folder target's root: its directories are synced after a rename (OpenDAL syncs the
+    /// file only), so a push recorded as done survives a power cut.
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// An entry of a listing: its name within the folder and its size when the service says.
@@ -228,6 +231,10 @@ impl Backend {
             rt: Arc::new(rt),
             can_rename,
             label: spec.kind().to_owned(),
+            local_root: match &spec.location {
+                Location::File { path } => Some(path.into()),
+                _ => None,
+            },
         })
     }
 
@@ -275,7 +282,16 @@ impl Backend {
             }
             self.rt
                 .block_on(self.op.rename(&tmp, path))
-                .map_err(|e| self.map(&what, e))
+                .map_err(|e| self.map(&what, e))?;
+            if let Some(root) = &self.local_root {
+                let dir = root.join(path);
+                if let Some(parent) = dir.parent() {
+                    std::fs::File::open(parent)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| io_error(&format!("cannot flush {what}"), e))?;
+                }
+            }
+            Ok(())
         } else {
             self.rt
                 .block_on(self.op.write(path, bytes))

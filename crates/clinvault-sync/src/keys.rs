@@ -173,8 +173,11 @@ impl DerivedKeys {
     /// JSON sealed under the metadata key with their kind as AAD, so one kind cannot stand in
     /// for another.
     pub fn seal_meta(&self, kind: &str, json: &[u8]) -> Result<Vec<u8>> {
-        let compressed = zstd::bulk::compress(json, 3)
-            .map_err(|_| Error::Internal("compression failed".into()))?;
+        // Compressed snapshot JSON still carries the vault's keys: wiped once sealed.
+        let compressed = Zeroizing::new(
+            zstd::bulk::compress(json, 3)
+                .map_err(|_| Error::Internal("compression failed".into()))?,
+        );
         seal_with(&self.meta, &compressed, &meta_aad(kind))
     }
 

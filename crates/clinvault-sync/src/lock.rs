@@ -1,7 +1,13 @@
 //! The repository lock: an encrypted object under `locks/` per running operation. Pushes and
 //! prunes hold it exclusively; restores and checks hold it shared. A lock is stale when it is
 //! older than `STALE_SECS` without refresh, or when it was taken on this host by a process that
-//! no longer runs (a push killed with -9 must not block the next one).
+//! no longer runs (a push killed with -9 must not block the next one). A thread rewrites the
+//! lock every `REFRESH_SECS` while it is held, so an upload, restore or check that runs longer
+//! than `STALE_SECS` is not taken for stale (a prune could otherwise delete the packs it is
+//! writing or reading).
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use clinvault_core::{Error, Result};
 
@@ -17,6 +23,54 @@ pub struct RepoLock {
     name: String,
     exclusive: bool,
     taken: i64,
+    keep_alive: Option<KeepAlive>,
+}
+
+/// The thread that rewrites a held lock; told to stop (and joined) when the lock is dropped.
+struct KeepAlive {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl KeepAlive {
+    fn start(
+        backend: Backend,
+        keys: Arc<DerivedKeys>,
+        name: String,
+        exclusive: bool,
+        every: Duration,
+    ) -> Option<KeepAlive> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sync-lock".into())
+            .spawn(move || {
+                let host = hostname();
+                let (lock, wake) = &*flag;
+                let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    let (guard, _) = wake
+                        .wait_timeout(stopped, every)
+                        .unwrap_or_else(|p| p.into_inner());
+                    stopped = guard;
+                    if *stopped {
+                        return;
+                    }
+                    // A failed rewrite is tried again at the next beat; the operation itself
+                    // reports what the target refuses.
+                    let _ = write_lock(&backend, &keys, &name, exclusive, &host, now());
+                }
+            })
+            .ok()?;
+        Some(KeepAlive { stop, thread })
+    }
+
+    fn stop(self) {
+        let (lock, wake) = &*self.stop;
+        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+        let _ = self.thread.join();
+    }
 }
 
 fn now() -> i64 {
@@ -46,21 +100,48 @@ fn is_stale(l: &LockFile, host: &str, t: i64) -> bool {
 }
 
 impl RepoLock {
-    pub fn acquire(backend: &Backend, keys: &DerivedKeys, exclusive: bool) -> Result<RepoLock> {
+    pub fn acquire(
+        backend: &Backend,
+        keys: &Arc<DerivedKeys>,
+        exclusive: bool,
+    ) -> Result<RepoLock> {
+        Self::acquire_refreshed(
+            backend,
+            keys,
+            exclusive,
+            Duration::from_secs(REFRESH_SECS.unsigned_abs()),
+        )
+    }
+
+    /// As `acquire`, rewriting the lock every `every` while it is held.
+    pub(crate) fn acquire_refreshed(
+        backend: &Backend,
+        keys: &Arc<DerivedKeys>,
+        exclusive: bool,
+        every: Duration,
+    ) -> Result<RepoLock> {
         let host = hostname();
         Self::check_others(backend, keys, exclusive, &host, None)?;
         let name = uuid::Uuid::new_v4().to_string();
         let taken = now();
         write_lock(backend, keys, &name, exclusive, &host, taken)?;
-        let lock = RepoLock {
+        let mut lock = RepoLock {
             backend: backend.clone(),
             name,
             exclusive,
             taken,
+            keep_alive: None,
         };
         // Two writers may have written their locks at the same moment: both see the other now
         // and the later one backs off (dropping `lock` removes ours).
         Self::check_others(backend, keys, exclusive, &host, Some(&lock.name))?;
+        lock.keep_alive = KeepAlive::start(
+            backend.clone(),
+            keys.clone(),
+            lock.name.clone(),
+            exclusive,
+            every,
+        );
         Ok(lock)
     }
 
@@ -145,6 +226,47 @@ fn write_lock(
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
+        // Stopped first, so it cannot write the lock again after it is deleted.
+        if let Some(k) = self.keep_alive.take() {
+            k.stop();
+        }
         let _ = self.backend.delete(&format!("locks/{}", self.name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::RepoKey;
+    use crate::target::{Credentials, TargetSpec};
+
+    fn lock_times(backend: &Backend, keys: &DerivedKeys) -> Vec<i64> {
+        backend
+            .list("locks")
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let sealed = backend.read(&format!("locks/{}", e.name)).unwrap();
+                let plain = keys.open_meta("lock", &sealed).unwrap();
+                serde_json::from_slice::<LockFile>(&plain).unwrap().time
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_held_lock_is_rewritten_while_held_and_removed_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = TargetSpec::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let backend = Backend::open(&spec, &Credentials::default()).unwrap();
+        let keys = Arc::new(RepoKey::generate().derive());
+        let lock =
+            RepoLock::acquire_refreshed(&backend, &keys, true, Duration::from_millis(200)).unwrap();
+        let first = lock_times(&backend, &keys);
+        assert_eq!(first.len(), 1);
+        std::thread::sleep(Duration::from_millis(2_300));
+        let later = lock_times(&backend, &keys);
+        assert!(later[0] >= first[0] + 2, "{first:?} then {later:?}");
+        drop(lock);
+        assert!(lock_times(&backend, &keys).is_empty());
     }
 }

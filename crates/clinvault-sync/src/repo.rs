@@ -17,7 +17,8 @@ use crate::model::{
 
 pub struct Repository {
     pub(crate) backend: Backend,
-    pub(crate) keys: DerivedKeys,
+    /// Shared with the lock's keep-alive thread, which seals the lock it rewrites.
+    pub(crate) keys: std::sync::Arc<DerivedKeys>,
     pub(crate) params: Params,
     pub(crate) config: ConfigFile,
     pub(crate) pack_bytes: usize,
@@ -156,7 +157,7 @@ impl Repository {
         backend.write_atomic("config", json)?;
         Ok(Repository {
             backend,
-            keys,
+            keys: std::sync::Arc::new(keys),
             params,
             config,
             pack_bytes,
@@ -182,7 +183,7 @@ impl Repository {
         }
         Ok(Repository {
             backend,
-            keys,
+            keys: std::sync::Arc::new(keys),
             params,
             config,
             pack_bytes,
@@ -368,8 +369,12 @@ impl Repository {
     }
 }
 
+/// The first 12 characters of an object's name, for messages. Names come from the target's
+/// listing, so anything may be there: cut on a character boundary.
 pub(crate) fn short(name: &str) -> &str {
-    &name[..name.len().min(12)]
+    name.char_indices()
+        .nth(12)
+        .map_or(name, |(i, _)| &name[..i])
 }
 
 pub(crate) fn info(name: &str, s: &SnapshotFile) -> SnapshotInfo {
@@ -390,4 +395,17 @@ pub(crate) fn time_of(s: &SnapshotFile) -> i128 {
         .parse::<jiff::Timestamp>()
         .map(|t| t.as_nanosecond())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn a_name_from_the_target_is_shortened_on_a_character_boundary() {
+        assert_eq!(short("0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("abc"), "abc");
+        // Byte 12 falls inside 'é': slicing by bytes would panic.
+        assert_eq!(short("aaaaaaaaaaaé-and-more"), "aaaaaaaaaaaé");
+    }
 }
