@@ -1145,19 +1145,6 @@ fn notify_cmd(g: &Global, action: NotifyAction) -> Result<()> {
     Ok(())
 }
 
-fn read_text(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound(format!("no file at {}", path.display()))
-        } else {
-            Error::Io {
-                context: format!("cannot read {}", path.display()),
-                source: e,
-            }
-        }
-    })
-}
-
 fn note(g: &Global, action: NoteAction) -> Result<()> {
     let mut s = g.sign_in()?;
     let n = match action {
@@ -1165,9 +1152,15 @@ fn note(g: &Global, action: NoteAction) -> Result<()> {
             patient,
             appointment,
             file,
-        } => s.add_note(&patient, appointment.as_deref(), &read_text(&file)?)?,
+        } => s.add_note(
+            &patient,
+            appointment.as_deref(),
+            &prompt::read_input(&file, "file")?,
+        )?,
         NoteAction::Finalize { id } => s.finalise_note(&id)?,
-        NoteAction::Amend { id, file, reason } => s.amend_note(&id, &read_text(&file)?, &reason)?,
+        NoteAction::Amend { id, file, reason } => {
+            s.amend_note(&id, &prompt::read_input(&file, "file")?, &reason)?
+        }
         NoteAction::Show { id, json } => {
             let n = s.show_note(&id)?;
             if json {

@@ -12,18 +12,23 @@ pub fn from_env(var: &str) -> Option<SecretString> {
     std::env::var(var).ok().map(SecretString::from)
 }
 
-pub fn from_file(path: &Path) -> Result<SecretString, Error> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        // A missing file is "not found" (exit 6), as for every other input file.
+/// Reads an input file named by the user; a missing one is "not found" (exit 6) whatever it
+/// holds. `what` names it in the messages ("file", "passphrase file").
+pub fn read_input(path: &Path, what: &str) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound(format!("no passphrase file at {}", path.display()))
+            Error::NotFound(format!("no {what} at {}", path.display()))
         } else {
             Error::Io {
-                context: format!("cannot read passphrase file {}", path.display()),
+                context: format!("cannot read {what} {}", path.display()),
                 source: e,
             }
         }
-    })?);
+    })
+}
+
+pub fn from_file(path: &Path) -> Result<SecretString, Error> {
+    let text = Zeroizing::new(read_input(path, "passphrase file")?);
     // One trailing newline is how editors save a one-line file; it is not part of the passphrase.
     let trimmed = text
         .strip_suffix("\r\n")
