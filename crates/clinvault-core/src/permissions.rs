@@ -180,11 +180,8 @@ pub fn load(conn: &Connection, name: &str) -> Result<Option<Role>> {
         }));
     }
     let row: Option<String> = conn
-        .query_row(
-            "SELECT permissions FROM custom_roles WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT permissions FROM custom_roles WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
         .optional()?;
     row.map(|perms| {
         let permissions = perms

@@ -29,6 +29,25 @@ pub enum Need {
     Permission(Permission),
 }
 
+/// What the gate's check inside an operation's transaction found.
+enum Verdict {
+    Allowed,
+    /// The account's role or status is no longer the one the session holds.
+    Stale,
+    Refused(String),
+}
+
+/// Why `role` may not do what `need` asks, if it may not; read on `conn`, so that inside a
+/// transaction the answer holds until it commits.
+fn role_refusal(conn: &rusqlite::Connection, role: &str, need: Need) -> Result<Option<String>> {
+    let Need::Permission(p) = need else {
+        return Ok(None);
+    };
+    let role = permissions::load(conn, role)?
+        .ok_or_else(|| Error::Integrity(format!("role {role:?} does not exist")))?;
+    Ok((!role.allows(p)).then(|| format!("your role ({}) may not {}", role.name, p.describe())))
+}
+
 /// Operations a user who must enrol in two-factor sign-in may still do.
 const ENROLMENT_ACTIONS: &[&str] = &["2fa.enroll", "2fa.confirm", "session.lock"];
 
@@ -585,15 +604,16 @@ impl Session {
     /// One write transaction holding `f`'s changes and the signed audit entry for `event` (and,
     /// for gated operations, the alert rules it may trip). On any failure nothing is committed.
     ///
-    /// `stale`, for gated operations: the user's role and status are read in the transaction
-    /// (a separate read would cost a read transaction of its own on every operation); if they
-    /// are no longer those the session checked, nothing runs, `stale` is set and the gate
-    /// checks again.
+    /// `check`, for gated operations: the user's role, status and the role's permissions are
+    /// read in the transaction, so the operation runs only under the grants that hold when it
+    /// commits (and a separate read would cost a read transaction of its own on every
+    /// operation). If they refuse it or are no longer those the session holds, nothing runs and
+    /// the verdict says why.
     fn transact<T>(
         &mut self,
         event: Event,
         with_alerts: bool,
-        stale: Option<&mut bool>,
+        check: Option<(Need, &mut Verdict)>,
         f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
     ) -> Result<T> {
         let now_ts = self.clock.now();
@@ -620,11 +640,15 @@ impl Session {
         };
         let mut event = event;
         let tx = crate::db::write_tx(vault.conn_mut())?;
-        if let Some(stale) = stale {
+        if let Some((need, verdict)) = check {
             let current = users::standing(&tx, user.id)?;
             if !matches!(&current, Some((role, users::UserStatus::Active)) if *role == user.role) {
-                *stale = true;
+                *verdict = Verdict::Stale;
                 return Err(Error::Conflict("your account was changed meanwhile".into()));
+            }
+            if let Some(reason) = role_refusal(&tx, &user.role, need)? {
+                *verdict = Verdict::Refused(reason.clone());
+                return Err(Error::PermissionDenied(reason));
             }
         }
         let value = f(&tx, &mut event)?;
@@ -683,16 +707,19 @@ impl Session {
         // A failed operation's entry keeps the patient it was about, so that a search for the
         // patient shows the attempt; the other details it gathered were never committed.
         let mut about = None;
-        // Checked with the role the session holds; if the transaction finds the account
-        // changed (a new role, disabled), once more with what it is now.
+        // Checked in the transaction with the role the session holds; if the transaction finds
+        // the account changed (a new role, disabled), once more with what it is now.
         let mut outcome = Err(Error::Internal("the gate did not run".into()));
         for attempt in 0..2 {
             if attempt > 0 {
                 self.refresh_user()?;
             }
-            self.permit(need, event.clone())?;
-            let mut stale = false;
-            outcome = self.transact(event.clone(), true, Some(&mut stale), |tx, ev| {
+            self.enforce_time_limits()?;
+            if let Some(reason) = self.enrolment_refusal(&event) {
+                return Err(self.refused(need, event, reason));
+            }
+            let mut verdict = Verdict::Allowed;
+            outcome = self.transact(event.clone(), true, Some((need, &mut verdict)), |tx, ev| {
                 let f = f
                     .take()
                     .ok_or_else(|| Error::Internal("the gate ran an operation twice".into()))?;
@@ -702,8 +729,10 @@ impl Session {
                 }
                 value
             });
-            if !stale {
-                break;
+            match verdict {
+                Verdict::Allowed => break,
+                Verdict::Stale => continue,
+                Verdict::Refused(reason) => return Err(self.refused(need, event, reason)),
             }
         }
         match outcome {
@@ -742,18 +771,26 @@ impl Session {
             self.refresh_user()?;
             refusal = self.denial(need, &event)?;
         }
-        if let Some(reason) = refusal {
-            let denied = event.outcome(Outcome::Denied).detail(
-                "needs",
-                match need {
-                    Need::Permission(p) => p.name(),
-                    Need::SignedIn => "2fa.enrolment",
-                },
-            );
-            self.write_unchecked(denied, |_, _| Ok(()))?;
-            return Err(Error::PermissionDenied(reason));
+        match refusal {
+            Some(reason) => Err(self.refused(need, event, reason)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Records `event` as denied and returns the refusal to give the caller (or why even the
+    /// record could not be written).
+    fn refused(&mut self, need: Need, event: Event, reason: String) -> Error {
+        let denied = event.outcome(Outcome::Denied).detail(
+            "needs",
+            match need {
+                Need::Permission(p) => p.name(),
+                Need::SignedIn => "2fa.enrolment",
+            },
+        );
+        match self.write_unchecked(denied, |_, _| Ok(())) {
+            Ok(()) => Error::PermissionDenied(reason),
+            Err(e) => e,
+        }
     }
 
     /// Records the outcome of an operation authorised with `authorize`.
@@ -778,25 +815,17 @@ impl Session {
 
     /// Why the operation is refused, if it is.
     fn denial(&self, need: Need, event: &Event) -> Result<Option<String>> {
-        if self.must_enrol_2fa && !ENROLMENT_ACTIONS.contains(&event.action.as_str()) {
-            return Ok(Some(
-                "your role requires two-factor sign-in: set it up first (user 2fa enroll)".into(),
-            ));
+        if let Some(reason) = self.enrolment_refusal(event) {
+            return Ok(Some(reason));
         }
-        let Need::Permission(p) = need else {
-            return Ok(None);
-        };
-        let role = permissions::load(self.vault()?.conn(), &self.user.role)?
-            .ok_or_else(|| Error::Integrity(format!("role {:?} does not exist", self.user.role)))?;
-        if role.allows(p) {
-            Ok(None)
-        } else {
-            Ok(Some(format!(
-                "your role ({}) may not {}",
-                role.name,
-                p.describe()
-            )))
-        }
+        role_refusal(self.vault()?.conn(), &self.user.role, need)
+    }
+
+    /// A user who must enrol in two-factor sign-in may do nothing else first.
+    fn enrolment_refusal(&self, event: &Event) -> Option<String> {
+        (self.must_enrol_2fa && !ENROLMENT_ACTIONS.contains(&event.action.as_str())).then(|| {
+            "your role requires two-factor sign-in: set it up first (user 2fa enroll)".into()
+        })
     }
 
     /// The session's own identity, fresh from the database (not audited: no record is viewed).
