@@ -6,7 +6,10 @@
 //! particular is reported at once instead of being retried.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::TryStreamExt;
+use opendal::layers::TimeoutLayer;
 use opendal::{ErrorKind as OdErr, HttpTransporter, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
 
@@ -49,6 +52,14 @@ fn describe(e: &opendal::Error) -> String {
         src = s.source();
     }
     let lower = chain.to_ascii_lowercase();
+    if (lower.contains("timeout reached") || lower.contains("timed out"))
+        && !lower.contains("connect")
+    {
+        return format!(
+            "the server stopped answering (nothing came back in time; it may be overloaded, or \
+             the connection was dropped on the way): {chain}"
+        );
+    }
     if lower.contains("certificate")
         || lower.contains("unknownissuer")
         || lower.contains("invalidcertificate")
@@ -66,6 +77,35 @@ fn describe(e: &opendal::Error) -> String {
     }
     chain
 }
+
+/// How long a sync target may keep an operation waiting. Without bounds a server that accepts
+/// a request and never answers would hold the operation, and a push's lock, until stopped.
+#[derive(Clone, Copy, Debug)]
+pub struct Patience {
+    /// Opening a connection to an HTTPS (WebDAV, S3) server.
+    pub connect: Duration,
+    /// Silence from an HTTPS server while an answer is due, and any request that moves no
+    /// object (rename, stat) on every kind of target.
+    pub silence: Duration,
+    /// One read or write of an object, or one listing, on every kind of target: generous,
+    /// since a pack goes up in one request on a slow line.
+    pub transfer: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Patience {
+            connect: Duration::from_secs(30),
+            silence: Duration::from_secs(120),
+            transfer: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The most a `config` or lock object may hold; both are a few hundred bytes. They are read
+/// before anything is authenticated, so an object of gigabytes planted on the target must not
+/// be read into memory whole.
+pub const SMALL_OBJECT_MAX: usize = 64 * 1024;
 
 /// How long each step of a connection test may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -88,6 +128,7 @@ fn plain(e: &opendal::Error) -> String {
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     if detail.starts_with("the server's TLS certificate")
         || detail.starts_with("the server does not speak")
+        || detail.starts_with("the server stopped answering")
     {
         return detail;
     }
@@ -147,6 +188,15 @@ fn plain(e: &opendal::Error) -> String {
 impl Backend {
     /// Connects (lazily: nothing is sent until the first request).
     pub fn open(spec: &TargetSpec, creds: &Credentials) -> Result<Backend> {
+        Backend::open_with(spec, creds, Patience::default())
+    }
+
+    /// As `open`, waiting on the target no longer than `patience` says.
+    pub fn open_with(
+        spec: &TargetSpec,
+        creds: &Credentials,
+        patience: Patience,
+    ) -> Result<Backend> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -195,7 +245,12 @@ impl Backend {
                     if let Some(p) = &creds.password {
                         b = b.password(p);
                     }
-                    with_client(Operator::new(b).map_err(build_err)?, spec, endpoint)?
+                    with_client(
+                        Operator::new(b).map_err(build_err)?,
+                        spec,
+                        endpoint,
+                        &patience,
+                    )?
                 }
                 Location::S3 {
                     bucket,
@@ -222,9 +277,14 @@ impl Backend {
                         )),
                     }
                     let ep = endpoint.clone().unwrap_or_else(|| "https://s3".into());
-                    with_client(Operator::new(b).map_err(build_err)?, spec, &ep)?
+                    with_client(Operator::new(b).map_err(build_err)?, spec, &ep, &patience)?
                 }
             };
+        let op = op.layer(
+            TimeoutLayer::default()
+                .with_timeout(patience.silence)
+                .with_io_timeout(patience.transfer),
+        );
         let can_rename = op.info().capability().rename;
         Ok(Backend {
             op,
@@ -254,6 +314,42 @@ impl Backend {
             .block_on(self.op.read(path))
             .map(|b| b.to_vec())
             .map_err(|e| self.map(&format!("reading {path}"), e))
+    }
+
+    /// Reads a whole object that must be small (`SMALL_OBJECT_MAX`): one that is larger is
+    /// refused after that many bytes, without reading the rest.
+    pub fn read_small(&self, path: &str) -> Result<Vec<u8>> {
+        let what = format!("reading {path}");
+        self.rt.block_on(async {
+            let reader = self.op.reader(path).await.map_err(|e| self.map(&what, e))?;
+            let mut stream = reader
+                .into_bytes_stream(..)
+                .await
+                .map_err(|e| self.map(&what, e))?;
+            let mut out = Vec::new();
+            while let Some(chunk) = stream.try_next().await.map_err(|e| {
+                match e
+                    .into_inner()
+                    .and_then(|e| e.downcast::<opendal::Error>().ok())
+                {
+                    Some(e) => self.map(&what, *e),
+                    None => io_error(
+                        &format!("{what} ({} target)", self.label),
+                        "the read failed",
+                    ),
+                }
+            })? {
+                if out.len() + chunk.len() > SMALL_OBJECT_MAX {
+                    return Err(Error::Integrity(format!(
+                        "{path} on the sync target is larger than any ClinVault {path} file \
+                         ({} KiB at most): it was not written by ClinVault",
+                        SMALL_OBJECT_MAX / 1024
+                    )));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        })
     }
 
     pub fn read_range(&self, path: &str, start: u64, len: u64) -> Result<Vec<u8>> {
@@ -381,7 +477,12 @@ impl Backend {
 /// Plugs a reqwest client with this target's TLS rules into the operator's HTTP transport:
 /// TLS 1.3 only unless the target allows 1.2, full certificate validation, and with a pinned CA
 /// file that CA alone is trusted.
-fn with_client(op: Operator, spec: &TargetSpec, endpoint: &str) -> Result<Operator> {
+fn with_client(
+    op: Operator,
+    spec: &TargetSpec,
+    endpoint: &str,
+    patience: &Patience,
+) -> Result<Operator> {
     let min = match spec.tls_min {
         TlsMin::Tls13 => reqwest::tls::Version::TLS_1_3,
         TlsMin::Tls12 => reqwest::tls::Version::TLS_1_2,
@@ -389,6 +490,8 @@ fn with_client(op: Operator, spec: &TargetSpec, endpoint: &str) -> Result<Operat
     let mut b = reqwest::Client::builder()
         .tls_version_min(min)
         .http1_only()
+        .connect_timeout(patience.connect)
+        .read_timeout(patience.silence)
         .redirect(reqwest::redirect::Policy::none());
     if endpoint.starts_with("https://") {
         b = b.https_only(true);

@@ -158,7 +158,7 @@ impl RepoLock {
                 continue;
             }
             let path = format!("locks/{}", entry.name);
-            let Ok(bytes) = backend.read(&path) else {
+            let Ok(bytes) = backend.read_small(&path) else {
                 continue;
             };
             let Ok(plain) = keys.open_meta("lock", &bytes) else {

@@ -95,7 +95,7 @@ impl Repository {
     /// Reads `config` without any key (to unseal the key with the recovery key on a new
     /// machine, or to tell an empty target from an existing repository).
     pub fn read_config(backend: &Backend) -> Result<Option<ConfigFile>> {
-        let bytes = match backend.read("config") {
+        let bytes = match backend.read_small("config") {
             Ok(b) => b,
             Err(e) if e.kind() == clinvault_core::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),

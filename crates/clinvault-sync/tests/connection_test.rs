@@ -7,7 +7,10 @@
 mod servers;
 
 use clinvault_core::ErrorKind;
-use clinvault_sync::backend::Backend;
+use std::time::{Duration, Instant};
+
+use clinvault_sync::backend::{Backend, Patience, SMALL_OBJECT_MAX};
+use clinvault_sync::repo::Repository;
 use clinvault_sync::target::{Credentials, TargetSpec};
 use zeroize::Zeroizing;
 
@@ -80,4 +83,66 @@ fn an_untrusted_certificate_is_refused_and_the_pinned_ca_passes() {
         .unwrap()
         .probe()
         .unwrap();
+}
+
+/// A server that accepts connections and reads what it is sent, but never answers.
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            let mut reader = conn.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 4096];
+                while matches!(std::io::Read::read(&mut reader, &mut sink), Ok(n) if n > 0) {}
+            });
+            held.push(conn);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_never_answers_fails_the_operation_instead_of_holding_it() {
+    let port = silent_server();
+    let spec = TargetSpec::parse(&format!("webdav://127.0.0.1:{port}/cv")).unwrap();
+    let patience = Patience {
+        connect: Duration::from_secs(2),
+        silence: Duration::from_secs(1),
+        transfer: Duration::from_secs(2),
+    };
+    let backend = Backend::open_with(&spec, &Credentials::default(), patience).unwrap();
+    let t = Instant::now();
+    let e = Repository::read_config(&backend).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert!(e.to_string().contains("stopped answering"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let t = Instant::now();
+    let e = backend.write_atomic("data/x", vec![1; 1000]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
+fn an_oversized_config_planted_on_the_target_is_refused_unread() {
+    let server = servers::folder();
+    let backend = Backend::open(&server.spec, &server.creds()).unwrap();
+    // Valid JSON, so only its size can be what refuses it.
+    let mut planted = b"{\"format\":\"".to_vec();
+    planted.resize(SMALL_OBJECT_MAX + 10, b'a');
+    planted.extend_from_slice(b"\"}");
+    std::fs::write(server.storage.join("config"), &planted).unwrap();
+    let e = Repository::read_config(&backend).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    assert!(
+        e.to_string().contains("larger than any ClinVault config"),
+        "{e}"
+    );
+    // Just under the bound it is read, and refused for what it is.
+    planted.truncate(SMALL_OBJECT_MAX - 2);
+    planted.extend_from_slice(b"\"}");
+    std::fs::write(server.storage.join("config"), &planted).unwrap();
+    let e = Repository::read_config(&backend).unwrap_err();
+    assert!(!e.to_string().contains("larger than"), "{e}");
 }
