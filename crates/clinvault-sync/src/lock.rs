@@ -5,7 +5,12 @@
 //! lock every `REFRESH_SECS` while it is held, so an upload, restore or check that runs longer
 //! than `STALE_SECS` is not taken for stale (a prune could otherwise delete the packs it is
 //! writing or reading).
+//!
+//! A lock that someone else removed (another device took it for abandoned while this computer
+//! slept) is not written back: the holder learns it lost the lock, and a push or prune checks
+//! that it still holds it before the step that commits its work.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -24,6 +29,8 @@ pub struct RepoLock {
     exclusive: bool,
     taken: i64,
     keep_alive: Option<KeepAlive>,
+    /// Set when the lock was found removed from the target.
+    lost: Arc<AtomicBool>,
 }
 
 /// The thread that rewrites a held lock; told to stop (and joined) when the lock is dropped.
@@ -39,6 +46,7 @@ impl KeepAlive {
         name: String,
         exclusive: bool,
         every: Duration,
+        lost: Arc<AtomicBool>,
     ) -> Option<KeepAlive> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = stop.clone();
@@ -49,6 +57,11 @@ impl KeepAlive {
                 let (lock, wake) = &*flag;
                 let mut stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
                 loop {
+                    // Told to stop before it first waited (the lock was dropped at once): the
+                    // notification is gone, so the flag is what tells.
+                    if *stopped {
+                        return;
+                    }
                     let (guard, _) = wake
                         .wait_timeout(stopped, every)
                         .unwrap_or_else(|p| p.into_inner());
@@ -58,7 +71,16 @@ impl KeepAlive {
                     }
                     // A failed rewrite is tried again at the next beat; the operation itself
                     // reports what the target refuses.
-                    let _ = write_lock(&backend, &keys, &name, exclusive, &host, now());
+                    match still_there(&backend, &name) {
+                        Ok(true) => {
+                            let _ = write_lock(&backend, &keys, &name, exclusive, &host, now());
+                        }
+                        Ok(false) => {
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(_) => {}
+                    }
                 }
             })
             .ok()?;
@@ -91,6 +113,16 @@ fn process_alive(pid: u32) -> bool {
         std::path::Path::new(&format!("/proc/{pid}")).exists()
     } else {
         true
+    }
+}
+
+/// Whether lock `name` is still on the target (read, not stat: some WebDAV servers answer a
+/// read but never a size query).
+fn still_there(backend: &Backend, name: &str) -> Result<bool> {
+    match backend.read_small(&format!("locks/{name}")) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == clinvault_core::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -131,6 +163,7 @@ impl RepoLock {
             exclusive,
             taken,
             keep_alive: None,
+            lost: Arc::new(AtomicBool::new(false)),
         };
         // Two writers may have written their locks at the same moment: both see the other now
         // and the later one backs off (dropping `lock` removes ours).
@@ -141,6 +174,7 @@ impl RepoLock {
             lock.name.clone(),
             exclusive,
             every,
+            lock.lost.clone(),
         );
         Ok(lock)
     }
@@ -192,6 +226,7 @@ impl RepoLock {
         if t - self.taken < REFRESH_SECS {
             return Ok(());
         }
+        self.ensure_held()?;
         write_lock(
             &self.backend,
             keys,
@@ -201,6 +236,24 @@ impl RepoLock {
             t,
         )?;
         self.taken = t;
+        Ok(())
+    }
+}
+
+impl RepoLock {
+    /// Fails when the lock is no longer on the target: another device took it for abandoned
+    /// (this computer slept or was cut off for longer than `STALE_SECS`) and may have changed
+    /// the repository meanwhile, so work done under it must not be committed.
+    pub fn ensure_held(&self) -> Result<()> {
+        if self.lost.load(Ordering::SeqCst) || !still_there(&self.backend, &self.name)? {
+            self.lost.store(true, Ordering::SeqCst);
+            return Err(Error::Busy(
+                "this computer lost its hold on the sync target while it worked (it slept or \
+                 was offline for more than 30 minutes, and another device took the hold for \
+                 abandoned); nothing was recorded: run it again"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -268,5 +321,26 @@ mod tests {
         assert!(later[0] >= first[0] + 2, "{first:?} then {later:?}");
         drop(lock);
         assert!(lock_times(&backend, &keys).is_empty());
+    }
+
+    #[test]
+    fn a_lock_removed_by_someone_else_is_not_written_back_and_its_holder_knows() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = TargetSpec::parse(&format!("file://{}", dir.path().display())).unwrap();
+        let backend = Backend::open(&spec, &Credentials::default()).unwrap();
+        let keys = Arc::new(RepoKey::generate().derive());
+        let lock =
+            RepoLock::acquire_refreshed(&backend, &keys, true, Duration::from_millis(100)).unwrap();
+        lock.ensure_held().unwrap();
+        // What a device that took it for stale does.
+        let name = backend.list("locks").unwrap().remove(0).name;
+        backend.delete(&format!("locks/{name}")).unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(lock_times(&backend, &keys).is_empty(), "written back");
+        let e = lock.ensure_held().unwrap_err();
+        assert_eq!(e.kind(), clinvault_core::ErrorKind::Busy);
+        assert!(e.to_string().contains("lost its hold"), "{e}");
+        // Another device may take it now.
+        drop(RepoLock::acquire(&backend, &keys, true).unwrap());
     }
 }

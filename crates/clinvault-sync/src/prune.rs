@@ -78,7 +78,7 @@ impl Repository {
                     .into(),
             ));
         }
-        let _lock = RepoLock::acquire(&self.backend, &self.keys, true)?;
+        let lock = RepoLock::acquire(&self.backend, &self.keys, true)?;
         let mut report = PruneReport::default();
         let snaps: Vec<(String, SnapshotFile)> = self.load_snapshots()?;
         let times: Vec<jiff::Timestamp> = snaps
@@ -109,6 +109,7 @@ impl Repository {
             )));
         }
         phase(progress, "prune", index.packs.len() as u64, "packs");
+        lock.ensure_held()?;
         for (i, (name, _)) in snaps.iter().enumerate() {
             if !keep.contains(&i) {
                 self.backend.delete(&format!("snapshots/{name}"))?;
@@ -189,6 +190,7 @@ impl Repository {
         kept_packs.extend(new_packs);
         report.repository_bytes = kept_packs.iter().map(|p| p.size).sum();
         if report.removed_snapshots > 0 || !obsolete.is_empty() || index.files.len() > 1 {
+            lock.ensure_held()?;
             self.write_index(kept_packs)
                 .map(|name| (name, ()))
                 .and_then(|(name, ())| {

@@ -222,6 +222,7 @@ impl Repository {
             serde_json::to_vec(&snap)
                 .map_err(|_| Error::Internal("snapshot encoding failed".into()))?,
         );
+        lock.ensure_held()?;
         report.snapshot = self.write_meta("snapshots", "snapshot", &json)?;
         drop(lock);
         Ok(report)
