@@ -620,11 +620,13 @@ impl Session {
         }
         let tz = clinic_tz(self);
         let (day, from, to) = local_days(&tz, date, days)?;
-        let with_reason = !self.denial_for(Permission::UsersManage)?;
+        let me = self.user().id.to_string();
         let event = Event::new("practitioner.time_off.list")
             .detail("day", day.to_string())
             .detail("days", days);
         self.gate(Need::Permission(Permission::AppointmentsRead), event, |tx, ev| {
+            // Reasons (possibly health-related) are for those who manage staff.
+            let with_reason = crate::permissions::user_may(tx, &me, Permission::UsersManage)?;
             let pr = practitioner.map(|p| practitioner_by_username(tx, p)).transpose()?;
             let mut st = tx.prepare_cached(
                 "SELECT t.id, u.username, t.starts_at, t.ends_at, t.reason, t.practitioner_id

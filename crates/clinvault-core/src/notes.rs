@@ -296,8 +296,6 @@ impl Session {
         }
         let me = self.user().id.to_string();
         let now = rfc3339(self.clock().now());
-        let restricted = self.policy().notes_restricted_to_treating;
-        let admin = self.user().role == BuiltinRole::Administrator.name();
         let event = Event::new("note.amend").target("note", id);
         // An amendment starts from the note's text and answers with every version, so it needs
         // what reading the note needs, not only the right to write.
@@ -305,7 +303,7 @@ impl Session {
         self.gate(Need::Permission(Permission::NotesWrite), event, |tx, ev| {
             let n = load(tx, id)?;
             ev.about_patient(&n.patient_id);
-            check_restriction(tx, id, &me, restricted, admin)?;
+            check_restriction(tx, id, &me)?;
             if n.status != "final" {
                 return Err(Error::Conflict("the note is still a draft; edit it instead".into()));
             }
@@ -321,28 +319,34 @@ impl Session {
     /// A note with all its versions, for those who may read it.
     pub fn show_note(&mut self, id: &str) -> Result<Note> {
         let me = self.user().id.to_string();
-        let restricted = self.policy().notes_restricted_to_treating;
-        let admin = self.user().role == BuiltinRole::Administrator.name();
         let event = Event::new("note.view").target("note", id);
         self.gate(Need::Permission(Permission::NotesRead), event, |tx, ev| {
             let n = load(tx, id)?;
             ev.about_patient(&n.patient_id);
-            check_restriction(tx, id, &me, restricted, admin)?;
+            check_restriction(tx, id, &me)?;
             Ok(n)
         })
     }
 }
 
+/// Whether `notes-restricted-to-treating` limits what `user_id` reads: the setting is on and
+/// the user is not an administrator. Read on the operation's transaction, not from the
+/// session: the setting may have been changed by another program, or the role since sign-in.
+pub(crate) fn restricted_for(conn: &rusqlite::Connection, user_id: &str) -> Result<bool> {
+    if !crate::policy::Policy::load(conn)?.notes_restricted_to_treating {
+        return Ok(false);
+    }
+    let role: Option<String> = conn
+        .prepare_cached("SELECT role FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?;
+    Ok(role.as_deref() != Some(BuiltinRole::Administrator.name()))
+}
+
 /// With `notes-restricted-to-treating on`, only the note's own practitioner (and an
 /// administrator) may read it.
-fn check_restriction(
-    conn: &rusqlite::Connection,
-    id: &str,
-    me: &str,
-    restricted: bool,
-    admin: bool,
-) -> Result<()> {
-    if restricted && !admin {
+fn check_restriction(conn: &rusqlite::Connection, id: &str, me: &str) -> Result<()> {
+    if restricted_for(conn, me)? {
         let mine = own_practitioner(conn, me)?;
         if mine.as_deref() != Some(note_practitioner(conn, id)?.as_str()) {
             return Err(Error::PermissionDenied(

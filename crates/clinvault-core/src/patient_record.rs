@@ -10,7 +10,7 @@ use crate::appointments::{clinic_tz, row, Appointment, SELECT};
 use crate::audit::Event;
 use crate::error::{Error, Result};
 use crate::invoices::Invoice;
-use crate::permissions::{BuiltinRole, Permission};
+use crate::permissions::Permission;
 use crate::session::{Need, Session};
 
 /// Rows a tab shows at most (newest first).
@@ -62,11 +62,10 @@ impl Session {
     /// their own notes.
     pub fn patient_notes(&mut self, patient_id: &str) -> Result<Vec<NoteSummary>> {
         let me = self.user().id.to_string();
-        let restricted = self.policy().notes_restricted_to_treating
-            && self.user().role != BuiltinRole::Administrator.name();
         let event = Event::new("note.list").target("patient", patient_id);
         self.gate(Need::Permission(Permission::NotesRead), event, |tx, ev| {
             ensure_patient(tx, patient_id)?;
+            let restricted = crate::notes::restricted_for(tx, &me)?;
             let mut st = tx.prepare_cached(
                 "SELECT n.id, n.appointment_id, u.username, n.status, n.created_at, n.finalised_at,
                         (SELECT count(*) FROM note_versions v WHERE v.note_id = n.id)

@@ -198,6 +198,19 @@ pub fn load(conn: &Connection, name: &str) -> Result<Option<Role>> {
     .transpose()
 }
 
+/// Whether the user's current role (read on `conn`: inside an operation's transaction, as it
+/// stands when the operation commits) allows `p`.
+pub(crate) fn user_may(conn: &Connection, user_id: &str, p: Permission) -> Result<bool> {
+    let role: Option<String> = conn
+        .prepare_cached("SELECT role FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?;
+    Ok(match role {
+        Some(role) => load(conn, &role)?.is_some_and(|r| r.allows(p)),
+        None => false,
+    })
+}
+
 pub fn list(conn: &Connection) -> Result<Vec<Role>> {
     let mut roles: Vec<Role> = BuiltinRole::ALL
         .iter()

@@ -206,11 +206,21 @@ fn a_note_goes_from_draft_to_final_and_is_then_only_amended() {
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
     drop(sid);
     assert_eq!(versions_of(&c, &n.id), 2, "no version was added");
+    // Pat has the app open, and reads Sam's note, when the clinic turns the option on from
+    // another program: it applies to the session that is already open.
+    let mut open_pat = sign_in(&c.dir, "pat");
+    open_pat.show_note(&n.id).unwrap();
     let mut admin = sign_in(&c.dir, "admin");
     admin
         .set_policy("notes-restricted-to-treating", "on")
         .unwrap();
     drop(admin);
+    assert_eq!(
+        open_pat.show_note(&n.id).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert!(open_pat.patient_notes(&n.patient_id).unwrap().is_empty());
+    drop(open_pat);
     assert_eq!(
         sign_in(&c.dir, "pat").show_note(&n.id).unwrap_err().kind(),
         ErrorKind::PermissionDenied
