@@ -82,11 +82,9 @@ fn main() {
     let pass = SecretString::from("saffron glacier mosaic kettle".to_owned());
     let out = tmp.path().join("bench.cvbackup");
     let t = Instant::now();
-    let staged = clinvault_core::snapshot::capture(
-        &mut s,
-        clinvault_core::permissions::Permission::BackupManage,
-    )
-    .unwrap();
+    let staged =
+        clinvault_core::snapshot::capture(&mut s, clinvault_core::snapshot::Purpose::Backup)
+            .unwrap();
     println!(
         "consistent copy alone (online backup API, {:.0} MiB database, hard links): {:.2} s",
         staged

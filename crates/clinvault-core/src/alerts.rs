@@ -22,7 +22,13 @@ pub const ROLE_CHANGE: &str = "role_or_permission_change";
 pub const VERIFY_FAILED: &str = "audit_verification_failed";
 pub const CHECKPOINT: &str = "audit_checkpoint_mismatch";
 
-const ROLE_CHANGING: &[&str] = &["user.add", "user.set_role", "user.enable", "role.create"];
+const ROLE_CHANGING: &[&str] = &[
+    "user.add",
+    "user.set_role",
+    "user.enable",
+    "user.disable",
+    "role.create",
+];
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Alert {
@@ -166,7 +172,9 @@ impl RecentViews {
 }
 
 fn is_record_access(action: &str) -> bool {
-    action.ends_with(".view") || action.ends_with(".export")
+    action.ends_with(".view")
+        || action.ends_with(".export")
+        || matches!(action, "patient.history" | "invoice.export_pdf")
 }
 
 /// Runs the rules an appended entry can trip; called by the gate inside its transaction.
@@ -224,6 +232,7 @@ pub(crate) fn check_hours(
     conn: &Connection,
     policy: &Policy,
     actor_name: &str,
+    what: &str,
     now: jiff::Timestamp,
 ) -> Result<()> {
     let Ok(hours) = ClinicHours::parse(&policy.clinic_hours) else {
@@ -241,7 +250,7 @@ pub(crate) fn check_hours(
             &rfc3339(now),
             Some(actor_name),
             &format!(
-                "{actor_name} signed in outside clinic hours ({})",
+                "{actor_name} {what} outside clinic hours ({})",
                 local.strftime("%a %H:%M %Z")
             ),
             serde_json::json!({ "local_time": local.strftime("%Y-%m-%d %H:%M").to_string() }),
@@ -250,21 +259,43 @@ pub(crate) fn check_hours(
     Ok(())
 }
 
+/// Failed sign-ins for one username count together within this window, whichever batch
+/// carried them in.
+const FAILED_SIGNIN_WINDOW_SECONDS: i64 = 3600;
+
+/// Raises the repeated-failed-sign-ins alert when a username had the policy's number of failed
+/// sign-ins within the last hour, or was locked out; at most once an hour per username.
 pub(crate) fn check_failed_signins(
     conn: &Connection,
     policy: &Policy,
     username: &str,
-    failures: u32,
-    at: &str,
+    locked_out: bool,
+    now: jiff::Timestamp,
 ) -> Result<()> {
-    if failures >= policy.alert_failed_signins {
+    let since = now.as_second() - FAILED_SIGNIN_WINDOW_SECONDS;
+    let failures: u32 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM signin_history
+             WHERE username = ?1 AND outcome = 'failed' AND unixepoch(at) >= ?2",
+        )?
+        .query_row(params![username, since], |r| r.get(0))?;
+    if (failures >= policy.alert_failed_signins || locked_out)
+        && !open_alert_since(conn, FAILED_SIGNINS, username, since)?
+    {
+        let summary = if locked_out {
+            format!(
+                "username {username} was locked out ({failures} failed sign-ins within an hour)"
+            )
+        } else {
+            format!("{failures} failed sign-ins for username {username} within an hour")
+        };
         raise(
             conn,
             FAILED_SIGNINS,
-            at,
+            &rfc3339(now),
             Some(username),
-            &format!("{failures} failed sign-ins for username {username}"),
-            serde_json::json!({ "failures": failures }),
+            &summary,
+            serde_json::json!({ "failures": failures, "locked_out": locked_out }),
         )?;
     }
     Ok(())

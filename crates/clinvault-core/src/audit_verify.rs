@@ -51,7 +51,8 @@ pub struct VerifyReport {
 }
 
 /// Actions whose entries are signed by someone other than the actor, by design: failed
-/// sign-ins carried in by the next person to sign in.
+/// sign-ins carried in by the next person to sign in (only as failures: a sign-in that
+/// succeeded is always signed by the person who signed in).
 const CARRIED: &[&str] = &["signin", "signin.locked_out"];
 
 struct Row {
@@ -154,7 +155,10 @@ fn problem(seq: i64, kind: ProblemKind, detail: impl Into<String>) -> Problem {
     }
 }
 
-/// Where the retained trail starts: after the last prune, from its signed checkpoint.
+/// Where the retained trail starts: after the last prune, from its signed checkpoint. The mark
+/// counts only with the prune's own entry in the retained trail (signed by whoever signed the
+/// checkpoint, and verified with the rest): a checkpoint copied into the marks table by someone
+/// going around the app would otherwise hide the deletion of every entry up to it.
 fn start(
     conn: &rusqlite::Connection,
     vault_id: &str,
@@ -175,7 +179,26 @@ fn start(
                 .is_some_and(|ks| ks.iter().any(|k| cp.verify_signature(k)))
     });
     match trusted {
-        Some(cp) => Ok((upto + 1, cp.head_hash.to_vec(), None)),
+        Some(cp) => {
+            let recorded: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM audit_log WHERE seq > ?1 AND action = 'audit.prune'
+                     AND outcome = 'ok' AND signer_id = ?2
+                     AND json_extract(details, '$.upto_seq') = ?1)",
+                rusqlite::params![upto, cp.signer],
+                |r| r.get(0),
+            )?;
+            let missing = (!recorded).then(|| {
+                problem(
+                    upto + 1,
+                    ProblemKind::Deleted,
+                    format!(
+                        "the entries up to {upto} are gone and no prune of them is recorded in \
+                         the trail"
+                    ),
+                )
+            });
+            Ok((upto + 1, cp.head_hash.to_vec(), missing))
+        }
         None => Ok((
             upto + 1,
             Vec::new(),
@@ -312,7 +335,7 @@ pub fn verify(
             .get(&row.signer_id)
             .is_some_and(|ks| ks.iter().any(|k| k.as_slice() == row.signer_key));
         let in_own_name = row.actor_id.as_deref() == Some(row.signer_id.as_str())
-            || CARRIED.contains(&row.action.as_str());
+            || (CARRIED.contains(&row.action.as_str()) && row.outcome == "failed");
         let (Ok(key_bytes), Ok(sig_bytes)) = (
             <[u8; 32]>::try_from(row.signer_key.as_slice()),
             <[u8; 64]>::try_from(row.signature.as_slice()),

@@ -567,7 +567,7 @@ fn export_inner(
     }
     let (staged, pass_key) = std::thread::scope(|scope| {
         let derivation = passphrase.map(|p| scope.spawn(move || derive_passphrase_key(p)));
-        let staged = snapshot::capture(session, Permission::BackupManage);
+        let staged = snapshot::capture(session, snapshot::Purpose::Backup);
         let pass_key = match derivation {
             None => Ok(None),
             Some(handle) => handle

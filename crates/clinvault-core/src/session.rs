@@ -237,7 +237,7 @@ impl Session {
                  VALUES (?1, ?2, ?3, ?4, 'ok', ?5)",
                 params![s.0, s.1, s.2, s.3, method],
             )?;
-            crate::alerts::check_hours(tx, &hours_policy, s.1, now)
+            crate::alerts::check_hours(tx, &hours_policy, s.1, "signed in", now)
         })?;
         // A rotation finished during unlock (after a crash, or a revocation that had to wait)
         // is recorded now, and the checkpoint re-anchored under the new integrity key.
@@ -479,6 +479,10 @@ impl Session {
         if self.vault.is_some() {
             let _ =
                 self.write_unchecked(Event::new(action).detail("reason", reason), |_, _| Ok(()));
+            // The trail's end as the session leaves it is anchored outside the database, so
+            // that cutting off what this session did is detected (a failure is not fatal: the
+            // next sign-in anchors again and compares).
+            let _ = self.write_checkpoint();
         }
         self.vault = None;
         // Read afresh after unlocking: the vault may have been replaced meanwhile.
@@ -518,7 +522,12 @@ impl Session {
         throttle::record_success(&self.dir, &self.user.username)?;
         self.vault = Some(vault);
         self.last_activity = self.clock.now();
-        self.write_unchecked(Event::new("session.unlock"), |_, _| Ok(()))
+        // Settings changed elsewhere while the session was locked apply from now on.
+        self.reload_policy()?;
+        let (policy, now) = (self.policy.clone(), self.clock.now());
+        self.write_unchecked(Event::new("session.unlock"), |tx, s| {
+            crate::alerts::check_hours(tx, &policy, s.1, "unlocked ClinVault", now)
+        })
     }
 
     pub(crate) fn vault(&self) -> Result<&Vault> {
@@ -940,13 +949,12 @@ fn carry_in_pending_events(
             ],
         )?;
     }
-    let mut per_user: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
-    for e in events.iter().filter(|e| e.outcome == "failed") {
-        *per_user.entry(e.username.as_str()).or_default() += 1;
+    let mut per_user: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
+    for e in &events {
+        *per_user.entry(e.username.as_str()).or_default() |= e.outcome == "locked_out";
     }
-    let at = rfc3339(now);
-    for (username, failures) in per_user {
-        crate::alerts::check_failed_signins(&tx, policy, username, failures, &at)?;
+    for (username, locked_out) in per_user {
+        crate::alerts::check_failed_signins(&tx, policy, username, locked_out, now)?;
     }
     tx.commit()?;
     throttle::drop_pending(dir, events.len())

@@ -283,16 +283,39 @@ fn staged_file(root: &Path, rel: &str) -> Result<StagedFile> {
     })
 }
 
-/// Makes a consistent encrypted copy of the vault for a backup or sync run. The caller runs it
-/// inside `Session::run_audited` for `need` (backup.manage or sync.manage), which records the
-/// run; this refuses a session without that permission all the same.
-pub fn capture(session: &mut Session, need: Permission) -> Result<Staged> {
-    if session.denial_for(need)? {
-        return Err(Error::PermissionDenied(format!(
-            "your role does not allow {}",
-            need.describe()
-        )));
+/// What a consistent copy of the vault is for; each has its own permission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Backup,
+    Sync,
+}
+
+impl Purpose {
+    fn permission(self) -> Permission {
+        match self {
+            Purpose::Backup => Permission::BackupManage,
+            Purpose::Sync => Permission::SyncManage,
+        }
     }
+
+    fn action(self) -> &'static str {
+        match self {
+            Purpose::Backup => "backup.export",
+            Purpose::Sync => "sync.push",
+        }
+    }
+}
+
+/// Makes a consistent encrypted copy of the vault for a backup or sync run. The caller records
+/// the run (`Session::run_audited`); this checks the purpose's permission all the same, with
+/// the gate's checks (a refusal is recorded), and anchors the trail's current end outside the
+/// database first, so that the copy carries a checkpoint of the trail as it is now.
+pub fn capture(session: &mut Session, purpose: Purpose) -> Result<Staged> {
+    session.authorize(
+        Need::Permission(purpose.permission()),
+        Event::new(purpose.action()),
+    )?;
+    session.write_checkpoint()?;
     let vault_dir = session.dir().clone();
     sweep_stale_staging(&vault_dir);
     let vault = session.vault()?;

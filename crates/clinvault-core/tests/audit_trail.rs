@@ -847,6 +847,94 @@ fn outside_hours_failed_sign_in_and_role_change_alerts() {
     }
     let mut a = c.admin();
     assert_eq!(count(&mut a, "repeated_failed_signins"), 1);
+    drop(a);
+
+    // Failures carried in by different sign-ins add up within an hour.
+    c.clock.advance(2 * 3600);
+    let fail_once = || {
+        let _ = Session::sign_in_with(
+            &c.dir,
+            "jo",
+            &secret("wrong wrong wrong wrong"),
+            None,
+            SessionConfig {
+                device: "x".into(),
+                clock: Arc::new(c.clock.clone()),
+            },
+        );
+    };
+    // A good sign-in resets the throttle, so the next failures are counted without waiting.
+    drop(c.sign_in("jo", USER_PASS));
+    fail_once();
+    c.clock.advance(60);
+    fail_once();
+    let mut a = c.admin();
+    assert_eq!(count(&mut a, "repeated_failed_signins"), 1, "2 of 3: quiet");
+    drop(a);
+    c.clock.advance(10 * 60);
+    fail_once();
+    let mut a = c.admin();
+    assert_eq!(count(&mut a, "repeated_failed_signins"), 2);
+
+    // Disabling an account is a change of who may do what.
+    let before = count(&mut a, "role_or_permission_change");
+    a.disable_user("jo").unwrap();
+    assert_eq!(count(&mut a, "role_or_permission_change"), before + 1);
+
+    // Unlocking outside hours is access outside hours too (after 18:00 UTC, the clinic's zone).
+    let admin_count = |a: &mut Session| {
+        alerts(a)
+            .iter()
+            .filter(|x| {
+                x.rule == "access_outside_hours" && x.actor_name.as_deref() == Some("admin")
+            })
+            .count()
+    };
+    let outside_before = admin_count(&mut a);
+    a.lock("test");
+    c.clock.advance(4 * 3600);
+    a.unlock(&secret(ADMIN_PASS)).unwrap();
+    assert_eq!(admin_count(&mut a), outside_before + 1);
+}
+
+#[test]
+fn a_checkpoint_copied_in_as_a_prune_mark_does_not_hide_deleted_entries() {
+    let (c, key) = Clinic::with_history();
+    // The checkpoint kept outside the database is a genuine signed one; the insider files it as
+    // if a prune had cut the trail there, and deletes everything up to it.
+    let text = std::fs::read_to_string(c.dir.file("audit.checkpoint")).unwrap();
+    let size: i64 = text.lines().nth(1).unwrap().parse().unwrap();
+    let conn = c.insider(&key);
+    conn.execute(
+        "INSERT INTO audit_prune_marks (upto_seq, at, checkpoint) VALUES (?1, '2026-01-01T00:00:00Z', ?2)",
+        rusqlite::params![size, text],
+    )
+    .unwrap();
+    conn.execute("DELETE FROM audit_log WHERE seq <= ?1", [size])
+        .unwrap();
+    conn.execute("DELETE FROM audit_targets WHERE seq <= ?1", [size])
+        .unwrap();
+    drop(conn);
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (size + 1, ProblemKind::Deleted), "{p:?}");
+    assert!(p.detail.contains("no prune"), "{p:?}");
+}
+
+#[test]
+fn cutting_off_only_what_the_last_session_did_is_found() {
+    let (c, key) = Clinic::with_history();
+    // Jo's session (a role list, then its end) was the last; the insider removes just that.
+    let conn = c.insider(&key);
+    let last = max_seq(&conn);
+    conn.execute("DELETE FROM audit_log WHERE seq > ?1", [last - 2])
+        .unwrap();
+    drop(conn);
+    let mut a = c.admin();
+    let p = a.verify_audit().unwrap().problem.unwrap();
+    assert_eq!(p.kind, ProblemKind::Truncated, "{p:?}");
+    assert!(alerts(&mut a)
+        .iter()
+        .any(|x| x.rule == "audit_checkpoint_mismatch"));
 }
 
 #[test]

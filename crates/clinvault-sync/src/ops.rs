@@ -239,7 +239,7 @@ pub fn prepare_push(s: &mut Session) -> Result<PreparedPush> {
         Err(e) => return failed(s, Event::new("sync.push"), e),
     };
     let event = Event::new("sync.push").target("sync_repository", repo.repo_id());
-    let staged = match snapshot::capture(s, Permission::SyncManage) {
+    let staged = match snapshot::capture(s, snapshot::Purpose::Sync) {
         Ok(st) => st,
         Err(e) => return failed(s, event, e),
     };
