@@ -814,3 +814,109 @@ fn an_invoice_pdf_carries_the_clinic_lines_totals_payments_and_void_status() {
         "an amount in the trail: {details}"
     );
 }
+
+/// The scan: after a clinic's day of work on one patient (booking, consent, note,
+/// attachment, invoice, PDF, void, a refusal, a failure, a subject-access export and
+/// a legal hold), no name, free text or file name of theirs is in any audit entry.
+#[test]
+fn no_patient_name_or_clinical_text_reaches_the_audit_trail() {
+    let c = clinic();
+    let markers = [
+        "Zqgiven",
+        "Zqfamily",
+        "Zqclinical",
+        "Zqconsentnote",
+        "Zqreferral",
+        "Zqvoidreason",
+        "Zqholdreason",
+        "zq.mail@example.org",
+    ];
+    let mut r = sign_in(&c.dir, "rita");
+    let p = r
+        .add_patient(PatientFields {
+            first_name: Some("Zqgiven".into()),
+            last_name: Some("Zqfamily".into()),
+            email: Some("zq.mail@example.org".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    r.search_patients("Zqfamily", 5).unwrap();
+    let appt = r
+        .book_appointment(&Booking {
+            patient_id: &p,
+            practitioner: "sam",
+            appointment_type: "Initial consult",
+            start_local: "2026-03-02T11:00",
+            weekly_occurrences: 1,
+            allow_override: false,
+        })
+        .unwrap()[0]
+        .id
+        .clone();
+    r.record_consent(
+        &p,
+        &clinvault_core::consents::NewConsent {
+            kind: "treatment",
+            basis: None,
+            note: Some("Zqconsentnote"),
+            given_on: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        r.patient_notes(&p).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    drop(r);
+    let mut sam = sign_in(&c.dir, "sam");
+    let note = sam
+        .add_note(&p, Some(&appt), "Zqclinical findings")
+        .unwrap();
+    sam.save_draft(&note.id, "Zqclinical findings, revised")
+        .unwrap();
+    sam.finalise_note(&note.id).unwrap();
+    sam.add_attachment(
+        &p,
+        "Zqreferral Zqfamily.pdf",
+        &mut &b"%PDF-1.4 Zqclinical"[..],
+    )
+    .unwrap();
+    // A failure about the patient's record is recorded too.
+    assert!(sam.amend_note(&note.id, "x", "").is_err());
+    drop(sam);
+    let mut bill = sign_in(&c.dir, "bill");
+    let inv = bill.invoice_appointment(&appt).unwrap();
+    bill.invoice_pdf(&inv.id).unwrap();
+    bill.void_invoice(&inv.id, "Zqvoidreason").unwrap();
+    drop(bill);
+    let mut admin = sign_in(&c.dir, "admin");
+    let out = c._tmp.path().join("sar");
+    admin.export_patient(&p, &out).unwrap();
+    admin.place_legal_hold(&p, "Zqholdreason").unwrap();
+    let entries = admin
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .unwrap();
+    let text = serde_json::to_string(&entries).unwrap();
+    for m in markers {
+        assert!(!text.contains(m), "{m} is in the audit trail");
+    }
+    // And the entries are there to scan: about the patient, every kind of record.
+    for action in [
+        "appointment.book",
+        "consent.record",
+        "note.create",
+        "attachment.add",
+        "invoice.void",
+        "patient.export",
+        "patient.hold",
+    ] {
+        assert!(
+            entries.iter().any(|e| e.action == action),
+            "{action} missing"
+        );
+    }
+}
