@@ -650,7 +650,9 @@ impl Session {
 
     /// The second half: records the run as ok, or as failed with the error's kind. Refused,
     /// leaving the run to be recorded later, while the session is locked, and always for a
-    /// session of another user (the entry is signed by the person who ran it).
+    /// session of another user (the entry is signed by the person who ran it). A run that
+    /// failed an integrity check (a backup, copy or sync repository that is damaged or was
+    /// altered, its audit trail included) raises the verification-failure alert with it.
     pub fn finish_audited(&mut self, run: &AuditedRun, failure: Option<ErrorKind>) -> Result<()> {
         if self.user().id != run.user_id {
             return Err(Error::PermissionDenied(
@@ -665,7 +667,27 @@ impl Session {
                 .outcome(Outcome::Failed)
                 .detail("error", serde_json::to_value(kind).unwrap_or_default()),
         };
-        self.record(event)
+        if failure != Some(ErrorKind::Integrity) {
+            return self.record(event);
+        }
+        let at = crate::clock::rfc3339(self.clock().now());
+        let me = self.user().username.clone();
+        let summary = format!(
+            "{} failed an integrity check: the copy or repository it read is damaged or was \
+             altered (its pages, attachments or audit trail do not verify)",
+            event.action
+        );
+        let action = event.action.clone();
+        self.record_with(event, |tx| {
+            crate::alerts::raise(
+                tx,
+                crate::alerts::VERIFY_FAILED,
+                &at,
+                Some(&me),
+                &summary,
+                serde_json::json!({ "action": action }),
+            )
+        })
     }
 }
 

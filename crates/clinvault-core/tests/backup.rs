@@ -181,4 +181,22 @@ fn checking_a_backup_from_a_session_needs_backup_manage_and_is_recorded() {
     assert_eq!(verified.outcome, "ok");
     assert_eq!(verified.details["backup_id"], check.backup_id.to_string());
     assert!(seen("backup.restore_copy", "admin", "ok"), "{trail:#?}");
+
+    // A backup altered on its way back fails its check, and administrators are alerted.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x20;
+    let altered = tmp.path().join("altered.cvbackup");
+    std::fs::write(&altered, bytes).unwrap();
+    let e = admin
+        .verify_backup_file(&altered, &opener, &mut |_, _| true)
+        .unwrap_err();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::Integrity, "{e}");
+    let alerts = admin.audit_alerts(false).unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.rule == "audit_verification_failed" && a.summary.contains("backup.verify")),
+        "{alerts:#?}"
+    );
 }
