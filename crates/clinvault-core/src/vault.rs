@@ -462,7 +462,7 @@ impl Vault {
     ) -> Result<()> {
         let _key_lock = self.dir.lock_key_file()?;
         let body = self.fresh_key_file()?;
-        self.body = install_slot(&self.dir, &self.conn, &self.mk, body, user, passphrase)?;
+        self.body = install_slot(&self.dir, &self.conn, &self.mk, body, user, passphrase)?.0;
         Ok(())
     }
 
@@ -590,7 +590,7 @@ fn install_slot(
     mut body: KeyFileBody,
     user: &UserRecord,
     passphrase: &SecretString,
-) -> Result<KeyFileBody> {
+) -> Result<(KeyFileBody, UserKeys)> {
     check_passphrase_basics(passphrase)?;
     let keys = UserKeys::generate();
     users::record_public_keys(
@@ -616,7 +616,43 @@ fn install_slot(
     body.slots.push(slot);
     KeyFile::write(dir, &body, mk)?;
     fault::point("slot.after_write");
-    Ok(body)
+    Ok((body, keys))
+}
+
+/// Records a passphrase reset with the recovery key in the trail at once, signed with the
+/// administrator's new key (registered by the reset), and alerts the other administrators:
+/// whoever holds the recovery key can take over an administrator's account this way.
+fn record_recovery(conn: &mut Connection, user: &UserRecord, keys: &UserKeys) -> Result<()> {
+    let now = crate::clock::rfc3339(jiff::Timestamp::now());
+    let id = user.id.to_string();
+    let device = crate::session::device_name("recovery-key");
+    let author = crate::audit::Author {
+        actor_id: Some(id.clone()),
+        actor_name: &user.username,
+        device: &device,
+        signer_id: id,
+        signer: keys.signing_key(),
+    };
+    let tx = db::write_tx(conn)?;
+    crate::audit::append(
+        &tx,
+        &now,
+        &author,
+        &crate::audit::Event::new("recovery.used").target("user", user.id),
+    )?;
+    crate::alerts::raise(
+        &tx,
+        crate::alerts::ROLE_CHANGE,
+        &now,
+        Some(&user.username),
+        &format!(
+            "the passphrase of administrator {} was reset with the recovery key",
+            user.username
+        ),
+        serde_json::json!({ "action": "recovery.used" }),
+    )?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Sets a new passphrase for an administrator using the recovery key (new key pairs, new slot).
@@ -656,6 +692,11 @@ pub fn recover(
     let _key_lock = dir.lock_key_file()?;
     let fresh = KeyFile::read(dir)?;
     fresh.verify(&mk)?;
-    install_slot(dir, &conn, &mk, fresh.body, &user, new_passphrase)?;
-    Ok(())
+    let (_, keys) = install_slot(dir, &conn, &mk, fresh.body, &user, new_passphrase)?;
+    record_recovery(&mut conn, &user, &keys).map_err(|e| {
+        Error::Internal(format!(
+            "the passphrase was reset, but the reset could not be recorded in the audit trail: \
+             {e}"
+        ))
+    })
 }

@@ -344,6 +344,24 @@ fn recovery_key_resets_an_administrator_passphrase() {
     let v = Vault::unlock(&dir, "admin", &secret("a brand new passphrase")).unwrap();
     assert_eq!(v.user().display_name, MARKER);
     drop(v);
+    // The reset is in the trail, signed with the administrator's new key, and alerted.
+    let mut s = session(&dir, "a brand new passphrase");
+    let entries = s
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some("recovery.used".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].actor_name, "admin");
+    assert!(s.verify_audit().unwrap().intact);
+    assert!(s
+        .audit_alerts(false)
+        .unwrap()
+        .iter()
+        .any(|a| a.summary.contains("reset with the recovery key")));
+    drop(s);
     assert_eq!(
         kind(vault::recover(
             &dir,
