@@ -193,8 +193,13 @@ fn save(tx: &Connection, key: String, value: Option<&str>, now: &str) -> Result<
 }
 
 impl Session {
-    pub fn smtp_settings(&self) -> Result<Option<SmtpSettings>> {
-        SmtpSettings::load(self.vault()?.conn())
+    /// The clinic's mail server settings (administrators: they name the clinic's mail account).
+    pub fn smtp_settings(&mut self) -> Result<Option<SmtpSettings>> {
+        self.gate(
+            Need::Permission(Permission::SettingsManage),
+            Event::new("smtp.show"),
+            |tx, _| SmtpSettings::load(tx),
+        )
     }
 
     /// Sets the SMTP server (administrators).
@@ -294,7 +299,7 @@ impl Session {
         appointment_id: &str,
         change: BookingChange,
     ) -> Result<NotifyOutcome> {
-        let Some(smtp) = self.smtp_settings()? else {
+        let Some(smtp) = SmtpSettings::load(self.vault()?.conn())? else {
             return Ok(NotifyOutcome::NotConfigured);
         };
         let names = self.privacy_settings()?.emails;

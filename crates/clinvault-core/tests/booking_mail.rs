@@ -168,6 +168,15 @@ fn notifications_reach_a_real_smtp_server_without_patient_names_by_default() {
         .set_smtp(&settings(server.port, SmtpSecurity::None, None))
         .unwrap();
     assert_eq!(
+        admin.smtp_settings().unwrap().unwrap().from,
+        "clinic@example.org"
+    );
+    // The clinic's mail account is for administrators to see.
+    assert_eq!(
+        sign_in(&dir, "sam").smtp_settings().unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(
         admin.notify_booking(&appt, BookingChange::New).unwrap(),
         NotifyOutcome::NotConfigured,
         "Sam has no notification address yet"
