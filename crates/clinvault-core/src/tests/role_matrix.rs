@@ -344,6 +344,60 @@ fn operations() -> Vec<(&'static str, Option<Permission>, i64, Op)> {
             0,
             |s, _| s.sync_status().map(|_| ()),
         ),
+        ("audit.list", Some(Permission::AuditRead), 1, |s, _| {
+            s.audit_list(&crate::audit_review::AuditFilter {
+                limit: 5,
+                ..Default::default()
+            })
+            .map(|_| ())
+        }),
+        ("audit.export", Some(Permission::AuditRead), 1, |s, _| {
+            s.audit_export(
+                &crate::audit_review::AuditFilter {
+                    limit: 5,
+                    ..Default::default()
+                },
+                crate::audit_review::ExportFormat::Csv,
+            )
+            .map(|_| ())
+        }),
+        ("audit.verify", Some(Permission::AuditRead), 1, |s, _| {
+            s.verify_audit().map(|_| ())
+        }),
+        ("audit.alerts", Some(Permission::AuditRead), 1, |s, _| {
+            s.audit_alerts(true).map(|_| ())
+        }),
+        (
+            "backup.export",
+            Some(Permission::BackupManage),
+            1,
+            |s, r| {
+                let out = s
+                    .dir()
+                    .root()
+                    .with_file_name(format!("matrix-{r}.cvbackup"));
+                s.export_backup(&out, None, &mut |_, _| true).map(|_| ())
+            },
+        ),
+        (
+            "appointment.book",
+            Some(Permission::AppointmentsOverride),
+            1,
+            |s, r| {
+                let patient = seed_patient(s);
+                // Sunday 20:00 is outside every working hour: only an override books it.
+                let start = format!("2030-03-{:02}T20:00", 3 + 7 * (r.len() % 3));
+                s.book_appointment(&crate::appointments::Booking {
+                    patient_id: &patient,
+                    practitioner: "as-practitioner",
+                    appointment_type: "Follow-up",
+                    start_local: &start,
+                    weekly_occurrences: 1,
+                    allow_override: true,
+                })
+                .map(|_| ())
+            },
+        ),
     ]
 }
 
@@ -374,31 +428,29 @@ fn seed_id(s: &Session, table: &str) -> String {
         .unwrap()
 }
 
-/// Everything but the audit trail and the sign-in history, plus the key file.
+/// Every table but the audit trail (and its record lookup) and the sign-in history, plus the
+/// key file and the names of the files in the vault folder.
 fn snapshot(s: &Session) -> Vec<u8> {
     let conn = s.vault().unwrap().conn();
     let mut h = Sha256::new();
-    for table in [
-        "users",
-        "user_keys",
-        "custom_roles",
-        "settings",
-        "user_totp",
-        "user_recovery_codes",
-        "trusted_devices",
-        "patients",
-        "appointments",
-        "notes",
-        "note_versions",
-        "invoices",
-        "payments",
-        "attachments",
-        "patient_history",
-        "patient_consents",
-        "legal_holds",
-    ] {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+               AND name NOT LIKE 'sqlite_%'
+               AND name NOT IN ('audit_log', 'audit_targets', 'audit_targets_upto',
+                                'signin_history')
+             ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(tables.len() > 20, "{tables:?}");
+    for table in &tables {
+        h.update(format!("table {table}|").as_bytes());
         let mut st = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1"))
             .unwrap();
         let cols = st.column_count();
         let mut rows = st.query([]).unwrap();
@@ -410,6 +462,13 @@ fn snapshot(s: &Session) -> Vec<u8> {
         }
     }
     h.update(std::fs::read(s.dir().key_file()).unwrap());
+    let mut files: Vec<String> = std::fs::read_dir(s.dir().root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    h.update(files.join("|").as_bytes());
     h.finalize().to_vec()
 }
 
@@ -520,6 +579,10 @@ fn every_operation_under_every_builtin_role_matches_the_permission_table() {
                 assert!(
                     new_entries.iter().all(|(_, o)| o == "ok"),
                     "{r} {name}: {new_entries:?}"
+                );
+                assert!(
+                    entries == 0 || new_entries.iter().any(|(a, _)| a == name),
+                    "{r} {name}: recorded as {new_entries:?}"
                 );
             } else {
                 let err = result
