@@ -37,6 +37,30 @@ enum Verdict {
     Refused(String),
 }
 
+/// The permission that actions of these families always need, whoever asks the gate: a front
+/// end cannot record a backup or sync run (which the app trusts, e.g. for "last good backup")
+/// under a weaker check.
+pub(crate) fn reserved_need(action: &str) -> Option<Need> {
+    if action.starts_with("backup.") {
+        Some(Need::Permission(Permission::BackupManage))
+    } else if action.starts_with("sync.") {
+        Some(Need::Permission(Permission::SyncManage))
+    } else {
+        None
+    }
+}
+
+/// Refuses to run `event` under `need` when its action is reserved to another permission.
+pub(crate) fn check_reserved(need: Need, event: &Event) -> Result<()> {
+    match reserved_need(&event.action) {
+        Some(required) if required != need => Err(Error::Internal(format!(
+            "{} can only run with the permission it needs",
+            event.action
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Why `role` may not do what `need` asks, if it may not; read on `conn`, so that inside a
 /// transaction the answer holds until it commits.
 fn role_refusal(conn: &rusqlite::Connection, role: &str, need: Need) -> Result<Option<String>> {
@@ -712,6 +736,7 @@ impl Session {
         event: Event,
         f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
     ) -> Result<T> {
+        check_reserved(need, &event)?;
         let mut f = Some(f);
         // A failed operation's entry keeps the patient it was about, so that a search for the
         // patient shows the attempt; the other details it gathered were never committed.

@@ -641,6 +641,7 @@ impl Session {
 
     /// The first half of `run_audited`: the permission check (a refusal is recorded as denied).
     pub fn begin_audited(&mut self, need: Need, event: Event) -> Result<AuditedRun> {
+        crate::session::check_reserved(need, &event)?;
         self.authorize(need, event.clone())?;
         Ok(AuditedRun {
             event,

@@ -682,8 +682,21 @@ fn bulk_record_access_counts_views_of_patients_notes_by_patient() {
 fn a_long_operation_is_recorded_by_the_person_who_ran_it_once_they_are_back() {
     let (c, _) = Clinic::with_history();
     let mut a = c.admin();
-    let mut run = a
+    // A backup run is recorded only under the permission backups need.
+    let e = a
         .begin_audited(Need::SignedIn, Event::new("backup.export"))
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::Internal, "{e}");
+    let mut jo = c.sign_in("jo", USER_PASS);
+    let forged = jo.gate(Need::SignedIn, Event::new("sync.push"), |_, _| Ok(()));
+    assert!(forged.is_err());
+    drop(jo);
+    let mut run = a
+        .begin_audited(
+            Need::Permission(clinvault_core::permissions::Permission::BackupManage),
+            Event::new("backup.export"),
+        )
         .unwrap();
     *run.event_mut() = run.event_mut().clone().detail("files", 3);
     a.lock("manual");

@@ -90,8 +90,12 @@ fn an_ordinary_entry_writes_no_index_or_lookup_row() {
         |_, _| Ok(()),
     )
     .unwrap();
-    s.gate(Need::SignedIn, Event::new("backup.export"), |_, _| Ok(()))
-        .unwrap();
+    s.gate(
+        Need::Permission(crate::permissions::Permission::BackupManage),
+        Event::new("backup.export"),
+        |_, _| Ok(()),
+    )
+    .unwrap();
     // A record's entry reaches the lookup only when a search by record needs it.
     assert_eq!(index_entries(&s, "audit_targets"), target);
     assert_eq!(index_entries(&s, "audit_milestones"), milestones + 1);
