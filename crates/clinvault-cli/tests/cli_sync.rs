@@ -228,6 +228,7 @@ fn flow(tmp: &Path, vault: &Path, url: &str, storage: &Path) {
         "sync.check",
         "sync.prune",
         "sync.restore_test",
+        "sync.snapshots",
     ] {
         assert!(trail.contains(action), "{action} missing");
     }

@@ -309,9 +309,19 @@ pub fn push(s: &mut Session, progress: &dyn Progress) -> Result<PushReport> {
     finished(s, prepared.into_run(), outcome)
 }
 
-/// `sync snapshots`.
+/// `sync snapshots`: recorded with how many were listed (the list says which copies of the
+/// vault exist, and when they were made).
 pub fn snapshots(s: &mut Session) -> Result<Vec<SnapshotInfo>> {
-    open_repo(s, false)?.snapshots()
+    let repo = open_repo(s, false)?;
+    s.run_audited(
+        NEED,
+        Event::new("sync.snapshots").target("sync_repository", repo.repo_id()),
+        |_s, ev| {
+            let list = repo.snapshots()?;
+            *ev = ev.clone().detail("count", list.len());
+            Ok(list)
+        },
+    )
 }
 
 /// `sync check [--read-data]`: problems make it fail with an integrity error (exit 5) after the
