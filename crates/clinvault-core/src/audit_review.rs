@@ -391,7 +391,7 @@ impl Session {
         let origin = crate::checkpoint::origin(&self.vault()?.vault_id().to_string());
         let at = crate::clock::rfc3339(now);
         let event = Event::new("audit.prune").detail("before", before.to_string());
-        let result = self.gate(Need::Permission(Permission::AuditRead), event, |tx, ev| {
+        let result = self.gate(Need::Permission(Permission::AuditPrune), event, |tx, ev| {
             if before > limit {
                 return Err(Error::InvalidInput(format!(
                     "before: entries younger than the retention period ({years} years, i.e. after {}) cannot be pruned",
