@@ -249,10 +249,12 @@ fn main() {
     );
 
     // The floor of the design: the same everyday write with only the entry's row and signature
-    // added by hand, no gate, on a second plain database identical to the first.
+    // added by hand, no gate, against a plain database made at the same moment the same way
+    // (not the one the writes above have grown).
     let mut bare = plain_copy(&tmp.path().join("bare-entry.db"));
-    {
-        let tx = db::write_tx(&mut bare).unwrap();
+    let mut plain = plain_copy(&tmp.path().join("unaudited-2.db"));
+    for conn in [&mut bare, &mut plain] {
+        let tx = db::write_tx(conn).unwrap();
         seed(&tx);
         tx.commit().unwrap();
     }
