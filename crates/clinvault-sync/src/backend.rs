@@ -84,11 +84,10 @@ fn describe(e: &opendal::Error) -> String {
 pub struct Patience {
     /// Opening a connection to an HTTPS (WebDAV, S3) server.
     pub connect: Duration,
-    /// Silence from an HTTPS server while an answer is due, and any request that moves no
-    /// object (rename, stat) on every kind of target.
+    /// Any request that moves no object (rename, stat), on every kind of target.
     pub silence: Duration,
-    /// One read or write of an object, or one listing, on every kind of target: generous,
-    /// since a pack goes up in one request on a slow line.
+    /// One read or write of an object, or one listing or deletion, on every kind of target,
+    /// until its answer starts: generous, since a pack goes up in one request on a slow line.
     pub transfer: Duration,
 }
 
@@ -491,7 +490,9 @@ fn with_client(
         .tls_version_min(min)
         .http1_only()
         .connect_timeout(patience.connect)
-        .read_timeout(patience.silence)
+        // reqwest's read timeout runs from sending the request until the answer starts, upload
+        // included: it must allow a whole pack to go up.
+        .read_timeout(patience.transfer)
         .redirect(reqwest::redirect::Policy::none());
     if endpoint.starts_with("https://") {
         b = b.https_only(true);

@@ -26,8 +26,6 @@ pub const REFRESH_SECS: i64 = 5 * 60;
 pub struct RepoLock {
     backend: Backend,
     name: String,
-    exclusive: bool,
-    taken: i64,
     keep_alive: Option<KeepAlive>,
     /// Set when the lock was found removed from the target.
     lost: Arc<AtomicBool>,
@@ -71,7 +69,7 @@ impl KeepAlive {
                     }
                     // A failed rewrite is tried again at the next beat; the operation itself
                     // reports what the target refuses.
-                    match still_there(&backend, &name) {
+                    match confirmed_there(&backend, &name) {
                         Ok(true) => {
                             let _ = write_lock(&backend, &keys, &name, exclusive, &host, now());
                         }
@@ -126,6 +124,17 @@ fn still_there(backend: &Backend, name: &str) -> Result<bool> {
     }
 }
 
+/// As `still_there`, but "gone" only when a second look a moment later agrees: some WebDAV
+/// servers replace an object by deleting it first, so a read during the keep-alive's own
+/// rewrite can miss it.
+fn confirmed_there(backend: &Backend, name: &str) -> Result<bool> {
+    if still_there(backend, name)? {
+        return Ok(true);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    still_there(backend, name)
+}
+
 fn is_stale(l: &LockFile, host: &str, t: i64) -> bool {
     t - l.time > STALE_SECS
         || (l.host == host && l.pid != std::process::id() && !process_alive(l.pid))
@@ -155,26 +164,27 @@ impl RepoLock {
         let host = hostname();
         Self::check_others(backend, keys, exclusive, &host, None)?;
         let name = uuid::Uuid::new_v4().to_string();
-        let taken = now();
-        write_lock(backend, keys, &name, exclusive, &host, taken)?;
+        write_lock(backend, keys, &name, exclusive, &host, now())?;
         let mut lock = RepoLock {
             backend: backend.clone(),
             name,
-            exclusive,
-            taken,
             keep_alive: None,
             lost: Arc::new(AtomicBool::new(false)),
         };
         // Two writers may have written their locks at the same moment: both see the other now
         // and the later one backs off (dropping `lock` removes ours).
         Self::check_others(backend, keys, exclusive, &host, Some(&lock.name))?;
-        lock.keep_alive = KeepAlive::start(
-            backend.clone(),
-            keys.clone(),
-            lock.name.clone(),
-            exclusive,
-            every,
-            lock.lost.clone(),
+        // The keep-alive is the lock's only writer from here on.
+        lock.keep_alive = Some(
+            KeepAlive::start(
+                backend.clone(),
+                keys.clone(),
+                lock.name.clone(),
+                exclusive,
+                every,
+                lock.lost.clone(),
+            )
+            .ok_or_else(|| Error::Internal("cannot start the sync lock's keep-alive".into()))?,
         );
         Ok(lock)
     }
@@ -219,25 +229,6 @@ impl RepoLock {
         }
         Ok(())
     }
-
-    /// Re-writes the lock with the current time when it is due, for long operations.
-    pub fn refresh(&mut self, keys: &DerivedKeys) -> Result<()> {
-        let t = now();
-        if t - self.taken < REFRESH_SECS {
-            return Ok(());
-        }
-        self.ensure_held()?;
-        write_lock(
-            &self.backend,
-            keys,
-            &self.name,
-            self.exclusive,
-            &hostname(),
-            t,
-        )?;
-        self.taken = t;
-        Ok(())
-    }
 }
 
 impl RepoLock {
@@ -245,7 +236,7 @@ impl RepoLock {
     /// (this computer slept or was cut off for longer than `STALE_SECS`) and may have changed
     /// the repository meanwhile, so work done under it must not be committed.
     pub fn ensure_held(&self) -> Result<()> {
-        if self.lost.load(Ordering::SeqCst) || !still_there(&self.backend, &self.name)? {
+        if self.lost.load(Ordering::SeqCst) || !confirmed_there(&self.backend, &self.name)? {
             self.lost.store(true, Ordering::SeqCst);
             return Err(Error::Busy(
                 "this computer lost its hold on the sync target while it worked (it slept or \

@@ -93,7 +93,7 @@ impl Repository {
                 )));
             }
         }
-        let mut lock = RepoLock::acquire(&self.backend, &self.keys, true)?;
+        let lock = RepoLock::acquire(&self.backend, &self.keys, true)?;
         self.sweep_tmp()?;
         let index = self.load_index()?;
         let snaps = self.load_snapshots()?;
@@ -124,7 +124,6 @@ impl Repository {
             let main = (|| -> Result<()> {
                 let mut packer = Packer::new(self.pack_bytes);
                 for f in files {
-                    lock.refresh(&self.keys)?;
                     let (mtime_ns, inode) = file_stamp(&f.path)?;
                     if f.rel_path.starts_with("attachments/") {
                         if let Some(p) = prev.get(f.rel_path.as_str()) {
