@@ -264,23 +264,33 @@ pub(crate) fn check_hours(
 const FAILED_SIGNIN_WINDOW_SECONDS: i64 = 3600;
 
 /// Raises the repeated-failed-sign-ins alert when a username had the policy's number of failed
-/// sign-ins within the last hour, or was locked out; at most once an hour per username.
+/// sign-ins within the hour up to `latest` (the newest failure carried in: failures wait outside
+/// the database until the next good sign-in, which may be hours later), at most once an hour
+/// per username; and for every lock-out.
 pub(crate) fn check_failed_signins(
     conn: &Connection,
     policy: &Policy,
     username: &str,
     locked_out: bool,
+    latest: jiff::Timestamp,
     now: jiff::Timestamp,
 ) -> Result<()> {
-    let since = now.as_second() - FAILED_SIGNIN_WINDOW_SECONDS;
+    let since = latest.as_second() - FAILED_SIGNIN_WINDOW_SECONDS;
     let failures: u32 = conn
         .prepare_cached(
             "SELECT count(*) FROM signin_history
-             WHERE username = ?1 AND outcome = 'failed' AND unixepoch(at) >= ?2",
+             WHERE username = ?1 AND outcome = 'failed' AND unixepoch(at) >= ?2
+               AND unixepoch(at) <= ?3",
         )?
-        .query_row(params![username, since], |r| r.get(0))?;
-    if (failures >= policy.alert_failed_signins || locked_out)
-        && !open_alert_since(conn, FAILED_SIGNINS, username, since)?
+        .query_row(params![username, since, latest.as_second()], |r| r.get(0))?;
+    if locked_out
+        || (failures >= policy.alert_failed_signins
+            && !open_alert_since(
+                conn,
+                FAILED_SIGNINS,
+                username,
+                now.as_second() - FAILED_SIGNIN_WINDOW_SECONDS,
+            )?)
     {
         let summary = if locked_out {
             format!(

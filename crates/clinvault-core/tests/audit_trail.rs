@@ -910,6 +910,39 @@ fn outside_hours_failed_sign_in_and_role_change_alerts() {
     assert_eq!(admin_count(&mut a), outside_before + 1);
 }
 
+/// Failures wait outside the database until the next good sign-in: a burst at night carried in
+/// the next morning is counted in the hour it happened, not the hour it was carried in.
+#[test]
+fn failed_sign_ins_carried_in_hours_later_still_alert() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    a.set_policy("alert.failed-signins", "3").unwrap();
+    a.add_user("jo", None, "receptionist", &secret(USER_PASS))
+        .unwrap();
+    drop(a);
+    for _ in 0..3 {
+        let _ = Session::sign_in_with(
+            &c.dir,
+            "jo",
+            &secret("wrong wrong wrong wrong"),
+            None,
+            SessionConfig {
+                device: "x".into(),
+                clock: Arc::new(c.clock.clone()),
+            },
+        );
+        c.clock.advance(10);
+    }
+    c.clock.advance(6 * 3600);
+    let mut a = c.admin();
+    let fired: Vec<Alert> = alerts(&mut a)
+        .into_iter()
+        .filter(|x| x.rule == "repeated_failed_signins")
+        .collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].details["failures"], 3);
+}
+
 #[test]
 fn a_checkpoint_copied_in_as_a_prune_mark_does_not_hide_deleted_entries() {
     let (c, key) = Clinic::with_history();
