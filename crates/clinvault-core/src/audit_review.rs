@@ -299,6 +299,7 @@ impl Session {
                 &vault.vault_id().to_string(),
                 &vault.integrity_key()?,
                 vault.key_epoch(),
+                true,
             )
         };
         let report = {

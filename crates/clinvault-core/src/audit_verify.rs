@@ -102,9 +102,12 @@ pub(crate) fn stored_checkpoint(
     vault_id: &str,
     ik: &Secret32,
     epoch: u64,
+    with_keyring: bool,
 ) -> Result<Option<Checkpoint>> {
     let file = crate::checkpoint::read_file(dir);
-    let keyring = crate::checkpoint::read_keyring(&crate::checkpoint::origin(vault_id));
+    let keyring = with_keyring
+        .then(|| crate::checkpoint::read_keyring(&crate::checkpoint::origin(vault_id)))
+        .flatten();
     match (file, keyring) {
         (Ok(Some(f)), Some(k)) if k.size > f.size => {
             let keys = trusted_keys(conn, ik)?;

@@ -284,7 +284,7 @@ impl Session {
             session.record(restored)?;
             crate::snapshot::clear_restore_marker(dir);
         }
-        session.write_checkpoint_after(rotated_from.as_ref())?;
+        session.write_checkpoint_after(rotated_from.as_ref(), true)?;
         session.rotate_if_due()?;
         Ok(session)
     }
@@ -297,15 +297,31 @@ impl Session {
     /// existing checkpoint is checked first: when the trail no longer contains what it vouched
     /// for, it is kept as evidence (not overwritten) and an alert is raised. `previous_ik` is the
     /// integrity key the existing checkpoint was made with, when a rotation just replaced it.
+    /// `keyring`: also read and write the copy in the OS keyring (which can wait on the
+    /// keyring service; not when a session closes, which must not hang at a lock or sleep).
+    ///
+    /// Under the checkpoint lock the stored checkpoint is read before the trail's end, so a
+    /// checkpoint another process wrote is never newer than the end this one sees.
     pub(crate) fn write_checkpoint_after(
         &self,
         previous_ik: Option<&crate::crypto::Secret32>,
+        keyring: bool,
     ) -> Result<()> {
         use crate::checkpoint::{self, Checkpoint};
         let vault = self.vault()?;
         let conn = vault.conn();
         let ik = vault.integrity_key()?;
         let now = rfc3339(self.clock.now());
+        let _anchoring = self.dir.lock_checkpoint()?;
+        let epoch = vault.key_epoch();
+        let stored = crate::audit_verify::stored_checkpoint(
+            conn,
+            &self.dir,
+            &vault.vault_id().to_string(),
+            &ik,
+            epoch,
+            keyring,
+        );
         let last: Option<(i64, Vec<u8>)> = rusqlite::OptionalExtension::optional(conn.query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
             [],
@@ -324,14 +340,6 @@ impl Session {
                 self.clock.now(),
             )
         };
-        let epoch = vault.key_epoch();
-        let stored = crate::audit_verify::stored_checkpoint(
-            conn,
-            &self.dir,
-            &vault.vault_id().to_string(),
-            &ik,
-            epoch,
-        );
         let keys = crate::audit_verify::trusted_keys(conn, &ik)?;
         match stored {
             Ok(Some(cp))
@@ -347,6 +355,10 @@ impl Session {
                     return alert(
                         "the audit trail no longer matches its checkpoint: entries were removed or rewritten; the checkpoint is kept as evidence",
                     );
+                }
+                if cp.size == seq && !keyring {
+                    // It already vouches for this end.
+                    return Ok(());
                 }
             }
             Ok(Some(_)) | Err(_) => alert("the audit checkpoint outside the database was not authentic; a new one was written")?,
@@ -370,12 +382,14 @@ impl Session {
             Some((&ik, epoch)),
         )?;
         checkpoint::write_file(&self.dir, &cp)?;
-        checkpoint::write_keyring(&cp);
+        if keyring {
+            checkpoint::write_keyring(&cp);
+        }
         Ok(())
     }
 
     pub(crate) fn write_checkpoint(&self) -> Result<()> {
-        self.write_checkpoint_after(None)
+        self.write_checkpoint_after(None, true)
     }
 
     pub fn notices(&self) -> &[String] {
@@ -506,7 +520,7 @@ impl Session {
             // The trail's end as the session leaves it is anchored outside the database, so
             // that cutting off what this session did is detected (a failure is not fatal: the
             // next sign-in anchors again and compares).
-            let _ = self.write_checkpoint();
+            let _ = self.write_checkpoint_after(None, false);
         }
         self.vault = None;
         // Read afresh after unlocking: the vault may have been replaced meanwhile.
@@ -749,6 +763,10 @@ impl Session {
                 self.refresh_user()?;
             }
             self.enforce_time_limits()?;
+            if self.enrolment_refusal(&event).is_some() {
+                // The role may have changed to one that does not require two-factor sign-in.
+                self.refresh_user()?;
+            }
             if let Some(reason) = self.enrolment_refusal(&event) {
                 return Err(self.refused(need, event, reason));
             }
@@ -974,12 +992,17 @@ fn carry_in_pending_events(
             ],
         )?;
     }
-    let mut per_user: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
+    // Per username: whether it was locked out, and its newest failure (kept no later than now).
+    let mut per_user: std::collections::BTreeMap<&str, (bool, i64)> =
+        std::collections::BTreeMap::new();
     for e in &events {
-        *per_user.entry(e.username.as_str()).or_default() |= e.outcome == "locked_out";
+        let u = per_user.entry(e.username.as_str()).or_default();
+        u.0 |= e.outcome == "locked_out";
+        u.1 = u.1.max(e.at_unix.min(now_unix));
     }
-    for (username, locked_out) in per_user {
-        crate::alerts::check_failed_signins(&tx, policy, username, locked_out, now)?;
+    for (username, (locked_out, latest)) in per_user {
+        let latest = jiff::Timestamp::from_second(latest).unwrap_or(now);
+        crate::alerts::check_failed_signins(&tx, policy, username, locked_out, latest, now)?;
     }
     tx.commit()?;
     throttle::drop_pending(dir, events.len())

@@ -19,6 +19,7 @@ pub const SIGNIN_STATE: &str = "signin.state";
 const SIGNIN_LOCK: &str = "signin.lock";
 const KEYFILE_LOCK: &str = "vault.keys.lock";
 const DB_LOCK: &str = "vault.db.lock";
+const CHECKPOINT_LOCK: &str = "audit.checkpoint.lock";
 
 #[derive(Clone, Debug)]
 pub struct VaultDir {
@@ -68,6 +69,13 @@ impl VaultDir {
 
     pub fn lock_signin_state(&self) -> Result<FileLock> {
         FileLock::exclusive(&self.file(SIGNIN_LOCK))
+    }
+
+    /// Held while a checkpoint is compared with the trail and replaced, so that two processes
+    /// anchoring at once neither take each other's newer checkpoint for tampering nor replace
+    /// it with an older one.
+    pub(crate) fn lock_checkpoint(&self) -> Result<FileLock> {
+        FileLock::exclusive(&self.file(CHECKPOINT_LOCK))
     }
 
     /// Held (shared) by every process while it has the database open, so that rotation, which
