@@ -72,6 +72,9 @@ fn role_refusal(conn: &rusqlite::Connection, role: &str, need: Need) -> Result<O
     Ok((!role.allows(p)).then(|| format!("your role ({}) may not {}", role.name, p.describe())))
 }
 
+/// How often `Session::check` anchors the trail's end of an open session.
+const ANCHOR_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(10 * 60);
+
 /// Operations a user who must enrol in two-factor sign-in may still do.
 const ENROLMENT_ACTIONS: &[&str] = &["2fa.enroll", "2fa.confirm", "session.lock"];
 
@@ -121,6 +124,8 @@ pub struct Session {
     clock: Arc<dyn Clock>,
     signed_in_at: jiff::Timestamp,
     last_activity: jiff::Timestamp,
+    /// When this session last anchored the trail's end outside the database.
+    anchored_at: jiff::Timestamp,
     policy: Policy,
     must_enrol_2fa: bool,
     expired: bool,
@@ -241,6 +246,7 @@ impl Session {
             clock: cfg.clock,
             signed_in_at: now,
             last_activity: now,
+            anchored_at: now,
             policy,
             must_enrol_2fa,
             expired: false,
@@ -501,9 +507,19 @@ impl Session {
         Ok(())
     }
 
-    /// Checks the limits without counting as activity (e.g. a timer in the app).
+    /// Checks the limits without counting as activity (e.g. a timer in the app). An active
+    /// session also anchors the trail's end every `ANCHOR_EVERY`, so that one left open all day,
+    /// or one that crashes, leaves little of its trail covered by no checkpoint.
     pub fn check(&mut self) -> SessionState {
         let _ = self.enforce_time_limits();
+        let now = self.clock.now();
+        if self.state() == SessionState::Active
+            && now.duration_since(self.anchored_at) >= ANCHOR_EVERY
+        {
+            self.anchored_at = now;
+            // Not fatal: the next anchoring (at the latest the session's end) tries again.
+            let _ = self.write_checkpoint_after(None, false);
+        }
         self.state()
     }
 

@@ -966,6 +966,42 @@ fn a_checkpoint_copied_in_as_a_prune_mark_does_not_hide_deleted_entries() {
     assert!(p.detail.contains("no prune"), "{p:?}");
 }
 
+/// A session left open all day (the front desk's) anchors the trail's end every ten minutes
+/// when the app's timer checks it, not only when it ends.
+#[test]
+fn an_open_session_anchors_the_trail_as_it_goes() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    a.set_policy("idle-lock-minutes", "60").unwrap();
+    let anchored = || -> i64 {
+        let text = std::fs::read_to_string(c.dir.file("audit.checkpoint")).unwrap();
+        text.lines().nth(1).unwrap().parse().unwrap()
+    };
+    let at_sign_in = anchored();
+    for _ in 0..3 {
+        a.list_roles().unwrap();
+    }
+    a.check();
+    assert_eq!(anchored(), at_sign_in, "not due yet");
+    c.clock.advance(11 * 60);
+    a.check();
+    let newest = a
+        .audit_list(&AuditFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap()[0]
+        .seq;
+    // Everything before the list just made is covered (the list shows the trail as it was
+    // before its own entry).
+    assert_eq!(anchored(), newest);
+    assert_eq!(
+        anchored(),
+        at_sign_in + 4,
+        "the policy change and three lists"
+    );
+}
+
 #[test]
 fn cutting_off_only_what_the_last_session_did_is_found() {
     let (c, key) = Clinic::with_history();
