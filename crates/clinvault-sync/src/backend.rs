@@ -106,6 +106,9 @@ impl Default for Patience {
 /// be read into memory whole.
 pub const SMALL_OBJECT_MAX: usize = 64 * 1024;
 
+/// How long one request for a small object (a lock) may take.
+const SMALL_OBJECT_PATIENCE: Duration = Duration::from_secs(60);
+
 /// How long each step of a connection test may take.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -295,6 +298,19 @@ impl Backend {
                 _ => None,
             },
         })
+    }
+
+    /// The same target with short time limits (a minute per request), for objects of a few
+    /// hundred bytes such as locks: their keep-alive must not hang, and be waited for, as long
+    /// as a pack upload may take.
+    pub fn for_small_objects(&self) -> Backend {
+        let mut quick = self.clone();
+        quick.op = self.op.clone().layer(
+            TimeoutLayer::default()
+                .with_timeout(SMALL_OBJECT_PATIENCE)
+                .with_io_timeout(SMALL_OBJECT_PATIENCE),
+        );
+        quick
     }
 
     pub fn label(&self) -> &str {

@@ -161,6 +161,7 @@ impl RepoLock {
         exclusive: bool,
         every: Duration,
     ) -> Result<RepoLock> {
+        let backend = &backend.for_small_objects();
         let host = hostname();
         Self::check_others(backend, keys, exclusive, &host, None)?;
         let name = uuid::Uuid::new_v4().to_string();
@@ -326,7 +327,8 @@ mod tests {
         // What a device that took it for stale does.
         let name = backend.list("locks").unwrap().remove(0).name;
         backend.delete(&format!("locks/{name}")).unwrap();
-        std::thread::sleep(Duration::from_millis(600));
+        // Past the keep-alive's second look (2 s) and another beat.
+        std::thread::sleep(Duration::from_millis(2_600));
         assert!(lock_times(&backend, &keys).is_empty(), "written back");
         let e = lock.ensure_held().unwrap_err();
         assert_eq!(e.kind(), clinvault_core::ErrorKind::Busy);
