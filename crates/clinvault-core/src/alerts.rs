@@ -264,25 +264,32 @@ pub(crate) fn check_hours(
 const FAILED_SIGNIN_WINDOW_SECONDS: i64 = 3600;
 
 /// Raises the repeated-failed-sign-ins alert when a username had the policy's number of failed
-/// sign-ins within the hour up to `latest` (the newest failure carried in: failures wait outside
-/// the database until the next good sign-in, which may be hours later), at most once an hour
-/// per username; and for every lock-out.
+/// sign-ins within an hour — the most in any hour ending at one of the failures just carried in
+/// (`times`, Unix seconds: failures wait outside the database until the next good sign-in,
+/// which may be hours later) — at most once an hour per username; and whenever a batch carried
+/// in holds a lock-out (`lock_outs`).
 pub(crate) fn check_failed_signins(
     conn: &Connection,
     policy: &Policy,
     username: &str,
-    locked_out: bool,
-    latest: jiff::Timestamp,
+    lock_outs: u32,
+    times: &[i64],
     now: jiff::Timestamp,
 ) -> Result<()> {
-    let since = latest.as_second() - FAILED_SIGNIN_WINDOW_SECONDS;
-    let failures: u32 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM signin_history
-             WHERE username = ?1 AND outcome = 'failed' AND unixepoch(at) >= ?2
-               AND unixepoch(at) <= ?3",
-        )?
-        .query_row(params![username, since, latest.as_second()], |r| r.get(0))?;
+    let mut st = conn.prepare_cached(
+        "SELECT count(*) FROM signin_history
+         WHERE username = ?1 AND outcome = 'failed' AND unixepoch(at) >= ?2
+           AND unixepoch(at) <= ?3",
+    )?;
+    let mut failures: u32 = 0;
+    for t in times {
+        let n: u32 = st.query_row(
+            params![username, t - FAILED_SIGNIN_WINDOW_SECONDS, t],
+            |r| r.get(0),
+        )?;
+        failures = failures.max(n);
+    }
+    let locked_out = lock_outs > 0;
     if locked_out
         || (failures >= policy.alert_failed_signins
             && !open_alert_since(
@@ -305,7 +312,7 @@ pub(crate) fn check_failed_signins(
             &rfc3339(now),
             Some(username),
             &summary,
-            serde_json::json!({ "failures": failures, "locked_out": locked_out }),
+            serde_json::json!({ "failures": failures, "lock_outs": lock_outs }),
         )?;
     }
     Ok(())

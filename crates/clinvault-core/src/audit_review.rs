@@ -296,10 +296,11 @@ impl Session {
             crate::audit_verify::stored_checkpoint(
                 vault.conn(),
                 self.dir(),
-                &vault.vault_id().to_string(),
                 &vault.integrity_key()?,
                 vault.key_epoch(),
-                true,
+                crate::checkpoint::read_keyring(&crate::checkpoint::origin(
+                    &vault.vault_id().to_string(),
+                )),
             )
         };
         let report = {

@@ -99,15 +99,11 @@ pub(crate) fn checkpoint_authentic(
 pub(crate) fn stored_checkpoint(
     conn: &rusqlite::Connection,
     dir: &crate::vault_dir::VaultDir,
-    vault_id: &str,
     ik: &Secret32,
     epoch: u64,
-    with_keyring: bool,
+    keyring: Option<Checkpoint>,
 ) -> Result<Option<Checkpoint>> {
     let file = crate::checkpoint::read_file(dir);
-    let keyring = with_keyring
-        .then(|| crate::checkpoint::read_keyring(&crate::checkpoint::origin(vault_id)))
-        .flatten();
     match (file, keyring) {
         (Ok(Some(f)), Some(k)) if k.size > f.size => {
             let keys = trusted_keys(conn, ik)?;

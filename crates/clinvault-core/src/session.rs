@@ -72,6 +72,19 @@ fn role_refusal(conn: &rusqlite::Connection, role: &str, need: Need) -> Result<O
     Ok((!role.allows(p)).then(|| format!("your role ({}) may not {}", role.name, p.describe())))
 }
 
+/// How thoroughly `Session::write_checkpoint_after` anchors the trail's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Anchoring {
+    /// Compares with the file and the keyring copy, waits for the lock and the keyring.
+    Full,
+    /// For a session's end and the periodic anchoring, which must not keep the app waiting:
+    /// the file only for the comparison, no wait for the lock, a moment for the keyring.
+    Quick,
+}
+
+/// How long quick anchoring waits for the keyring copy to be written.
+const QUICK_KEYRING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How often `Session::check` anchors the trail's end of an open session.
 const ANCHOR_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(10 * 60);
 
@@ -290,7 +303,7 @@ impl Session {
             session.record(restored)?;
             crate::snapshot::clear_restore_marker(dir);
         }
-        session.write_checkpoint_after(rotated_from.as_ref(), true)?;
+        session.write_checkpoint_after(rotated_from.as_ref(), Anchoring::Full)?;
         session.rotate_if_due()?;
         Ok(session)
     }
@@ -303,31 +316,40 @@ impl Session {
     /// existing checkpoint is checked first: when the trail no longer contains what it vouched
     /// for, it is kept as evidence (not overwritten) and an alert is raised. `previous_ik` is the
     /// integrity key the existing checkpoint was made with, when a rotation just replaced it.
-    /// `keyring`: also read and write the copy in the OS keyring (which can wait on the
-    /// keyring service; not when a session closes, which must not hang at a lock or sleep).
     ///
     /// Under the checkpoint lock the stored checkpoint is read before the trail's end, so a
-    /// checkpoint another process wrote is never newer than the end this one sees.
+    /// checkpoint another process wrote is never newer than the end this one sees. The keyring
+    /// (whose service can keep a call waiting for seconds) is read before the lock is taken and
+    /// written after it is released, so nobody waits on the lock for the keyring. `Quick`
+    /// anchoring (a session's end, the periodic anchoring) does not wait for the lock if another
+    /// program holds it, does not read the keyring, and waits for the keyring write at most a
+    /// moment.
     pub(crate) fn write_checkpoint_after(
         &self,
         previous_ik: Option<&crate::crypto::Secret32>,
-        keyring: bool,
+        how: Anchoring,
     ) -> Result<()> {
         use crate::checkpoint::{self, Checkpoint};
         let vault = self.vault()?;
         let conn = vault.conn();
         let ik = vault.integrity_key()?;
         let now = rfc3339(self.clock.now());
-        let _anchoring = self.dir.lock_checkpoint()?;
+        let origin = checkpoint::origin(&vault.vault_id().to_string());
+        let keyring_copy = match how {
+            Anchoring::Full => checkpoint::read_keyring(&origin),
+            Anchoring::Quick => None,
+        };
+        let anchoring = match how {
+            Anchoring::Full => self.dir.lock_checkpoint()?,
+            Anchoring::Quick => match self.dir.try_lock_checkpoint()? {
+                Some(lock) => lock,
+                // Another program is anchoring this very moment; the next anchoring compares.
+                None => return Ok(()),
+            },
+        };
         let epoch = vault.key_epoch();
-        let stored = crate::audit_verify::stored_checkpoint(
-            conn,
-            &self.dir,
-            &vault.vault_id().to_string(),
-            &ik,
-            epoch,
-            keyring,
-        );
+        let stored =
+            crate::audit_verify::stored_checkpoint(conn, &self.dir, &ik, epoch, keyring_copy);
         let last: Option<(i64, Vec<u8>)> = rusqlite::OptionalExtension::optional(conn.query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
             [],
@@ -362,7 +384,7 @@ impl Session {
                         "the audit trail no longer matches its checkpoint: entries were removed or rewritten; the checkpoint is kept as evidence",
                     );
                 }
-                if cp.size == seq && !keyring {
+                if cp.size == seq && how == Anchoring::Quick {
                     // It already vouches for this end.
                     return Ok(());
                 }
@@ -388,14 +410,18 @@ impl Session {
             Some((&ik, epoch)),
         )?;
         checkpoint::write_file(&self.dir, &cp)?;
-        if keyring {
-            checkpoint::write_keyring(&cp);
+        drop(anchoring);
+        match how {
+            Anchoring::Full => checkpoint::write_keyring(&cp),
+            Anchoring::Quick => {
+                checkpoint::write_keyring_within(&cp, QUICK_KEYRING_WAIT);
+            }
         }
         Ok(())
     }
 
     pub(crate) fn write_checkpoint(&self) -> Result<()> {
-        self.write_checkpoint_after(None, true)
+        self.write_checkpoint_after(None, Anchoring::Full)
     }
 
     pub fn notices(&self) -> &[String] {
@@ -518,7 +544,7 @@ impl Session {
         {
             self.anchored_at = now;
             // Not fatal: the next anchoring (at the latest the session's end) tries again.
-            let _ = self.write_checkpoint_after(None, false);
+            let _ = self.write_checkpoint_after(None, Anchoring::Quick);
         }
         self.state()
     }
@@ -536,7 +562,7 @@ impl Session {
             // The trail's end as the session leaves it is anchored outside the database, so
             // that cutting off what this session did is detected (a failure is not fatal: the
             // next sign-in anchors again and compares).
-            let _ = self.write_checkpoint_after(None, false);
+            let _ = self.write_checkpoint_after(None, Anchoring::Quick);
         }
         self.vault = None;
         // Read afresh after unlocking: the vault may have been replaced meanwhile.
@@ -780,8 +806,11 @@ impl Session {
             }
             self.enforce_time_limits()?;
             if self.enrolment_refusal(&event).is_some() {
-                // The role may have changed to one that does not require two-factor sign-in.
+                // The role, the policy or the enrolment may have changed elsewhere since.
                 self.refresh_user()?;
+                self.reload_policy()?;
+                let has_2fa = self.two_factor_enabled()?;
+                self.must_enrol_2fa = self.policy.requires_2fa(&self.user.role) && !has_2fa;
             }
             if let Some(reason) = self.enrolment_refusal(&event) {
                 return Err(self.refused(need, event, reason));
@@ -1008,17 +1037,20 @@ fn carry_in_pending_events(
             ],
         )?;
     }
-    // Per username: whether it was locked out, and its newest failure (kept no later than now).
-    let mut per_user: std::collections::BTreeMap<&str, (bool, i64)> =
+    // Per username: its lock-outs, and the times of its failures (kept no later than now, as
+    // recorded above).
+    let mut per_user: std::collections::BTreeMap<&str, (u32, Vec<i64>)> =
         std::collections::BTreeMap::new();
     for e in &events {
         let u = per_user.entry(e.username.as_str()).or_default();
-        u.0 |= e.outcome == "locked_out";
-        u.1 = u.1.max(e.at_unix.min(now_unix));
+        if e.outcome == "locked_out" {
+            u.0 += 1;
+        } else {
+            u.1.push(e.at_unix.min(now_unix));
+        }
     }
-    for (username, (locked_out, latest)) in per_user {
-        let latest = jiff::Timestamp::from_second(latest).unwrap_or(now);
-        crate::alerts::check_failed_signins(&tx, policy, username, locked_out, latest, now)?;
+    for (username, (lock_outs, times)) in per_user {
+        crate::alerts::check_failed_signins(&tx, policy, username, lock_outs, &times, now)?;
     }
     tx.commit()?;
     throttle::drop_pending(dir, events.len())

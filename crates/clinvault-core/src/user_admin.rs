@@ -387,7 +387,7 @@ impl Session {
                 self.vault_mut()?.take_rotation();
                 self.record_rotation(event)?;
                 // The checkpoint's integrity MAC follows the new master key.
-                self.write_checkpoint_after(Some(&previous_ik), true)?;
+                self.write_checkpoint_after(Some(&previous_ik), crate::session::Anchoring::Full)?;
             }
             Err(e) => {
                 let kind = serde_json::to_value(e.kind()).unwrap_or_default();

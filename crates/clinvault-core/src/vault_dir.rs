@@ -78,6 +78,11 @@ impl VaultDir {
         FileLock::exclusive(&self.file(CHECKPOINT_LOCK))
     }
 
+    /// As `lock_checkpoint`, or None at once when another program holds it.
+    pub(crate) fn try_lock_checkpoint(&self) -> Result<Option<FileLock>> {
+        FileLock::try_exclusive(&self.file(CHECKPOINT_LOCK))
+    }
+
     /// Held (shared) by every process while it has the database open, so that rotation, which
     /// replaces the database file, can tell that nobody else is using it.
     pub fn lock_db_shared(&self) -> Result<FileLock> {

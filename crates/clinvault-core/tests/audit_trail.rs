@@ -934,6 +934,17 @@ fn failed_sign_ins_carried_in_hours_later_still_alert() {
         c.clock.advance(10);
     }
     c.clock.advance(6 * 3600);
+    // One more mistype in the morning, carried in with the night's burst.
+    let _ = Session::sign_in_with(
+        &c.dir,
+        "jo",
+        &secret("wrong wrong wrong wrong"),
+        None,
+        SessionConfig {
+            device: "x".into(),
+            clock: Arc::new(c.clock.clone()),
+        },
+    );
     let mut a = c.admin();
     let fired: Vec<Alert> = alerts(&mut a)
         .into_iter()
