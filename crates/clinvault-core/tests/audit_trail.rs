@@ -59,6 +59,22 @@ impl Clinic {
         self.sign_in("admin", ADMIN_PASS)
     }
 
+    /// A sign-in with a wrong passphrase: refused, and waiting outside the database to be
+    /// carried into the trail by the next good sign-in.
+    fn wrong_sign_in(&self, user: &str) {
+        let refused = Session::sign_in_with(
+            &self.dir,
+            user,
+            &secret("wrong wrong wrong wrong"),
+            None,
+            SessionConfig {
+                device: "x".into(),
+                clock: Arc::new(self.clock.clone()),
+            },
+        );
+        assert!(refused.is_err());
+    }
+
     /// A vault with some history, and the database key an insider exported.
     fn with_history() -> (Clinic, String) {
         let c = Clinic::new();
@@ -757,17 +773,7 @@ fn bulk_record_access_counts_one_user_across_carried_in_sign_in_failures() {
     drop(a);
     let mut jo = c.sign_in("jo", USER_PASS);
     // A failed sign-in nobody can sign yet: it waits outside the database.
-    let failed = Session::sign_in_with(
-        &c.dir,
-        "admin",
-        &secret("wrong wrong wrong wrong"),
-        None,
-        SessionConfig {
-            device: "x".into(),
-            clock: Arc::new(c.clock.clone()),
-        },
-    );
-    assert!(failed.is_err());
+    c.wrong_sign_in("admin");
     c.clock.advance(50 * 60);
     for id in ["p1", "p2", "p3"] {
         open_record(&mut jo, id);
@@ -828,16 +834,7 @@ fn outside_hours_failed_sign_in_and_role_change_alerts() {
     a.set_policy("alert.failed-signins", "3").unwrap();
     drop(a);
     for _ in 0..2 {
-        let _ = Session::sign_in_with(
-            &c.dir,
-            "jo",
-            &secret("wrong wrong wrong wrong"),
-            None,
-            SessionConfig {
-                device: "x".into(),
-                clock: Arc::new(c.clock.clone()),
-            },
-        );
+        c.wrong_sign_in("jo");
     }
     let mut a = c.admin();
     assert_eq!(
@@ -847,16 +844,7 @@ fn outside_hours_failed_sign_in_and_role_change_alerts() {
     );
     drop(a);
     for _ in 0..3 {
-        let _ = Session::sign_in_with(
-            &c.dir,
-            "jo",
-            &secret("wrong wrong wrong wrong"),
-            None,
-            SessionConfig {
-                device: "x".into(),
-                clock: Arc::new(c.clock.clone()),
-            },
-        );
+        c.wrong_sign_in("jo");
     }
     let mut a = c.admin();
     assert_eq!(count(&mut a, "repeated_failed_signins"), 1);
@@ -864,28 +852,16 @@ fn outside_hours_failed_sign_in_and_role_change_alerts() {
 
     // Failures carried in by different sign-ins add up within an hour.
     c.clock.advance(2 * 3600);
-    let fail_once = || {
-        let _ = Session::sign_in_with(
-            &c.dir,
-            "jo",
-            &secret("wrong wrong wrong wrong"),
-            None,
-            SessionConfig {
-                device: "x".into(),
-                clock: Arc::new(c.clock.clone()),
-            },
-        );
-    };
     // A good sign-in resets the throttle, so the next failures are counted without waiting.
     drop(c.sign_in("jo", USER_PASS));
-    fail_once();
+    c.wrong_sign_in("jo");
     c.clock.advance(60);
-    fail_once();
+    c.wrong_sign_in("jo");
     let mut a = c.admin();
     assert_eq!(count(&mut a, "repeated_failed_signins"), 1, "2 of 3: quiet");
     drop(a);
     c.clock.advance(10 * 60);
-    fail_once();
+    c.wrong_sign_in("jo");
     let mut a = c.admin();
     assert_eq!(count(&mut a, "repeated_failed_signins"), 2);
 
@@ -921,30 +897,12 @@ fn failed_sign_ins_carried_in_hours_later_still_alert() {
         .unwrap();
     drop(a);
     for _ in 0..3 {
-        let _ = Session::sign_in_with(
-            &c.dir,
-            "jo",
-            &secret("wrong wrong wrong wrong"),
-            None,
-            SessionConfig {
-                device: "x".into(),
-                clock: Arc::new(c.clock.clone()),
-            },
-        );
+        c.wrong_sign_in("jo");
         c.clock.advance(10);
     }
     c.clock.advance(6 * 3600);
     // One more mistype in the morning, carried in with the night's burst.
-    let _ = Session::sign_in_with(
-        &c.dir,
-        "jo",
-        &secret("wrong wrong wrong wrong"),
-        None,
-        SessionConfig {
-            device: "x".into(),
-            clock: Arc::new(c.clock.clone()),
-        },
-    );
+    c.wrong_sign_in("jo");
     let mut a = c.admin();
     let fired: Vec<Alert> = alerts(&mut a)
         .into_iter()

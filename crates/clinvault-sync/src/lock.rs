@@ -298,12 +298,17 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_held_lock_is_rewritten_while_held_and_removed_when_dropped() {
+    /// A folder target in a fresh temporary folder, and a repository key.
+    fn folder_target() -> (tempfile::TempDir, Backend, Arc<DerivedKeys>) {
         let dir = tempfile::tempdir().unwrap();
         let spec = TargetSpec::parse(&format!("file://{}", dir.path().display())).unwrap();
         let backend = Backend::open(&spec, &Credentials::default()).unwrap();
-        let keys = Arc::new(RepoKey::generate().derive());
+        (dir, backend, Arc::new(RepoKey::generate().derive()))
+    }
+
+    #[test]
+    fn a_held_lock_is_rewritten_while_held_and_removed_when_dropped() {
+        let (_dir, backend, keys) = folder_target();
         let lock =
             RepoLock::acquire_refreshed(&backend, &keys, true, Duration::from_millis(200)).unwrap();
         let first = lock_times(&backend, &keys);
@@ -317,10 +322,7 @@ mod tests {
 
     #[test]
     fn a_lock_removed_by_someone_else_is_not_written_back_and_its_holder_knows() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = TargetSpec::parse(&format!("file://{}", dir.path().display())).unwrap();
-        let backend = Backend::open(&spec, &Credentials::default()).unwrap();
-        let keys = Arc::new(RepoKey::generate().derive());
+        let (_dir, backend, keys) = folder_target();
         let lock =
             RepoLock::acquire_refreshed(&backend, &keys, true, Duration::from_millis(100)).unwrap();
         lock.ensure_held().unwrap();
