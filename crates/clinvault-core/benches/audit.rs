@@ -177,7 +177,7 @@ fn bare_entry(tx: &rusqlite::Transaction<'_>, i: i64, key: &ed25519_dalek::Signi
 
 fn main() {
     let (tmp, mut s) = support::admin_session();
-    s.gate(Need::SignedIn, Event::new("bench.setup"), |tx, _| {
+    s.gate_for_tests(Need::SignedIn, Event::new("bench.setup"), |tx, _| {
         tx.execute_batch(
             "CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, patient INTEGER, field TEXT, value TEXT)",
         )?;
@@ -210,7 +210,7 @@ fn main() {
             let event = Event::new("patient.update")
                 .target("patient", i)
                 .detail("fields", "phone");
-            s.gate(Need::SignedIn, event, |tx, _| {
+            s.gate_for_tests(Need::SignedIn, event, |tx, _| {
                 tx.prepare_cached(INSERT)?
                     .execute(params![i, format!("+61 4{i:08}")])?;
                 Ok(())
@@ -234,7 +234,7 @@ fn main() {
             let event = Event::new("patient.update")
                 .target("patient", patient_id(i))
                 .detail("fields", ["phone"]);
-            s.gate(
+            s.gate_for_tests(
                 Need::Permission(Permission::PatientWrite),
                 event,
                 |tx, _| Ok(update_phone(tx, i, &user_id)?),
@@ -282,12 +282,12 @@ fn main() {
     // window (10 minutes): after the first view it reads only the entries appended since.
     for busy in [0, 2_000] {
         for _ in 0..busy {
-            s.gate(Need::SignedIn, Event::new("patient.search"), |_, _| Ok(()))
+            s.gate_for_tests(Need::SignedIn, Event::new("patient.search"), |_, _| Ok(()))
                 .unwrap();
         }
         let t = Instant::now();
         for i in 0..200 {
-            s.gate(
+            s.gate_for_tests(
                 Need::Permission(Permission::PatientRead),
                 Event::new("patient.view").target("patient", patient_id(i)),
                 |_, _| Ok(()),
@@ -309,7 +309,7 @@ fn main() {
         .unwrap()[0]
         .seq;
     for i in have..VERIFY_ENTRIES {
-        s.gate(
+        s.gate_for_tests(
             Need::SignedIn,
             Event::new("bench.fill").target("patient", i),
             |_, _| Ok(()),

@@ -786,7 +786,7 @@ impl Session {
     /// The one gate. `f` runs inside the transaction and may refine the event (details such as
     /// changed field names or record counts); the entry is appended before commit. A failure
     /// rolls the operation back and is recorded on its own.
-    pub fn gate<T>(
+    pub(crate) fn gate<T>(
         &mut self,
         need: Need,
         event: Event,
@@ -849,6 +849,20 @@ impl Session {
                 Err(e)
             }
         }
+    }
+
+    /// The gate with a need and an event of the caller's choosing, for the core's own
+    /// integration tests and benches only (`test-hooks`, which no release build carries):
+    /// front ends reach the core through its named operations, each with its fixed permission.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn gate_for_tests<T>(
+        &mut self,
+        need: Need,
+        event: Event,
+        f: impl FnOnce(&Transaction<'_>, &mut Event) -> Result<T>,
+    ) -> Result<T> {
+        self.gate(need, event, f)
     }
 
     /// The gate's checks alone, for operations that cannot run inside one database transaction
