@@ -209,21 +209,6 @@ pub fn write_keyring(cp: &Checkpoint) {
     let _ = store.set(&keyring_account(&cp.origin), cp.encode().as_bytes());
 }
 
-/// As `write_keyring`, waiting for it at most `patience`; a keyring service that is slower (a
-/// locked keyring waits for its password) finishes in the background, or not at all if the
-/// program ends first. Returns whether it finished in time.
-pub fn write_keyring_within(cp: &Checkpoint, patience: std::time::Duration) -> bool {
-    let (done, finished) = std::sync::mpsc::channel();
-    let cp = cp.clone();
-    let started = std::thread::Builder::new()
-        .name("checkpoint-keyring".into())
-        .spawn(move || {
-            write_keyring(&cp);
-            let _ = done.send(());
-        });
-    started.is_ok() && finished.recv_timeout(patience).is_ok()
-}
-
 pub fn read_keyring(origin: &str) -> Option<Checkpoint> {
     let store = crate::os_keyring::SecretStore::new(crate::device_trust::KEYRING_SERVICE);
     let bytes = store.get(&keyring_account(origin)).ok()??;

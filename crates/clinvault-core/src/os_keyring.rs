@@ -1161,6 +1161,7 @@ mod tests {
                     "ss_child_device_trust",
                     "ss_child_auto_prefers_secret_service",
                     "ss_child_env_forces_keyutils",
+                    "ss_child_quick_anchoring_keeps_the_keyring_evidence_of_a_rollback",
                 ],
                 |command| {
                     service.configure(command);
@@ -1394,6 +1395,51 @@ mod tests {
         fn ss_child_device_trust() {
             expect_scenario("secret-service");
             device_trust_suite(Backend::SecretService);
+        }
+
+        /// The audit checkpoint's keyring copy (here in the session keyring, as this scenario
+        /// forces keyutils) outlives a rollback of the trail and of `audit.checkpoint` made while
+        /// a session is open: the session's periodic anchoring and its end, which never compare
+        /// with the keyring, must not replace that evidence, so the next sign-in raises the alert.
+        #[test]
+        #[ignore = "run by secret_service_with_private_gnome_keyring"]
+        fn ss_child_quick_anchoring_keeps_the_keyring_evidence_of_a_rollback() {
+            expect_scenario("secret-service");
+            const PASS: &str = "plum harbour velvet tractor";
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = crate::vault_dir::VaultDir::new(tmp.path().join("v"));
+            crate::tests::new_vault(&dir, PASS);
+            let clock = crate::clock::ManualClock::at(1_800_000_000);
+            let mut s = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            s.set_policy("idle-lock-minutes", "60").unwrap();
+            let file = dir.file(crate::checkpoint::CHECKPOINT_FILE);
+            let old_file = std::fs::read(&file).unwrap();
+            let rolled_back_to: i64 = crate::checkpoint::read_file(&dir).unwrap().unwrap().size;
+            for _ in 0..3 {
+                s.list_roles().unwrap();
+            }
+            // Verification anchors in full: the keyring copy now vouches for the longer trail.
+            assert!(s.verify_audit().unwrap().intact);
+            // Someone going around the app cuts the trail back and puts the old file back.
+            s.vault()
+                .unwrap()
+                .conn()
+                .execute_batch(&format!(
+                    "DROP TRIGGER audit_log_no_delete;
+                     DELETE FROM audit_log WHERE seq > {rolled_back_to};"
+                ))
+                .unwrap();
+            std::fs::write(&file, old_file).unwrap();
+            clock.advance(11 * 60);
+            s.check();
+            drop(s);
+            let mut a = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            let alerts = a.audit_alerts(false).unwrap();
+            assert!(
+                alerts.iter().any(|x| x.rule == crate::alerts::CHECKPOINT
+                    && x.summary.contains("no longer matches")),
+                "{alerts:#?}"
+            );
         }
 
         #[test]

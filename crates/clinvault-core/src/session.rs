@@ -78,12 +78,9 @@ pub(crate) enum Anchoring {
     /// Compares with the file and the keyring copy, waits for the lock and the keyring.
     Full,
     /// For a session's end and the periodic anchoring, which must not keep the app waiting:
-    /// the file only for the comparison, no wait for the lock, a moment for the keyring.
+    /// the file only, and no wait for the lock.
     Quick,
 }
-
-/// How long quick anchoring waits for the keyring copy to be written.
-const QUICK_KEYRING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How often `Session::check` anchors the trail's end of an open session.
 const ANCHOR_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(10 * 60);
@@ -320,10 +317,11 @@ impl Session {
     /// Under the checkpoint lock the stored checkpoint is read before the trail's end, so a
     /// checkpoint another process wrote is never newer than the end this one sees. The keyring
     /// (whose service can keep a call waiting for seconds) is read before the lock is taken and
-    /// written after it is released, so nobody waits on the lock for the keyring. `Quick`
-    /// anchoring (a session's end, the periodic anchoring) does not wait for the lock if another
-    /// program holds it, does not read the keyring, and waits for the keyring write at most a
-    /// moment.
+    /// written after it is released, only forward (never over a copy that vouches for more), so
+    /// nobody waits on the lock for the keyring. `Quick` anchoring (a session's end, the
+    /// periodic anchoring) does not wait for the lock if another program holds it and leaves the
+    /// keyring alone: it never compared with the keyring copy, so it must not replace what may
+    /// be the evidence of a rollback.
     pub(crate) fn write_checkpoint_after(
         &self,
         previous_ik: Option<&crate::crypto::Secret32>,
@@ -411,11 +409,10 @@ impl Session {
         )?;
         checkpoint::write_file(&self.dir, &cp)?;
         drop(anchoring);
-        match how {
-            Anchoring::Full => checkpoint::write_keyring(&cp),
-            Anchoring::Quick => {
-                checkpoint::write_keyring_within(&cp, QUICK_KEYRING_WAIT);
-            }
+        if how == Anchoring::Full
+            && checkpoint::read_keyring(&origin).is_none_or(|k| k.size < cp.size)
+        {
+            checkpoint::write_keyring(&cp);
         }
         Ok(())
     }

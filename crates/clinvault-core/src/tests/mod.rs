@@ -13,12 +13,12 @@ use crate::vault_dir::VaultDir;
 mod audit_indexes;
 mod role_matrix;
 
-fn secret(s: &str) -> SecretString {
+pub(crate) fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
 }
 
 /// A new vault whose administrator is "admin" with `pass` (cheap KDF: tests, not unlock cost).
-fn new_vault(dir: &VaultDir, pass: &str) {
+pub(crate) fn new_vault(dir: &VaultDir, pass: &str) {
     vault::init(
         dir,
         InitOptions {
@@ -32,7 +32,7 @@ fn new_vault(dir: &VaultDir, pass: &str) {
     .unwrap();
 }
 
-fn sign_in(dir: &VaultDir, clock: &ManualClock, user: &str, pass: &str) -> Session {
+pub(crate) fn sign_in(dir: &VaultDir, clock: &ManualClock, user: &str, pass: &str) -> Session {
     Session::sign_in_with(
         dir,
         user,
