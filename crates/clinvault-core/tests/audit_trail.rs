@@ -606,6 +606,32 @@ fn pruning_drops_the_lookup_rows_of_pruned_entries() {
     assert!(report.intact, "{:?}", report.problem);
 }
 
+/// A patient's change history and an invoice PDF are views of the patient's record too.
+#[test]
+fn bulk_record_access_counts_history_and_invoice_pdf_views() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    a.set_policy("alert.bulk-view-count", "3").unwrap();
+    a.set_policy("alert.bulk-view-minutes", "10").unwrap();
+    open_record(&mut a, "p1");
+    a.gate_for_tests(
+        Need::SignedIn,
+        Event::new("patient.history").target("patient", "p2"),
+        |_, _| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(bulk_alerts(&mut a), 0);
+    a.gate_for_tests(
+        Need::SignedIn,
+        Event::new("invoice.export_pdf")
+            .target("invoice", "i3")
+            .detail("patient", "p3"),
+        |_, _| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(bulk_alerts(&mut a), 1);
+}
+
 #[test]
 fn bulk_record_access_alert_fires_at_its_threshold_only() {
     let c = Clinic::new();
