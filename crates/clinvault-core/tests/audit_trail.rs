@@ -107,6 +107,15 @@ impl Clinic {
         conn
     }
 
+    /// The insider deletes the last `n` entries; returns the number the trail ended at.
+    fn cut_off_last(&self, key: &str, n: i64) -> i64 {
+        let conn = self.insider(key);
+        let last = max_seq(&conn);
+        conn.execute("DELETE FROM audit_log WHERE seq > ?1", [last - n])
+            .unwrap();
+        last
+    }
+
     fn verify(&self) -> clinvault_core::audit_verify::VerifyReport {
         self.admin().verify_audit().unwrap()
     }
@@ -228,11 +237,7 @@ fn an_inserted_entry_is_found() {
 #[test]
 fn a_truncated_trail_is_found_through_the_checkpoint_outside_the_database() {
     let (c, key) = Clinic::with_history();
-    let conn = c.insider(&key);
-    let last = max_seq(&conn);
-    conn.execute("DELETE FROM audit_log WHERE seq > ?1", [last - 4])
-        .unwrap();
-    drop(conn);
+    let last = c.cut_off_last(&key, 4);
     let mut a = c.admin();
     let r = a.verify_audit().unwrap();
     let p = r.problem.unwrap();
@@ -1001,11 +1006,7 @@ fn an_open_session_anchors_the_trail_as_it_goes() {
 fn cutting_off_only_what_the_last_session_did_is_found() {
     let (c, key) = Clinic::with_history();
     // Jo's session (a role list, then its end) was the last; the insider removes just that.
-    let conn = c.insider(&key);
-    let last = max_seq(&conn);
-    conn.execute("DELETE FROM audit_log WHERE seq > ?1", [last - 2])
-        .unwrap();
-    drop(conn);
+    c.cut_off_last(&key, 2);
     let mut a = c.admin();
     let p = a.verify_audit().unwrap().problem.unwrap();
     assert_eq!(p.kind, ProblemKind::Truncated, "{p:?}");

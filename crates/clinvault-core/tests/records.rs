@@ -22,6 +22,21 @@ fn sign_in(dir: &VaultDir, user: &str) -> Session {
     support::sign_in(dir, user, pass)
 }
 
+/// Books one "Initial consult" with `practitioner` at `start_local` and returns its id.
+fn book(s: &mut Session, patient: &str, practitioner: &str, start_local: &str) -> String {
+    s.book_appointment(&Booking {
+        patient_id: patient,
+        practitioner,
+        appointment_type: "Initial consult",
+        start_local,
+        weekly_occurrences: 1,
+        allow_override: false,
+    })
+    .unwrap()[0]
+        .id
+        .clone()
+}
+
 /// How many versions the note's own practitioner sees.
 fn versions_of(c: &Clinic, note: &str) -> usize {
     sign_in(&c.dir, "sam")
@@ -83,18 +98,7 @@ fn clinic() -> Clinic {
         })
         .unwrap()
         .id;
-    let appointment = r
-        .book_appointment(&Booking {
-            patient_id: &patient,
-            practitioner: "sam",
-            appointment_type: "Initial consult",
-            start_local: "2026-03-02T10:00",
-            weekly_occurrences: 1,
-            allow_override: false,
-        })
-        .unwrap()[0]
-        .id
-        .clone();
+    let appointment = book(&mut r, &patient, "sam", "2026-03-02T10:00");
     Clinic {
         _tmp: tmp,
         dir,
@@ -287,18 +291,7 @@ fn invoices_are_numbered_without_gaps_paid_in_part_voided_and_reported() {
         ErrorKind::Conflict
     );
 
-    let second = r
-        .book_appointment(&Booking {
-            patient_id: &c.patient,
-            practitioner: "pat",
-            appointment_type: "Initial consult",
-            start_local: "2026-03-02T11:00",
-            weekly_occurrences: 1,
-            allow_override: false,
-        })
-        .unwrap()[0]
-        .id
-        .clone();
+    let second = book(&mut r, &c.patient, "pat", "2026-03-02T11:00");
     let inv2 = r.invoice_appointment(&second).unwrap();
     assert_eq!(inv2.number, Some(2), "no gap after the failed attempt");
     let void = r.void_invoice(&inv2.id, "booked in error").unwrap();
@@ -346,19 +339,12 @@ fn concurrent_invoice_creation_keeps_numbers_gap_free() {
     let mut r = sign_in(&c.dir, "rita");
     let mut appts = Vec::new();
     for h in 11..17 {
-        appts.push(
-            r.book_appointment(&Booking {
-                patient_id: &c.patient,
-                practitioner: "sam",
-                appointment_type: "Initial consult",
-                start_local: &format!("2026-03-02T{h}:00"),
-                weekly_occurrences: 1,
-                allow_override: false,
-            })
-            .unwrap()[0]
-                .id
-                .clone(),
-        );
+        appts.push(book(
+            &mut r,
+            &c.patient,
+            "sam",
+            &format!("2026-03-02T{h}:00"),
+        ));
     }
     drop(r);
     let dir = c.dir.clone();
@@ -842,18 +828,7 @@ fn no_patient_name_or_clinical_text_reaches_the_audit_trail() {
         .unwrap()
         .id;
     r.search_patients("Zqfamily", 5).unwrap();
-    let appt = r
-        .book_appointment(&Booking {
-            patient_id: &p,
-            practitioner: "sam",
-            appointment_type: "Initial consult",
-            start_local: "2026-03-02T11:00",
-            weekly_occurrences: 1,
-            allow_override: false,
-        })
-        .unwrap()[0]
-        .id
-        .clone();
+    let appt = book(&mut r, &p, "sam", "2026-03-02T11:00");
     r.record_consent(
         &p,
         &clinvault_core::consents::NewConsent {
