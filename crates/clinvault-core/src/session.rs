@@ -862,6 +862,20 @@ impl Session {
         self.gate(need, event, f)
     }
 
+    /// The session user's signature over `message` and the public key it verifies with, for the
+    /// core's own tests of what verification accepts from a real user's key (`test-hooks` only:
+    /// the signing key itself never leaves the core).
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn sign_for_tests(&self, message: &[u8]) -> Result<([u8; 32], [u8; 64])> {
+        use ed25519_dalek::Signer;
+        let keys = self.vault()?.user_keys();
+        Ok((
+            keys.ed25519_public(),
+            keys.signing_key().sign(message).to_bytes(),
+        ))
+    }
+
     /// The gate's checks alone, for operations that cannot run inside one database transaction
     /// (key rotation replaces the database file): a refusal is recorded as denied.
     pub(crate) fn authorize(&mut self, need: Need, event: Event) -> Result<()> {

@@ -271,25 +271,19 @@ fn a_bad_signature_is_found() {
     assert_eq!((p.seq, p.kind), (8, ProblemKind::BadSignature), "{p:?}");
 }
 
-#[test]
-fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
-    let (c, key) = Clinic::with_history();
-    let conn = c.insider(&key);
-    // The insider plants their own signing key as one of Jo's keys and appends an entry in her
-    // name, hashed and signed correctly with that key.
-    use ed25519_dalek::Signer;
-    let forger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
-    let (jo_id,): (String,) = conn
-        .query_row("SELECT id FROM users WHERE username = 'jo'", [], |r| {
-            Ok((r.get(0)?,))
-        })
-        .unwrap();
-    conn.execute(
-        "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
-         VALUES (?1, ?2, zeroblob(32), '2020-01-01T00:00:00Z', randomblob(32))",
-        rusqlite::params![jo_id, forger.verifying_key().to_bytes().as_slice()],
-    )
-    .unwrap();
+/// Who an insider's hand-made entry names and who signs it.
+struct Forged<'a> {
+    actor_id: &'a str,
+    actor_name: &'a str,
+    action: &'a str,
+    outcome: &'a str,
+    details: &'a str,
+    signer_id: &'a str,
+    signer_key: [u8; 32],
+}
+
+/// Appends `f` after the last entry, hashed correctly and signed with `sign`; returns its number.
+fn append_forged(conn: &Connection, f: &Forged<'_>, sign: impl Fn(&[u8]) -> [u8; 64]) -> i64 {
     let (seq, prev): (i64, Vec<u8>) = conn
         .query_row(
             "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -300,41 +294,119 @@ fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
     let fields = clinvault_core::audit::EntryFields {
         seq: seq + 1,
         at: "2030-01-01T00:00:00Z",
-        actor_id: Some(&jo_id),
-        actor_name: "jo",
+        actor_id: Some(f.actor_id),
+        actor_name: f.actor_name,
         device: "x",
-        action: "user.list",
+        action: f.action,
         target_type: None,
         target_id: None,
-        outcome: "ok",
-        details: "{}",
-        signer_id: &jo_id,
-        signer_key: &forger.verifying_key().to_bytes(),
+        outcome: f.outcome,
+        details: f.details,
+        signer_id: f.signer_id,
+        signer_key: &f.signer_key,
         prev_hash: &prev,
     };
     let hash = clinvault_core::audit::entry_hash(&fields);
     conn.execute(
-        "INSERT INTO audit_log VALUES (?1, ?2, ?3, 'jo', 'x', 'user.list', NULL, NULL, 'ok', '{}',
-             ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO audit_log VALUES (?1, ?2, ?3, ?4, 'x', ?5, NULL, NULL, ?6, ?7, ?8, ?9, ?10,
+             ?11, ?12)",
         rusqlite::params![
             seq + 1,
             fields.at,
-            jo_id,
-            forger.verifying_key().to_bytes().as_slice(),
+            f.actor_id,
+            f.actor_name,
+            f.action,
+            f.outcome,
+            f.details,
+            f.signer_id,
+            f.signer_key.as_slice(),
             prev,
             hash.as_slice(),
-            forger.sign(&hash).to_bytes().as_slice()
+            sign(&hash).as_slice()
         ],
     )
     .unwrap();
+    seq + 1
+}
+
+fn user_id(conn: &Connection, username: &str) -> String {
+    conn.query_row(
+        "SELECT id FROM users WHERE username = ?1",
+        [username],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
+    let (c, key) = Clinic::with_history();
+    let conn = c.insider(&key);
+    // The insider plants their own signing key as one of Jo's keys and appends an entry in her
+    // name, hashed and signed correctly with that key.
+    use ed25519_dalek::Signer;
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let jo_id = user_id(&conn, "jo");
+    conn.execute(
+        "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
+         VALUES (?1, ?2, zeroblob(32), '2020-01-01T00:00:00Z', randomblob(32))",
+        rusqlite::params![jo_id, forger.verifying_key().to_bytes().as_slice()],
+    )
+    .unwrap();
+    let seq = append_forged(
+        &conn,
+        &Forged {
+            actor_id: &jo_id,
+            actor_name: "jo",
+            action: "user.list",
+            outcome: "ok",
+            details: "{}",
+            signer_id: &jo_id,
+            signer_key: forger.verifying_key().to_bytes(),
+        },
+        |hash| forger.sign(hash).to_bytes(),
+    );
     drop(conn);
     let p = c.verify().problem.unwrap();
-    assert_eq!(
-        (p.seq, p.kind),
-        (seq + 1, ProblemKind::BadSignature),
-        "{p:?}"
-    );
+    assert_eq!((p.seq, p.kind), (seq, ProblemKind::BadSignature), "{p:?}");
     assert!(p.detail.contains("not registered"), "{p:?}");
+}
+
+/// A sign-in carried in is signed by whoever signed in next, in the name of the user who tried:
+/// verification accepts that only for failures, so a user with the database key and their own
+/// signing key cannot record a colleague's successful sign-in.
+#[test]
+fn only_failed_sign_ins_may_be_signed_in_a_colleagues_name() {
+    for (outcome, accepted) in [("failed", true), ("ok", false)] {
+        let (c, key) = Clinic::with_history();
+        let jo = c.sign_in("jo", USER_PASS);
+        let conn = c.insider(&key);
+        let (jo_id, admin_id) = (user_id(&conn, "jo"), user_id(&conn, "admin"));
+        let (jo_key, _) = jo.sign_for_tests(b"").unwrap();
+        let seq = append_forged(
+            &conn,
+            &Forged {
+                actor_id: &admin_id,
+                actor_name: "admin",
+                action: "signin",
+                outcome,
+                details: r#"{"carried_in_by":"jo"}"#,
+                signer_id: &jo_id,
+                signer_key: jo_key,
+            },
+            |hash| jo.sign_for_tests(hash).unwrap().1,
+        );
+        drop(conn);
+        drop(jo);
+        let report = c.verify();
+        if accepted {
+            assert!(report.intact, "{outcome}: {:?}", report.problem);
+        } else {
+            let p = report.problem.unwrap();
+            assert_eq!((p.seq, p.kind), (seq, ProblemKind::BadSignature), "{p:?}");
+            assert!(p.detail.contains("another's name"), "{p:?}");
+        }
+    }
 }
 
 #[test]
