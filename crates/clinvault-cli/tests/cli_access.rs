@@ -82,6 +82,19 @@ fn users_roles_policy_and_permission_denied_exit_4() {
     c.args(["policy", "show", "--json"]);
     let p: serde_json::Value = serde_json::from_slice(&ok(run(c)).stdout).unwrap();
     assert_eq!(p["require_2fa"]["biller"], true);
+    // The alert thresholds are for administrators only: nobody else learns how to stay under them.
+    assert!(p.get("alert_bulk_view_count").is_none(), "{p}");
+    let mut c = as_user(&vault, "jo", USER_PASS);
+    c.args(["policy", "show"]);
+    let text = String::from_utf8(ok(run(c)).stdout).unwrap();
+    assert!(
+        text.contains("idle-lock-minutes") && !text.contains("alert."),
+        "{text}"
+    );
+    let mut c = cv(&vault);
+    c.args(["policy", "show", "--json"]);
+    let p: serde_json::Value = serde_json::from_slice(&ok(run(c)).stdout).unwrap();
+    assert_eq!(p["alert_bulk_view_count"], 50, "{p}");
 
     // Roles: set-role with an unknown role is "not found".
     let mut c = cv(&vault);

@@ -270,6 +270,52 @@ impl Policy {
     }
 }
 
+/// The policy as one user may see it. The alert thresholds are shown only to those who review
+/// alerts (`audit.read`): anyone else could otherwise learn how many records they may open
+/// before the bulk-access alert fires, and stay under it.
+#[derive(Clone, Debug)]
+pub struct ShownPolicy {
+    policy: Policy,
+    alert_rules: bool,
+}
+
+impl ShownPolicy {
+    pub(crate) fn new(policy: Policy, alert_rules: bool) -> ShownPolicy {
+        ShownPolicy {
+            policy,
+            alert_rules,
+        }
+    }
+
+    /// Whether the alert thresholds are part of what this user sees.
+    pub fn shows_alert_rules(&self) -> bool {
+        self.alert_rules
+    }
+
+    /// As `Policy::entries`, without the alert thresholds where they are not shown.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let mut out = self.policy.entries();
+        if !self.alert_rules {
+            out.retain(|(k, _)| !k.starts_with(ALERT_KEYS));
+        }
+        out
+    }
+}
+
+/// Where the alert thresholds' names start, as `policy set` keys and as JSON fields.
+const ALERT_KEYS: &str = "alert.";
+const ALERT_FIELDS: &str = "alert_";
+
+impl Serialize for ShownPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut value = serde_json::to_value(&self.policy).map_err(serde::ser::Error::custom)?;
+        if let (false, Some(fields)) = (self.alert_rules, value.as_object_mut()) {
+            fields.retain(|k, _| !k.starts_with(ALERT_FIELDS));
+        }
+        value.serialize(s)
+    }
+}
+
 /// Validates and stores one setting; returns (old, new) canonical values for the audit entry.
 pub(crate) fn set(
     conn: &Connection,

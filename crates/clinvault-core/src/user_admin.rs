@@ -271,9 +271,15 @@ impl Session {
         })
     }
 
-    pub fn show_policy(&mut self) -> Result<policy::Policy> {
+    /// The clinic's policy, with the alert thresholds only for those who review alerts.
+    pub fn show_policy(&mut self) -> Result<policy::ShownPolicy> {
+        let me = self.user().id.to_string();
         self.gate(Need::SignedIn, Event::new("policy.show"), |tx, _| {
-            policy::Policy::load(tx)
+            let alert_rules = permissions::user_may(tx, &me, Permission::AuditRead)?;
+            Ok(policy::ShownPolicy::new(
+                policy::Policy::load(tx)?,
+                alert_rules,
+            ))
         })
     }
 

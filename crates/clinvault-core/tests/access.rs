@@ -518,3 +518,38 @@ fn wrong_passphrases_at_an_unlocked_session_lock_it() {
         .count();
     assert_eq!(locks, 1);
 }
+
+#[test]
+fn only_those_who_review_alerts_see_the_alert_thresholds() {
+    let c = clinic();
+    let mut admin = c.admin();
+    admin
+        .add_user("jo", None, "practitioner", &secret(USER_PASS))
+        .unwrap();
+    admin.set_policy("alert.bulk-view-count", "37").unwrap();
+    let mut jo = c.sign_in("jo", USER_PASS).unwrap();
+    for (who, sees) in [(&mut admin, true), (&mut jo, false)] {
+        let shown = who.show_policy().unwrap();
+        assert_eq!(shown.shows_alert_rules(), sees);
+        let entries = shown.entries();
+        let alert_keys = entries
+            .iter()
+            .filter(|(k, _)| k.starts_with("alert."))
+            .count();
+        assert_eq!(alert_keys, if sees { 3 } else { 0 }, "{entries:?}");
+        assert_eq!(
+            entries.contains(&("alert.bulk-view-count".into(), "37".into())),
+            sees
+        );
+        // The rest of the policy is there for everyone.
+        assert!(entries.iter().any(|(k, _)| k == "idle-lock-minutes"));
+        let json = serde_json::to_value(&shown).unwrap();
+        assert_eq!(json.get("alert_bulk_view_count").is_some(), sees, "{json}");
+        assert_eq!(json.get("alert_failed_signins").is_some(), sees, "{json}");
+        assert!(json.get("clinic_hours").is_some(), "{json}");
+    }
+    // Audit review is the administrators' (no custom role may have it): made one, Jo sees them
+    // from her next operation on.
+    admin.set_user_role("jo", "administrator").unwrap();
+    assert!(jo.show_policy().unwrap().shows_alert_rules());
+}
