@@ -640,7 +640,15 @@ impl Session {
     }
 
     /// The first half of `run_audited`: the permission check (a refusal is recorded as denied).
+    /// Only backup and sync runs are recorded this way, each under its own permission: any
+    /// other operation goes through the gate, so that its entry is written in its transaction.
     pub fn begin_audited(&mut self, need: Need, event: Event) -> Result<AuditedRun> {
+        if crate::session::reserved_need(&event.action).is_none() {
+            return Err(Error::Internal(format!(
+                "{} is not a backup or sync run: it must go through the gate",
+                event.action
+            )));
+        }
         crate::session::check_reserved(need, &event)?;
         self.authorize(need, event.clone())?;
         Ok(AuditedRun {

@@ -807,6 +807,18 @@ fn a_long_operation_is_recorded_by_the_person_who_ran_it_once_they_are_back() {
         .err()
         .unwrap();
     assert_eq!(e.kind(), clinvault_core::ErrorKind::Internal, "{e}");
+    // Nothing else is recorded this way, whatever permission is named: a view recorded apart
+    // from its transaction could be recorded without happening, or happen unrecorded.
+    let before = a.audit_list(&AuditFilter::default()).unwrap().len();
+    let patient_read = Need::Permission(clinvault_core::permissions::Permission::PatientRead);
+    let e = a
+        .run_audited(patient_read, Event::new("patient.view"), |_, _| Ok(()))
+        .unwrap_err();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::Internal, "{e}");
+    let after = a.audit_list(&AuditFilter::default()).unwrap();
+    // Only the listing itself was recorded.
+    assert_eq!(after.len(), before + 1);
+    assert_eq!(after[0].action, "audit.list");
     let mut jo = c.sign_in("jo", USER_PASS);
     let forged = jo.gate_for_tests(Need::SignedIn, Event::new("sync.push"), |_, _| Ok(()));
     assert!(forged.is_err());
