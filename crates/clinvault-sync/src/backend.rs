@@ -106,6 +106,26 @@ impl Default for Patience {
 /// be read into memory whole.
 pub const SMALL_OBJECT_MAX: usize = 64 * 1024;
 
+/// The most a metadata object (a snapshot or an index) may hold. A snapshot lists every chunk of
+/// the vault (about 100 bytes each: a 50 GB vault in 1 MiB chunks needs about 5 MiB).
+pub const META_OBJECT_MAX: usize = 64 << 20;
+
+/// The most a pack may hold: the largest pack size a device may choose (256 MiB), plus the blob
+/// that filled it (a chunk is at most 4 MiB) and its header.
+pub const PACK_OBJECT_MAX: usize = (256 + 16) << 20;
+
+/// What an object of the repository is, by where it is kept (for messages).
+fn kind_of(path: &str) -> &'static str {
+    match path.split('/').next() {
+        Some("config") => "config",
+        Some("locks") => "lock",
+        Some("data") => "pack",
+        Some("snapshots") => "snapshot",
+        Some("index") => "index",
+        _ => "file",
+    }
+}
+
 /// How long one request for a small object (a lock) may take.
 const SMALL_OBJECT_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -324,16 +344,11 @@ impl Backend {
         }
     }
 
-    pub fn read(&self, path: &str) -> Result<Vec<u8>> {
-        self.rt
-            .block_on(self.op.read(path))
-            .map(|b| b.to_vec())
-            .map_err(|e| self.map(&format!("reading {path}"), e))
-    }
-
-    /// Reads a whole object that must be small (`SMALL_OBJECT_MAX`): one that is larger is
-    /// refused after that many bytes, without reading the rest.
-    pub fn read_small(&self, path: &str) -> Result<Vec<u8>> {
+    /// Reads a whole object of at most `max` bytes (`SMALL_OBJECT_MAX`, `META_OBJECT_MAX`,
+    /// `PACK_OBJECT_MAX`). Objects are authenticated only once read, so one that is larger is
+    /// refused after that many bytes, without reading the rest: a target cannot exhaust memory
+    /// by serving an object of gigabytes.
+    pub fn read(&self, path: &str, max: usize) -> Result<Vec<u8>> {
         let what = format!("reading {path}");
         self.rt.block_on(async {
             let reader = self.op.reader(path).await.map_err(|e| self.map(&what, e))?;
@@ -354,17 +369,23 @@ impl Backend {
                     ),
                 }
             })? {
-                if out.len() + chunk.len() > SMALL_OBJECT_MAX {
+                if out.len() + chunk.len() > max {
                     return Err(Error::Integrity(format!(
-                        "{path} on the sync target is larger than any ClinVault {path} file \
+                        "{path} on the sync target is larger than any ClinVault {} \
                          ({} KiB at most): it was not written by ClinVault",
-                        SMALL_OBJECT_MAX / 1024
+                        kind_of(path),
+                        max / 1024
                     )));
                 }
                 out.extend_from_slice(&chunk);
             }
             Ok(out)
         })
+    }
+
+    /// Reads a whole object that must be small (`SMALL_OBJECT_MAX`): `config` and locks.
+    pub fn read_small(&self, path: &str) -> Result<Vec<u8>> {
+        self.read(path, SMALL_OBJECT_MAX)
     }
 
     pub fn read_range(&self, path: &str, start: u64, len: u64) -> Result<Vec<u8>> {

@@ -291,7 +291,7 @@ mod tests {
             .unwrap()
             .iter()
             .map(|e| {
-                let sealed = backend.read(&format!("locks/{}", e.name)).unwrap();
+                let sealed = backend.read_small(&format!("locks/{}", e.name)).unwrap();
                 let plain = keys.open_meta("lock", &sealed).unwrap();
                 serde_json::from_slice::<LockFile>(&plain).unwrap().time
             })

@@ -142,12 +142,15 @@ impl Repository {
                 kept_packs.push(p.clone());
             } else {
                 if !live.is_empty() {
-                    let bytes = self.backend.read(&format!("data/{name}")).map_err(|e| {
-                        Error::Integrity(format!(
-                            "pack {} cannot be read for pruning: {e}",
-                            short(name)
-                        ))
-                    })?;
+                    let bytes = self
+                        .backend
+                        .read(&format!("data/{name}"), crate::backend::PACK_OBJECT_MAX)
+                        .map_err(|e| {
+                            Error::Integrity(format!(
+                                "pack {} cannot be read for pruning: {e}",
+                                short(name)
+                            ))
+                        })?;
                     for b in live {
                         let id = BlobId::parse(&b.id)?;
                         let end = b.offset.saturating_add(b.length) as usize;

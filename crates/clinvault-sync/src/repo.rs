@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use clinvault_core::{Error, Result};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, META_OBJECT_MAX, PACK_OBJECT_MAX};
 use crate::chunking::{BLOCK_SIZE, CDC_AVG, CDC_MAX, CDC_MIN};
 use crate::keys::{storage_name, BlobId, DerivedKeys, RepoKey};
 use crate::model::{
@@ -218,7 +218,9 @@ impl Repository {
         name: &str,
         kind: &str,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-        let bytes = self.backend.read(&format!("{dir}/{name}"))?;
+        let bytes = self
+            .backend
+            .read(&format!("{dir}/{name}"), META_OBJECT_MAX)?;
         if storage_name(&bytes) != name {
             return Err(Error::Integrity(format!(
                 "{kind} file {} in the sync repository is incomplete or damaged",
@@ -295,7 +297,9 @@ impl Repository {
     pub fn decrypt_all(&self) -> Result<RepositoryContents> {
         let mut out = RepositoryContents::default();
         for listed in self.backend.list("data")? {
-            let bytes = self.backend.read(&format!("data/{}", listed.name))?;
+            let bytes = self
+                .backend
+                .read(&format!("data/{}", listed.name), PACK_OBJECT_MAX)?;
             for b in crate::pack::read_header(&self.keys, &bytes)? {
                 let id = BlobId::parse(&b.id)?;
                 let end = usize::try_from(b.offset.saturating_add(b.length))

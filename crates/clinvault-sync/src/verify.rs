@@ -143,7 +143,9 @@ impl Repository {
     }
 
     fn check_pack_data(&self, name: &str, p: &crate::model::PackEntry) -> Result<u64> {
-        let bytes = self.backend.read(&format!("data/{name}"))?;
+        let bytes = self
+            .backend
+            .read(&format!("data/{name}"), crate::backend::PACK_OBJECT_MAX)?;
         if storage_name(&bytes) != name {
             return Err(clinvault_core::Error::Integrity(
                 "content does not match its name (damaged or tampered)".into(),

@@ -146,3 +146,47 @@ fn an_oversized_config_planted_on_the_target_is_refused_unread() {
     let e = Repository::read_config(&backend).unwrap_err();
     assert!(!e.to_string().contains("larger than"), "{e}");
 }
+
+/// Snapshots, indexes and packs are authenticated only once read whole: one planted far larger
+/// than ClinVault writes is refused at its bound, not read into memory to the end.
+#[test]
+fn an_oversized_snapshot_or_pack_planted_on_the_target_is_refused_at_its_bound() {
+    use clinvault_sync::keys::RepoKey;
+    let server = servers::folder();
+    let backend = || Backend::open(&server.spec, &server.creds()).unwrap();
+    let repo = Repository::init(
+        backend(),
+        &RepoKey::generate(),
+        uuid::Uuid::new_v4(),
+        &[9; 32],
+        "v-test",
+        1 << 20,
+    )
+    .unwrap();
+    // Sparse files: gigabytes on the target's side cost nothing here.
+    let plant = |rel: &str, len: u64| {
+        let path = server.storage.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+    };
+    plant("snapshots/00aa", 4 << 30);
+    let e = repo.snapshots().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    assert!(
+        e.to_string().contains("larger than any ClinVault snapshot"),
+        "{e}"
+    );
+    std::fs::remove_file(server.storage.join("snapshots/00aa")).unwrap();
+    plant("data/00bb", 4 << 30);
+    let Err(e) = repo.decrypt_all() else {
+        panic!("an oversized pack was read")
+    };
+    assert!(
+        e.to_string().contains("larger than any ClinVault pack"),
+        "{e}"
+    );
+    // The bounds themselves: an object of exactly the bound is read whole.
+    plant("data/00cc", 5);
+    assert_eq!(backend().read("data/00cc", 5).unwrap(), vec![0; 5]);
+    assert!(backend().read("data/00cc", 4).is_err());
+}
