@@ -1301,6 +1301,20 @@ async fn calendar_resize_by_drag_and_time_off_shaded_and_refusing() {
     app.wait_text("#book-error", "the practitioner is away (time off)", 10)
         .await;
     app.screenshot("booking-refused").await;
+    // Escape leaves the dialog, wherever the focus is in it.
+    app.el("#book-patient")
+        .await
+        .send_keys(&fantoccini::key::Key::Escape.to_string())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.exists("#book-start").await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Escape left the booking dialog open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     app.assert_no_csp_violations().await;
     app.stop().await;
 }

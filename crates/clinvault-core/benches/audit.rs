@@ -14,7 +14,8 @@
 //! that a slow spell on this shared machine falls on both sides alike; the ratio is of the sums.
 //!
 //! A third figure is the floor of this design: the everyday write with nothing added but the
-//! entry's row and its Ed25519 signature, written by hand without the gate.
+//! entry's row and its Ed25519 signature, written by hand without the gate; a fourth, what the
+//! signature alone adds to it.
 //!
 //! Also: what the first search by record costs when it brings the record lookup up to date over
 //! a trail that grew by tens of thousands of entries, and the search after it.
@@ -64,18 +65,30 @@ fn alternate(mut unaudited: impl FnMut(i64), mut audited: impl FnMut(i64)) -> (D
     (u, a)
 }
 
-fn report(name: &str, audited: &str, (u, a): (Duration, Duration)) {
+fn report(name: &str, audited: &str, sides: (Duration, Duration)) {
+    report_against(name, audited, sides, Some(0.15));
+}
+
+/// As `report`; `target` is the overhead the figure is held to, if it is held to one.
+fn report_against(name: &str, audited: &str, (u, a): (Duration, Duration), target: Option<f64>) {
     let n = (PAIRS as f64) * BATCH as f64;
     let per = |d: Duration| d.as_secs_f64() * 1e6 / n;
     let overhead = a.as_secs_f64() / u.as_secs_f64() - 1.0;
     println!("{name}: {PAIRS} alternating pairs of {BATCH} writes, synchronous=FULL");
     println!("  unaudited                 {:>8.1} µs/write", per(u));
+    let judged = match target {
+        Some(t) => format!(
+            " (target <= {:.0}%: {})",
+            t * 100.0,
+            if overhead <= t { "met" } else { "NOT met" }
+        ),
+        None => String::new(),
+    };
     println!(
-        "  {audited:<24}  {:>8.1} µs/write   adds {:>6.1} µs = {:+.1}% (target <= 15%: {})",
+        "  {audited:<24}  {:>8.1} µs/write   adds {:>6.1} µs = {:+.1}%{judged}",
         per(a),
         per(a) - per(u),
         overhead * 100.0,
-        if overhead <= 0.15 { "met" } else { "NOT met" }
     );
 }
 
@@ -139,6 +152,19 @@ fn update_phone(tx: &rusqlite::Transaction<'_>, i: i64, user_id: &str) -> rusqli
         phone
     ])?;
     Ok(())
+}
+
+/// The phone change in a plain transaction of its own on `conn`, with `extra` before commit.
+fn phone_change(
+    conn: &mut Connection,
+    i: i64,
+    user_id: &str,
+    extra: impl FnOnce(&rusqlite::Transaction<'_>),
+) {
+    let tx = db::write_tx(conn).unwrap();
+    update_phone(&tx, i, user_id).unwrap();
+    extra(&tx);
+    tx.commit().unwrap();
 }
 
 /// The bare minimum an entry costs in this design, without the gate: the statements of
@@ -225,11 +251,7 @@ fn main() {
     );
 
     let everyday = alternate(
-        |i| {
-            let tx = db::write_tx(&mut plain).unwrap();
-            update_phone(&tx, i, &user_id).unwrap();
-            tx.commit().unwrap();
-        },
+        |i| phone_change(&mut plain, i, &user_id, |_| {}),
         |i| {
             let event = Event::new("patient.update")
                 .target("patient", patient_id(i))
@@ -260,22 +282,30 @@ fn main() {
     }
     let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     let floor = alternate(
-        |i| {
-            let tx = db::write_tx(&mut plain).unwrap();
-            update_phone(&tx, i, &user_id).unwrap();
-            tx.commit().unwrap();
-        },
-        |i| {
-            let tx = db::write_tx(&mut bare).unwrap();
-            update_phone(&tx, i, &user_id).unwrap();
-            bare_entry(&tx, i, &key);
-            tx.commit().unwrap();
-        },
+        |i| phone_change(&mut plain, i, &user_id, |_| {}),
+        |i| phone_change(&mut bare, i, &user_id, |tx| bare_entry(tx, i, &key)),
     );
     report(
         "floor: the everyday write plus only the entry's row and signature, by hand",
         "row + signature only",
         floor,
+    );
+    // What the signature alone adds (the rest of the floor is the entry's row: its encrypted
+    // page and what writing it costs).
+    let signature = alternate(
+        |i| phone_change(&mut plain, i, &user_id, |_| {}),
+        |i| {
+            use ed25519_dalek::Signer;
+            phone_change(&mut bare, i, &user_id, |_| {
+                std::hint::black_box(key.sign(&i.to_be_bytes()));
+            })
+        },
+    );
+    report_against(
+        "of the floor, the signature alone: the everyday write plus an Ed25519 signature",
+        "signature only",
+        signature,
+        None,
     );
 
     // A view runs the bulk-access rule, which counts the records this user opened within its
