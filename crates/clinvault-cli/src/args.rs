@@ -329,6 +329,9 @@ pub enum AuditAction {
         #[arg(long, value_name = "DATE")]
         before: String,
     },
+    /// After a deliberate restore on this machine: anchor the trail as it now is, replacing the
+    /// checkpoint that still vouches for the trail as it was (recorded in the trail)
+    Reanchor,
 }
 
 /// Demographic fields settable from the command line (others come with the desktop app).

@@ -624,6 +624,14 @@ fn audit(g: &Global, action: AuditAction) -> Result<()> {
             let r = s.audit_prune(parse_when("before", &before)?)?;
             println!("{} entries removed.", r.removed);
         }
+        AuditAction::Reanchor => {
+            let r = s.audit_reanchor()?;
+            println!(
+                "The audit trail is anchored anew at entry {}; the replaced checkpoint \
+                 (entry {}) is recorded in the trail.",
+                r.anchored_at, r.replaced_size
+            );
+        }
     }
     Ok(())
 }

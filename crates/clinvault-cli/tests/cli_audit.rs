@@ -107,3 +107,43 @@ fn verify_list_export_and_an_insider_edit_through_a_standard_sqlcipher_client() 
     c.args(["audit", "ack", "99999"]);
     assert_eq!(code(&run(c)), 6);
 }
+
+/// A trail cut back behind its checkpoint (as a restore of an older copy on this machine does)
+/// fails verification until an administrator anchors it anew; a trail that matches its
+/// checkpoint has nothing to anchor anew.
+#[test]
+fn reanchor_after_a_rollback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let mut c = cv(&vault);
+    c.args(["audit", "reanchor"]);
+    let out = run(c);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_one_error_line(&out);
+    assert!(
+        stderr(&out).contains("nothing to anchor anew"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut c = cv(&vault);
+    c.args(["key", "export-db-key"]);
+    let key = stdout(&ok(run(c))).trim().to_owned();
+    sqlcipher(
+        &vault.join("vault.db"),
+        &key,
+        "DROP TRIGGER audit_log_no_delete;
+         DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 3 FROM audit_log);",
+    );
+    let mut c = cv(&vault);
+    c.args(["audit", "verify"]);
+    assert_eq!(code(&run(c)), 5);
+    let mut c = cv(&vault);
+    c.args(["audit", "reanchor"]);
+    let out = ok(run(c));
+    assert!(stdout(&out).contains("anchored anew"), "{}", stdout(&out));
+    let mut c = cv(&vault);
+    c.args(["audit", "verify"]);
+    ok(run(c));
+}

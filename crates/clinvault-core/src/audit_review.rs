@@ -219,6 +219,15 @@ pub enum ExportFormat {
     Json,
 }
 
+/// What `audit_reanchor` replaced and where the trail is anchored now.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reanchored {
+    /// The entry count the replaced checkpoint vouched for.
+    pub replaced_size: i64,
+    /// The entry that records the re-anchoring, which the new checkpoint covers.
+    pub anchored_at: i64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct PruneResult {
     pub removed: u64,
@@ -375,6 +384,69 @@ impl Session {
             self.write_checkpoint()?;
         }
         Ok(report)
+    }
+
+    /// Anchors the trail as it now is, after a deliberate restore on a machine whose stored
+    /// checkpoint (the OS keyring's copy, or the file) still vouches for the trail as it was
+    /// before: every anchoring reports that rollback and none may replace the evidence, so
+    /// without this the vault would stay unanchored and alerting. Allowed only when the trail
+    /// itself verifies (chain, signatures, record lookup) and disagrees only with that
+    /// checkpoint. The replaced checkpoint (its entry count and head) is recorded in the trail,
+    /// and the new checkpoint covers that entry.
+    pub fn audit_reanchor(&mut self) -> Result<Reanchored> {
+        let (vault_id, ik, epoch) = {
+            let vault = self.vault()?;
+            (
+                vault.vault_id().to_string(),
+                vault.integrity_key()?,
+                vault.key_epoch(),
+            )
+        };
+        let keyring = crate::checkpoint::read_keyring(&crate::checkpoint::origin(&vault_id));
+        let dir = self.dir().clone();
+        let event = Event::new("audit.reanchor");
+        let replaced_size =
+            self.gate(Need::Permission(Permission::AuditPrune), event, |tx, ev| {
+                let by_itself = crate::audit_verify::verify(tx, &vault_id, &ik, epoch, None)?;
+                if let Some(p) = by_itself.problem {
+                    return Err(Error::Integrity(format!(
+                        "the audit trail itself does not verify (entry {}: {}): anchoring it anew \
+                     would vouch for it",
+                        p.seq, p.detail
+                    )));
+                }
+                let stored = crate::audit_verify::stored_checkpoint(tx, &dir, &ik, epoch, keyring)
+                    .ok()
+                    .flatten();
+                let Some(cp) = stored else {
+                    return Err(Error::InvalidInput(
+                        "there is no readable checkpoint to replace: the next sign-in anchors the \
+                     trail"
+                            .into(),
+                    ));
+                };
+                let against = crate::audit_verify::verify(tx, &vault_id, &ik, epoch, Some(&cp))?;
+                if against.intact {
+                    return Err(Error::InvalidInput(
+                        "the audit trail matches its checkpoint: there is nothing to anchor anew"
+                            .into(),
+                    ));
+                }
+                *ev = ev
+                    .clone()
+                    .detail("replaced_size", cp.size)
+                    .detail("replaced_head", hex::encode(cp.head_hash));
+                Ok(cp.size)
+            })?;
+        let anchored_at =
+            self.vault()?
+                .conn()
+                .query_row("SELECT max(seq) FROM audit_log", [], |r| r.get::<_, i64>(0))?;
+        self.write_checkpoint_after(None, crate::session::Anchoring::Anew)?;
+        Ok(Reanchored {
+            replaced_size,
+            anchored_at,
+        })
     }
 
     /// Removes entries older than `before`, never younger than the retention period. The chain

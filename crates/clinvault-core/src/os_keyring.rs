@@ -1162,6 +1162,7 @@ mod tests {
                     "ss_child_auto_prefers_secret_service",
                     "ss_child_env_forces_keyutils",
                     "ss_child_quick_anchoring_keeps_the_keyring_evidence_of_a_rollback",
+                    "ss_child_reanchoring_replaces_the_keyring_copy_of_a_longer_trail",
                 ],
                 |command| {
                     service.configure(command);
@@ -1440,6 +1441,48 @@ mod tests {
                     && x.summary.contains("no longer matches")),
                 "{alerts:#?}"
             );
+        }
+
+        /// A deliberate restore on this machine: the database goes back to a copy taken earlier
+        /// while the keyring copy of the checkpoint still vouches for the longer trail. Every
+        /// sign-in reports the rollback until an administrator anchors the trail anew, which
+        /// must replace the keyring copy although it vouches for more entries.
+        #[test]
+        #[ignore = "run by secret_service_with_private_gnome_keyring"]
+        fn ss_child_reanchoring_replaces_the_keyring_copy_of_a_longer_trail() {
+            expect_scenario("secret-service");
+            const PASS: &str = "plum harbour velvet tractor";
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = crate::vault_dir::VaultDir::new(tmp.path().join("v"));
+            crate::tests::new_vault(&dir, PASS);
+            let clock = crate::clock::ManualClock::at(1_800_000_000);
+            let copy = |from: &std::path::Path, to: &std::path::Path| {
+                std::fs::copy(from, to).unwrap();
+            };
+            let db = dir.db_file();
+            let file = dir.file(crate::checkpoint::CHECKPOINT_FILE);
+            let saved = tmp.path().join("saved");
+            std::fs::create_dir(&saved).unwrap();
+            drop(crate::tests::sign_in(&dir, &clock, "admin", PASS));
+            // The copy taken while the vault is closed (its write-ahead log folded in).
+            copy(&db, &saved.join("db"));
+            copy(&file, &saved.join("checkpoint"));
+            let mut s = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            for _ in 0..3 {
+                s.list_roles().unwrap();
+            }
+            assert!(s.verify_audit().unwrap().intact);
+            drop(s);
+            copy(&saved.join("db"), &db);
+            copy(&saved.join("checkpoint"), &file);
+            let mut a = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            assert!(!a.verify_audit().unwrap().intact);
+            a.audit_reanchor().unwrap();
+            assert!(a.verify_audit().unwrap().intact);
+            drop(a);
+            clock.advance(2 * 3600);
+            let mut a = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            assert!(a.verify_audit().unwrap().intact);
         }
 
         #[test]

@@ -54,7 +54,7 @@ permissions! {
     UsersManage = "users.manage", true, "manage users and roles";
     SettingsManage = "settings.manage", true, "change security policy and clinic settings";
     AuditRead = "audit.read", true, "read and export the audit trail";
-    AuditPrune = "audit.prune", true, "prune audit entries older than the retention period";
+    AuditPrune = "audit.prune", true, "prune audit entries older than the retention period, and anchor the trail anew after a restore";
     BackupManage = "backup.manage", true, "export and restore backups";
     SyncManage = "sync.manage", true, "configure and run sync";
     KeysManage = "keys.manage", true, "rotate keys and export the database key";

@@ -80,6 +80,10 @@ pub(crate) enum Anchoring {
     /// For a session's end and the periodic anchoring, which must not keep the app waiting:
     /// the file only, and no wait for the lock.
     Quick,
+    /// An administrator's decision to anchor the trail as it now is (`audit_reanchor`, after a
+    /// deliberate restore): replaces the file and the keyring copy without comparing, even with
+    /// a checkpoint that vouches for more. The replaced one is recorded in the trail first.
+    Anew,
 }
 
 /// How often `Session::check` anchors the trail's end of an open session.
@@ -335,10 +339,10 @@ impl Session {
         let origin = checkpoint::origin(&vault.vault_id().to_string());
         let keyring_copy = match how {
             Anchoring::Full => checkpoint::read_keyring(&origin),
-            Anchoring::Quick => None,
+            Anchoring::Quick | Anchoring::Anew => None,
         };
         let anchoring = match how {
-            Anchoring::Full => self.dir.lock_checkpoint()?,
+            Anchoring::Full | Anchoring::Anew => self.dir.lock_checkpoint()?,
             Anchoring::Quick => match self.dir.try_lock_checkpoint()? {
                 Some(lock) => lock,
                 // Another program is anchoring this very moment; the next anchoring compares.
@@ -368,6 +372,7 @@ impl Session {
         };
         let keys = crate::audit_verify::trusted_keys(conn, &ik)?;
         match stored {
+            _ if how == Anchoring::Anew => {}
             Ok(Some(cp))
                 if crate::audit_verify::checkpoint_authentic(&keys, &ik, epoch, &cp)
                     || previous_ik.is_some_and(|k| cp.verify_mac(k)) =>
@@ -409,9 +414,8 @@ impl Session {
         )?;
         checkpoint::write_file(&self.dir, &cp)?;
         drop(anchoring);
-        if how == Anchoring::Full
-            && checkpoint::read_keyring(&origin).is_none_or(|k| k.size < cp.size)
-        {
+        let forward = || checkpoint::read_keyring(&origin).is_none_or(|k| k.size < cp.size);
+        if how == Anchoring::Anew || (how == Anchoring::Full && forward()) {
             checkpoint::write_keyring(&cp);
         }
         Ok(())

@@ -258,6 +258,94 @@ fn a_truncated_trail_is_found_through_the_checkpoint_outside_the_database() {
     );
 }
 
+fn checkpoint_alerts(s: &mut Session) -> usize {
+    s.audit_alerts(true)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.rule == "audit_checkpoint_mismatch")
+        .count()
+}
+
+/// A trail rolled back on purpose (a restore on this machine) disagrees with the checkpoint
+/// that vouched for the longer trail, and no anchoring may replace that evidence by itself: an
+/// administrator anchors it anew, the replaced checkpoint is recorded, and from then on the
+/// trail verifies and the alert stops.
+#[test]
+fn an_administrator_anchors_a_rolled_back_trail_anew() {
+    let (c, key) = Clinic::with_history();
+    let mut a = c.admin();
+    let nothing = a.audit_reanchor().unwrap_err();
+    assert_eq!(
+        nothing.kind(),
+        clinvault_core::ErrorKind::InvalidInput,
+        "{nothing}"
+    );
+    assert!(
+        nothing.to_string().contains("nothing to anchor anew"),
+        "{nothing}"
+    );
+    drop(a);
+    let last = c.cut_off_last(&key, 4);
+    let mut a = c.admin();
+    assert!(!a.verify_audit().unwrap().intact);
+    // Only an administrator may.
+    a.add_user("pat", None, "practitioner", &secret(USER_PASS))
+        .unwrap();
+    let mut pat = c.sign_in("pat", USER_PASS);
+    let denied = pat.audit_reanchor().unwrap_err();
+    assert_eq!(
+        denied.kind(),
+        clinvault_core::ErrorKind::PermissionDenied,
+        "{denied}"
+    );
+    drop(pat);
+
+    let raised = checkpoint_alerts(&mut a);
+    assert!(raised >= 1);
+    let r = a.audit_reanchor().unwrap();
+    assert!(r.replaced_size >= last, "{r:?}");
+    assert!(a.verify_audit().unwrap().intact);
+    let entry = a
+        .audit_list(&AuditFilter {
+            action: Some("audit.reanchor".into()),
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap();
+    // Pat's attempt is there too, as denied (the refused one before the rollback was cut off
+    // with it).
+    assert_eq!(entry.len(), 2);
+    assert_eq!(
+        (entry[0].outcome.as_str(), entry[1].outcome.as_str()),
+        ("ok", "denied")
+    );
+    assert_eq!(entry[0].seq, r.anchored_at);
+    assert_eq!(entry[0].details["replaced_size"], r.replaced_size);
+    drop(a);
+    // Past the alert's hourly pause, a sign-in finds nothing more to report.
+    c.clock.advance(2 * 3600);
+    let mut a = c.admin();
+    assert_eq!(checkpoint_alerts(&mut a), raised);
+    assert!(a.verify_audit().unwrap().intact);
+}
+
+/// Re-anchoring would vouch for the trail, so it is refused while the trail itself is damaged.
+#[test]
+fn a_damaged_trail_is_not_anchored_anew() {
+    let (c, key) = Clinic::with_history();
+    c.insider(&key)
+        .execute(
+            "UPDATE audit_log SET device = 'elsewhere' WHERE seq = 5",
+            [],
+        )
+        .unwrap();
+    let mut a = c.admin();
+    let e = a.audit_reanchor().unwrap_err();
+    assert_eq!(e.kind(), clinvault_core::ErrorKind::Integrity, "{e}");
+    assert!(e.to_string().contains("entry 5"), "{e}");
+    assert!(!a.verify_audit().unwrap().intact);
+}
+
 #[test]
 fn a_bad_signature_is_found() {
     let (c, key) = Clinic::with_history();
