@@ -693,6 +693,13 @@ pub struct VerifyResult {
     pub checkpoint: String,
 }
 
+/// What anchoring the trail anew replaced, and where the trail is anchored now.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct Reanchored {
+    pub replaced_size: i64,
+    pub anchored_at: i64,
+}
+
 #[derive(Deserialize, TS)]
 pub struct AlertsQuery {
     pub include_acknowledged: bool,
@@ -923,6 +930,7 @@ pub fn typescript_bindings() -> String {
         AuditQuery::decl(),
         AuditRow::decl(),
         VerifyResult::decl(),
+        Reanchored::decl(),
         AlertsQuery::decl(),
         AlertRow::decl(),
         AlertRef::decl(),

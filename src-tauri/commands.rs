@@ -109,6 +109,7 @@ commands! {
     add_attachment(req: NewAttachment) -> AttachmentRow;
     audit_list(req: AuditQuery) -> Vec<AuditRow>;
     verify_audit() -> VerifyResult;
+    reanchor_audit() -> Reanchored;
     audit_alerts(req: AlertsQuery) -> Vec<AlertRow>;
     acknowledge_alert(req: AlertRef) -> ();
     export_audit_csv(req: AuditCsv) -> String;

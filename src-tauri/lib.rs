@@ -177,6 +177,7 @@ pub fn run() {
             document_commands::read_attachment,
             commands::audit_list,
             commands::verify_audit,
+            commands::reanchor_audit,
             commands::audit_alerts,
             commands::acknowledge_alert,
             commands::export_audit_csv,

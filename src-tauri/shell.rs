@@ -1119,6 +1119,14 @@ impl<H: Host> Shell<H> {
         })
     }
 
+    pub fn reanchor_audit(&mut self) -> Result<Reanchored> {
+        let r = core(self.active()?.audit_reanchor())?;
+        Ok(Reanchored {
+            replaced_size: r.replaced_size,
+            anchored_at: r.anchored_at,
+        })
+    }
+
     pub fn audit_alerts(&mut self, req: AlertsQuery) -> Result<Vec<AlertRow>> {
         let rows = core(self.active()?.audit_alerts(req.include_acknowledged))?;
         Ok(rows

@@ -1536,6 +1536,14 @@ fn audit_filters_verification_and_alerts_for_administrators_only() {
     let report = f.shell.verify_audit().unwrap();
     assert!(report.intact, "{:?}", report.problem);
     assert!(report.entries_checked > 5);
+    // An intact trail has nothing to anchor anew (a rolled-back one is tested in the core).
+    let nothing = f.shell.reanchor_audit().err().unwrap();
+    assert_eq!(nothing.kind, ErrorKind::InvalidInput);
+    assert!(
+        nothing.message.contains("nothing to anchor anew"),
+        "{}",
+        nothing.message
+    );
 
     // Adding staff is a role change: an alert the administrator acknowledges.
     let alerts = f
@@ -1569,6 +1577,7 @@ fn audit_filters_verification_and_alerts_for_administrators_only() {
     for err in [
         f.shell.audit_list(q(None, None)).err(),
         f.shell.verify_audit().err(),
+        f.shell.reanchor_audit().err(),
         f.shell
             .audit_alerts(AlertsQuery {
                 include_acknowledged: true,

@@ -438,24 +438,29 @@ impl Drop for App {
 /// tests and benches that seed records through the core before the app starts (cheap KDF: the
 /// unlock cost is measured elsewhere).
 pub fn seeded_admin(path: &Path) -> clinvault_core::Session {
-    use clinvault_core::{vault, InitOptions, Session, SessionConfig, VaultDir};
+    use clinvault_core::{vault, InitOptions, VaultDir};
     let dir = VaultDir::new(path.to_path_buf());
-    let pass = secrecy::SecretString::from(ADMIN_PASS.to_owned());
     vault::init(
         &dir,
         InitOptions {
             admin_username: "admin".into(),
             admin_display_name: Some("Ada Admin".into()),
-            passphrase: pass.clone(),
+            passphrase: secrecy::SecretString::from(ADMIN_PASS.to_owned()),
             kdf_cost: clinvault_core::crypto::KdfCost::CHEAP_FOR_TESTS,
             recovery_key_file: None,
         },
     )
     .unwrap();
+    seeded_session(path)
+}
+
+/// The administrator of a vault `seeded_admin` made, signed in again.
+pub fn seeded_session(path: &Path) -> clinvault_core::Session {
+    use clinvault_core::{Session, SessionConfig, VaultDir};
     Session::sign_in_with(
-        &dir,
+        &VaultDir::new(path.to_path_buf()),
         "admin",
-        &pass,
+        &secrecy::SecretString::from(ADMIN_PASS.to_owned()),
         None,
         SessionConfig {
             device: "e2e".into(),

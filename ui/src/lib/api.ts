@@ -73,6 +73,7 @@ interface Commands {
   add_attachment: [B.NewAttachment, B.AttachmentRow];
   audit_list: [B.AuditQuery, B.AuditRow[]];
   verify_audit: [null, B.VerifyResult];
+  reanchor_audit: [null, B.Reanchored];
   audit_alerts: [B.AlertsQuery, B.AlertRow[]];
   acknowledge_alert: [B.AlertRef, null];
   cancel_backup: [null, null];

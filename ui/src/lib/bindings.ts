@@ -346,6 +346,8 @@ details: string, };
 
 export type VerifyResult = { intact: boolean, entries_checked: number, first_seq: number | null, last_seq: number | null, problem: string | null, checkpoint: string, };
 
+export type Reanchored = { replaced_size: number, anchored_at: number, };
+
 export type AlertsQuery = { include_acknowledged: boolean, };
 
 export type AlertRow = { id: number, rule: string, raised_at: string, actor_name: string | null, summary: string, acknowledged_by: string | null, acknowledged_at: string | null, };
