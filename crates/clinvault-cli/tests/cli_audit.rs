@@ -30,6 +30,15 @@ con.commit()
     );
 }
 
+/// An insider exports the database key through the CLI and runs `sql` on the vault's database
+/// with a standard SQLCipher client.
+fn as_insider(vault: &std::path::Path, sql: &str) {
+    let mut c = cv(vault);
+    c.args(["key", "export-db-key"]);
+    let key = stdout(&ok(run(c))).trim().to_owned();
+    sqlcipher(&vault.join("vault.db"), &key, sql);
+}
+
 #[test]
 fn verify_list_export_and_an_insider_edit_through_a_standard_sqlcipher_client() {
     let tmp = tempfile::tempdir().unwrap();
@@ -74,12 +83,8 @@ fn verify_list_export_and_an_insider_edit_through_a_standard_sqlcipher_client() 
     assert_one_error_line(&out);
 
     // The insider: exports the key, then edits one entry with a standard SQLCipher client.
-    let mut c = cv(&vault);
-    c.args(["key", "export-db-key"]);
-    let key = stdout(&ok(run(c))).trim().to_owned();
-    sqlcipher(
-        &vault.join("vault.db"),
-        &key,
+    as_insider(
+        &vault,
         "DROP TRIGGER audit_log_no_update;
          UPDATE audit_log SET details = '{\"key\":\"idle-lock-minutes\",\"new\":\"99\",\"old\":\"15\"}'
          WHERE action = 'policy.set' AND details LIKE '%\"new\":\"20\"%';",
@@ -127,12 +132,8 @@ fn reanchor_after_a_rollback() {
         stderr(&out)
     );
 
-    let mut c = cv(&vault);
-    c.args(["key", "export-db-key"]);
-    let key = stdout(&ok(run(c))).trim().to_owned();
-    sqlcipher(
-        &vault.join("vault.db"),
-        &key,
+    as_insider(
+        &vault,
         "DROP TRIGGER audit_log_no_delete;
          DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 3 FROM audit_log);",
     );

@@ -1398,6 +1398,21 @@ mod tests {
             device_trust_suite(Backend::SecretService);
         }
 
+        const AUDIT_PASS: &str = "plum harbour velvet tractor";
+
+        /// A new vault (administrator "admin", `AUDIT_PASS`) in its own temporary folder, with a
+        /// clock the test moves.
+        fn audit_vault() -> (
+            tempfile::TempDir,
+            crate::vault_dir::VaultDir,
+            crate::clock::ManualClock,
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = crate::vault_dir::VaultDir::new(tmp.path().join("v"));
+            crate::tests::new_vault(&dir, AUDIT_PASS);
+            (tmp, dir, crate::clock::ManualClock::at(1_800_000_000))
+        }
+
         /// The audit checkpoint's keyring copy (here in the session keyring, as this scenario
         /// forces keyutils) outlives a rollback of the trail and of `audit.checkpoint` made while
         /// a session is open: the session's periodic anchoring and its end, which never compare
@@ -1406,12 +1421,8 @@ mod tests {
         #[ignore = "run by secret_service_with_private_gnome_keyring"]
         fn ss_child_quick_anchoring_keeps_the_keyring_evidence_of_a_rollback() {
             expect_scenario("secret-service");
-            const PASS: &str = "plum harbour velvet tractor";
-            let tmp = tempfile::tempdir().unwrap();
-            let dir = crate::vault_dir::VaultDir::new(tmp.path().join("v"));
-            crate::tests::new_vault(&dir, PASS);
-            let clock = crate::clock::ManualClock::at(1_800_000_000);
-            let mut s = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            let (_tmp, dir, clock) = audit_vault();
+            let mut s = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
             s.set_policy("idle-lock-minutes", "60").unwrap();
             let file = dir.file(crate::checkpoint::CHECKPOINT_FILE);
             let old_file = std::fs::read(&file).unwrap();
@@ -1434,7 +1445,7 @@ mod tests {
             clock.advance(11 * 60);
             s.check();
             drop(s);
-            let mut a = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            let mut a = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
             let alerts = a.audit_alerts(false).unwrap();
             assert!(
                 alerts.iter().any(|x| x.rule == crate::alerts::CHECKPOINT
@@ -1451,11 +1462,7 @@ mod tests {
         #[ignore = "run by secret_service_with_private_gnome_keyring"]
         fn ss_child_reanchoring_replaces_the_keyring_copy_of_a_longer_trail() {
             expect_scenario("secret-service");
-            const PASS: &str = "plum harbour velvet tractor";
-            let tmp = tempfile::tempdir().unwrap();
-            let dir = crate::vault_dir::VaultDir::new(tmp.path().join("v"));
-            crate::tests::new_vault(&dir, PASS);
-            let clock = crate::clock::ManualClock::at(1_800_000_000);
+            let (tmp, dir, clock) = audit_vault();
             let copy = |from: &std::path::Path, to: &std::path::Path| {
                 std::fs::copy(from, to).unwrap();
             };
@@ -1463,11 +1470,11 @@ mod tests {
             let file = dir.file(crate::checkpoint::CHECKPOINT_FILE);
             let saved = tmp.path().join("saved");
             std::fs::create_dir(&saved).unwrap();
-            drop(crate::tests::sign_in(&dir, &clock, "admin", PASS));
+            drop(crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS));
             // The copy taken while the vault is closed (its write-ahead log folded in).
             copy(&db, &saved.join("db"));
             copy(&file, &saved.join("checkpoint"));
-            let mut s = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            let mut s = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
             for _ in 0..3 {
                 s.list_roles().unwrap();
             }
@@ -1475,13 +1482,13 @@ mod tests {
             drop(s);
             copy(&saved.join("db"), &db);
             copy(&saved.join("checkpoint"), &file);
-            let mut a = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            let mut a = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
             assert!(!a.verify_audit().unwrap().intact);
             a.audit_reanchor().unwrap();
             assert!(a.verify_audit().unwrap().intact);
             drop(a);
             clock.advance(2 * 3600);
-            let mut a = crate::tests::sign_in(&dir, &clock, "admin", PASS);
+            let mut a = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
             assert!(a.verify_audit().unwrap().intact);
         }
 
