@@ -50,37 +50,56 @@ pub(crate) fn raise(
     summary: &str,
     details: serde_json::Value,
 ) -> Result<()> {
-    conn.execute(
+    let written = conn.execute(
         "INSERT INTO audit_alerts (rule, raised_at, actor_name, summary, details)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![rule, at, actor, summary, details.to_string()],
     )?;
+    // An alert swallowed by a planted trigger must fail the operation, not vanish.
+    if written != 1 {
+        return Err(Error::Integrity(
+            "an alert was not kept by the database: the vault's schema may have been altered \
+             outside ClinVault"
+                .into(),
+        ));
+    }
     Ok(())
 }
 
-/// Raises an alert unless the same rule already fired for the same person in the last hour.
+/// Raises an alert unless the same rule already fired about the same person (or, with no
+/// person, about nobody in particular) in the last hour and is still unacknowledged.
 pub(crate) fn raise_once_per_hour(
     conn: &Connection,
     rule: &str,
     at: &str,
-    actor: &str,
+    actor: Option<&str>,
     summary: &str,
+    details: serde_json::Value,
     now: jiff::Timestamp,
 ) -> Result<()> {
-    if open_alert_since(conn, rule, actor, now.as_second() - 3600)? {
+    if open_alert_since(conn, rule, actor, now.as_second() - 3600, 3600)? {
         return Ok(());
     }
-    raise(conn, rule, at, Some(actor), summary, serde_json::json!({}))
+    raise(conn, rule, at, actor, summary, details)
 }
 
-fn open_alert_since(conn: &Connection, rule: &str, actor: &str, since_unix: i64) -> Result<bool> {
+/// Whether an unacknowledged alert of `rule` about `actor` was raised since then: once an
+/// administrator has acknowledged an alert, the next occurrence must raise a new one.
+fn open_alert_since(
+    conn: &Connection,
+    rule: &str,
+    actor: Option<&str>,
+    since_unix: i64,
+    window_seconds: i64,
+) -> Result<bool> {
     Ok(conn
-        .query_row(
-            "SELECT 1 FROM audit_alerts WHERE rule = ?1 AND actor_name = ?2
-               AND unixepoch(raised_at) >= ?3 LIMIT 1",
-            params![rule, actor, since_unix],
-            |_| Ok(()),
-        )
+        .prepare_cached(
+            "SELECT 1 FROM audit_alerts WHERE acknowledged_at IS NULL AND rule = ?1
+               AND actor_name IS ?2 AND unixepoch(raised_at) BETWEEN ?3 AND ?3 + ?4 LIMIT 1",
+        )?
+        // Bounded above too: a row dated in the future (planted, or from a clock set
+        // wrong) must not silence the rule.
+        .query_row(params![rule, actor, since_unix, window_seconds], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -209,7 +228,7 @@ pub(crate) fn after_event(
         let since = now.as_second() - window;
         let distinct = recent.count(conn, actor_id, since, window)?;
         if distinct >= i64::from(policy.alert_bulk_view_count)
-            && !open_alert_since(conn, BULK_VIEW, actor_name, since)?
+            && !open_alert_since(conn, BULK_VIEW, Some(actor_name), since, window)?
         {
             raise(
                 conn,
@@ -242,7 +261,13 @@ pub(crate) fn check_hours(
     let local = now.to_zoned(tz);
     // One alert per person per hour is enough to draw attention.
     if !hours.is_open(&local.datetime())
-        && !open_alert_since(conn, OUTSIDE_HOURS, actor_name, now.as_second() - 3600)?
+        && !open_alert_since(
+            conn,
+            OUTSIDE_HOURS,
+            Some(actor_name),
+            now.as_second() - 3600,
+            3600,
+        )?
     {
         raise(
             conn,
@@ -295,8 +320,9 @@ pub(crate) fn check_failed_signins(
             && !open_alert_since(
                 conn,
                 FAILED_SIGNINS,
-                username,
+                Some(username),
                 now.as_second() - FAILED_SIGNIN_WINDOW_SECONDS,
+                FAILED_SIGNIN_WINDOW_SECONDS,
             )?)
     {
         let summary = if locked_out {

@@ -184,7 +184,12 @@ pub(crate) fn append(
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev_hash) = match last {
-        Some((seq, hash)) => (seq + 1, hash),
+        Some((seq, hash)) => (
+            seq.checked_add(1).ok_or_else(|| {
+                Error::Integrity("the audit trail's last entry number is out of range".into())
+            })?,
+            hash,
+        ),
         None => {
             // After pruning the trail is non-empty by construction, so only a fresh vault lands here.
             (1, genesis_hash(&vault_id(conn)?).to_vec())
@@ -210,27 +215,43 @@ pub(crate) fn append(
     };
     let hash = entry_hash(&fields);
     let signature = author.signer.sign(&hash).to_bytes();
-    conn.prepare_cached(
-        "INSERT INTO audit_log (seq, at, actor_id, actor_name, device, action, target_type,
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO audit_log (seq, at, actor_id, actor_name, device, action, target_type,
              target_id, outcome, details, signer_id, signer_key, prev_hash, hash, signature)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?
-    .execute(params![
-        seq,
-        at,
-        author.actor_id,
-        author.actor_name,
-        author.device,
-        event.action,
-        event.target_type,
-        event.target_id,
-        event.outcome.as_str(),
-        details,
-        author.signer_id,
-        signer_key.as_slice(),
-        prev_hash,
-        hash.as_slice(),
-        signature.as_slice()
-    ])?;
+        )?
+        .execute(params![
+            seq,
+            at,
+            author.actor_id,
+            author.actor_name,
+            author.device,
+            event.action,
+            event.target_type,
+            event.target_id,
+            event.outcome.as_str(),
+            details,
+            author.signer_id,
+            signer_key.as_slice(),
+            prev_hash,
+            hash.as_slice(),
+            signature.as_slice()
+        ])?;
+    // A trigger planted by someone holding the database key could swallow the row (RAISE
+    // IGNORE) or remove it as it lands, and the operation would commit without its entry: the
+    // entry must be there, as written, or the operation does not commit.
+    let stored: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM audit_log WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))
+        .optional()?;
+    if written != 1 || stored.as_deref() != Some(hash.as_slice()) {
+        return Err(Error::Integrity(
+            "the audit entry for this operation was not kept by the database, so the \
+             operation was not done: the vault's schema may have been altered outside \
+             ClinVault; an administrator should sign in again and run audit verify"
+                .into(),
+        ));
+    }
     Ok(seq)
 }

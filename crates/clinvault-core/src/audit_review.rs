@@ -42,20 +42,74 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
-/// Parses a user-supplied date or date-time (YYYY-MM-DD is midnight UTC) with a clear message.
-pub fn parse_when(field: &str, text: &str) -> Result<jiff::Timestamp> {
+/// Parses a date or time someone typed for a filter or a prune. A bare date (YYYY-MM-DD) is
+/// midnight, and a date and time without an offset (YYYY-MM-DDTHH:MM[:SS], or with a space) is
+/// a time on the clinic's clock, both in `tz`; an RFC 3339 time with an offset or Z is taken as
+/// it is. Anything else is refused with a clear message, never cut down to the date it starts
+/// with (which would silently move the bound to midnight).
+pub fn parse_when(field: &str, text: &str, tz: &jiff::tz::TimeZone) -> Result<jiff::Timestamp> {
     let t = text.trim();
     if let Ok(ts) = t.parse::<jiff::Timestamp>() {
         return Ok(ts);
     }
-    if let Ok(d) = t.parse::<jiff::civil::Date>() {
-        if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
-            return Ok(z.timestamp());
-        }
+    let local = if !is_civil_shape(t) {
+        None
+    } else if t.len() == 10 {
+        t.parse::<jiff::civil::Date>()
+            .ok()
+            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+    } else {
+        t.parse::<jiff::civil::DateTime>().ok()
+    };
+    if let Some(z) = local.and_then(|dt| dt.to_zoned(tz.clone()).ok()) {
+        return Ok(z.timestamp());
     }
     Err(Error::InvalidInput(format!(
-        "{field}: {t:?} is not a date (use YYYY-MM-DD or an RFC 3339 time such as 2026-03-01T09:00:00Z)"
+        "{field}: {t:?} is not a date (use YYYY-MM-DD, a time on the clinic's clock such as \
+         2026-03-01T09:00, or an RFC 3339 time such as 2026-03-01T09:00:00Z)"
     )))
+}
+
+/// YYYY-MM-DD, optionally followed by T or a space and HH:MM, HH:MM:SS or HH:MM:SS.fff, and
+/// nothing else.
+fn is_civil_shape(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let date = b.len() >= 10
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10);
+    if !date {
+        return false;
+    }
+    let rest = &b[10..];
+    if rest.is_empty() {
+        return true;
+    }
+    let time = rest.len() >= 6
+        && matches!(rest[0], b'T' | b't' | b' ')
+        && digits(11..13)
+        && rest[3] == b':'
+        && digits(14..16);
+    if !time {
+        return false;
+    }
+    match &rest[6..] {
+        [] => true,
+        [b':', s @ ..] => {
+            s.len() >= 2
+                && s[..2].iter().all(u8::is_ascii_digit)
+                && match &s[2..] {
+                    [] => true,
+                    [b'.', frac @ ..] => !frac.is_empty() && frac.iter().all(u8::is_ascii_digit),
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
 }
 
 const OUTCOMES: &[&str] = &["ok", "denied", "failed"];
@@ -178,17 +232,23 @@ pub(crate) fn prune_cut(
     before: jiff::Timestamp,
 ) -> Result<Option<(i64, Vec<u8>)>> {
     use rusqlite::OptionalExtension;
-    crate::audit_lookup::catch_up(tx)?;
+    // The entries under a legal hold are found in the trail itself, not through the record
+    // lookup: the lookup is an accelerator anyone with the database key can edit, and a row
+    // removed there must not let a prune delete a held patient's entries.
     let upto: Option<i64> = tx.query_row(
-        "SELECT min(coalesce(
-             (SELECT min(seq) FROM audit_log
-              WHERE coalesce(unixepoch(at, 'subsec') < ?1, 0) = 0),
-             (SELECT max(seq) + 1 FROM audit_log)),
-           coalesce(
-             (SELECT min(t.seq) FROM audit_targets t JOIN legal_holds h
-                ON h.patient_id = t.target_id AND h.released_at IS NULL
-              WHERE t.target_type = 'patient'),
-             (SELECT max(seq) + 1 FROM audit_log))) - 1",
+        &format!(
+            "SELECT min(coalesce(
+                 (SELECT min(seq) FROM audit_log
+                  WHERE coalesce(unixepoch(at, 'subsec') < ?1, 0) = 0),
+                 (SELECT max(seq) + 1 FROM audit_log)),
+               coalesce(
+                 (SELECT min(a.seq) FROM audit_log a JOIN legal_holds h
+                    ON h.released_at IS NULL
+                   AND ((a.target_type = 'patient' AND a.target_id = h.patient_id)
+                        OR {named} = h.patient_id)),
+                 (SELECT max(seq) + 1 FROM audit_log))) - 1",
+            named = crate::audit_lookup::NAMED_PATIENT_SQL
+        ),
         [before.as_millisecond() as f64 / 1000.0],
         |r| r.get(0),
     )?;
@@ -203,8 +263,13 @@ pub(crate) fn prune_cut(
 }
 
 impl Session {
+    /// `parse_when` on the clinic's clock (its time zone setting).
+    pub fn parse_when(&self, field: &str, text: &str) -> Result<jiff::Timestamp> {
+        parse_when(field, text, &crate::appointments::clinic_tz(self))
+    }
+
     pub fn audit_list(&mut self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
-        let event = Event::new("audit.list");
+        let event = filtered_event("audit.list", filter);
         self.gate(Need::Permission(Permission::AuditRead), event, |tx, ev| {
             let rows = query(tx, filter)?;
             *ev = ev.clone().detail("count", rows.len());
@@ -234,6 +299,51 @@ pub struct PruneResult {
     pub upto_seq: Option<i64>,
 }
 
+/// A review's entry names what was asked for (staff, actions, dates, a patient's id: no
+/// patient data).
+fn filtered_event(action: &str, f: &AuditFilter) -> Event {
+    let mut asked = serde_json::Map::new();
+    let mut put = |key: &str, value: Option<serde_json::Value>| {
+        if let Some(v) = value {
+            asked.insert(key.to_owned(), v);
+        }
+    };
+    put("user", f.user.clone().map(Into::into));
+    put("action", f.action.clone().map(Into::into));
+    put("outcome", f.outcome.clone().map(Into::into));
+    put("since", f.since.map(|t| crate::clock::rfc3339(t).into()));
+    put("until", f.until.map(|t| crate::clock::rfc3339(t).into()));
+    put("before_seq", f.before_seq.map(Into::into));
+    put("target_type", f.target_type.clone().map(Into::into));
+    put("target_id", f.target_id.clone().map(Into::into));
+    let event = Event::new(action);
+    if asked.is_empty() {
+        event
+    } else {
+        event.detail("filter", serde_json::Value::Object(asked))
+    }
+}
+
+/// The patient whose trail a filter asks for, if it asks for one.
+fn filtered_patient(f: &AuditFilter) -> Option<&str> {
+    match (f.target_type.as_deref(), f.target_id.as_deref()) {
+        (Some("patient"), Some(patient)) => Some(patient),
+        _ => None,
+    }
+}
+
+/// A cell a spreadsheet would run as a formula (=, +, -, @, or a leading tab or carriage
+/// return, OWASP's list) is prefixed with an apostrophe, so that a username typed at the
+/// sign-in screen or a record id typed in a refused request cannot become a live formula in
+/// the administrator's spreadsheet. The JSON export keeps values exactly.
+fn csv_cell(value: String) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value
+    }
+}
+
 fn to_csv(rows: &[AuditEntry]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
@@ -251,19 +361,22 @@ fn to_csv(rows: &[AuditEntry]) -> Result<String> {
     ])
     .map_err(|e| Error::Internal(format!("cannot write CSV: {e}")))?;
     for r in rows {
-        w.write_record([
-            r.seq.to_string(),
-            r.at.clone(),
-            r.actor_id.clone().unwrap_or_default(),
-            r.actor_name.clone(),
-            r.device.clone(),
-            r.action.clone(),
-            r.target_type.clone().unwrap_or_default(),
-            r.target_id.clone().unwrap_or_default(),
-            r.outcome.clone(),
-            r.details.to_string(),
-            r.signer_id.clone(),
-        ])
+        w.write_record(
+            [
+                r.seq.to_string(),
+                r.at.clone(),
+                r.actor_id.clone().unwrap_or_default(),
+                r.actor_name.clone(),
+                r.device.clone(),
+                r.action.clone(),
+                r.target_type.clone().unwrap_or_default(),
+                r.target_id.clone().unwrap_or_default(),
+                r.outcome.clone(),
+                r.details.to_string(),
+                r.signer_id.clone(),
+            ]
+            .map(csv_cell),
+        )
         .map_err(|e| Error::Internal(format!("cannot write CSV: {e}")))?;
     }
     let bytes = w
@@ -275,13 +388,19 @@ fn to_csv(rows: &[AuditEntry]) -> Result<String> {
 impl Session {
     /// The filtered trail as CSV or JSON; the export is itself recorded with its row count.
     pub fn audit_export(&mut self, filter: &AuditFilter, format: ExportFormat) -> Result<String> {
-        let event = Event::new("audit.export").detail(
+        let mut event = filtered_event("audit.export", filter).detail(
             "format",
             match format {
                 ExportFormat::Csv => "csv",
                 ExportFormat::Json => "json",
             },
         );
+        // A patient's access log leaving the vault is a disclosure about that patient: a
+        // search for the patient finds it (a review on screen is recorded with its filter only,
+        // so that looking at a patient's trail does not keep adding to it).
+        if let Some(patient) = filtered_patient(filter) {
+            event.about_patient(patient);
+        }
         self.gate(Need::Permission(Permission::AuditRead), event, |tx, ev| {
             let rows = query(tx, filter)?;
             *ev = ev.clone().detail("count", rows.len());
@@ -366,16 +485,18 @@ impl Session {
                 crate::audit_lookup::rebuild(tx)?;
             }
             if let Some(p) = &problem {
+                // About the trail, not the administrator who found the damage, who must be
+                // able to acknowledge it like any other.
                 crate::alerts::raise(
                     tx,
                     crate::alerts::VERIFY_FAILED,
                     &at,
-                    Some(&me),
+                    None,
                     &format!(
                         "audit trail verification failed at entry {}: {}",
                         p.seq, p.detail
                     ),
-                    serde_json::json!({ "seq": p.seq, "kind": p.kind }),
+                    serde_json::json!({ "seq": p.seq, "kind": p.kind, "found_by": me }),
                 )?;
             }
             Ok(())
@@ -491,5 +612,52 @@ impl Session {
         })?;
         self.write_checkpoint()?;
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_times_are_read_on_the_clinics_clock_and_nothing_is_cut_short() {
+        let utc = jiff::tz::TimeZone::UTC;
+        let sydney = jiff::tz::TimeZone::get("Australia/Sydney").unwrap();
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert_eq!(
+            parse_when("since", "2026-03-02", &utc).unwrap(),
+            at("2026-03-02T00:00:00Z")
+        );
+        // Midnight in Sydney (UTC+11 in March) is 13:00 the day before in UTC.
+        assert_eq!(
+            parse_when("since", "2026-03-02", &sydney).unwrap(),
+            at("2026-03-01T13:00:00Z")
+        );
+        assert_eq!(
+            parse_when("until", "2026-03-01T23:59", &utc).unwrap(),
+            at("2026-03-01T23:59:00Z"),
+            "a time without an offset keeps its time"
+        );
+        assert_eq!(
+            parse_when("until", "2026-03-01 17:30:15", &sydney).unwrap(),
+            at("2026-03-01T06:30:15Z")
+        );
+        assert_eq!(
+            parse_when("until", "2026-03-01T17:30:00+02:00", &sydney).unwrap(),
+            at("2026-03-01T15:30:00Z"),
+            "an explicit offset wins over the clinic's zone"
+        );
+        for bad in [
+            "2026-03-01x",
+            "2026-03-01T25:00",
+            "2026-13-01",
+            "yesterday",
+            "2026-03-01T9:00",
+            "",
+        ] {
+            let e = parse_when("until", bad, &utc).unwrap_err();
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidInput, "{bad}");
+            assert!(e.to_string().contains("is not a date"), "{bad}: {e}");
+        }
     }
 }

@@ -41,6 +41,7 @@ pub mod policy;
 pub mod privacy_settings;
 pub mod retention;
 pub mod schedule;
+mod schema_guard;
 pub mod session;
 pub mod snapshot;
 pub mod subject_access;

@@ -175,6 +175,9 @@ fn fail(dir: &VaultDir, username: &str, device: &str, reason: &str, now: i64, er
     }
 }
 
+/// How a failed sign-in under text that is no valid username is counted and recorded.
+pub const NOT_A_USERNAME: &str = "(not a valid username)";
+
 impl Session {
     pub fn sign_in(
         dir: &VaultDir,
@@ -184,7 +187,11 @@ impl Session {
     ) -> Result<SignIn> {
         // The vault must exist before anything is counted against a username.
         crate::keyfile::KeyFile::read(dir)?;
-        let throttle_name = username.trim().to_ascii_lowercase();
+        // What was typed is recorded only when it could be a username: text that cannot be
+        // (perhaps a passphrase typed into the wrong field, or control characters meant for a
+        // terminal or a spreadsheet) is counted and recorded under one placeholder.
+        let throttle_name =
+            users::normalise_username(username).unwrap_or_else(|_| NOT_A_USERNAME.to_owned());
         let now = unix(cfg.clock.now());
         throttle::check(dir, &throttle_name, now)?;
         let vault = match Vault::unlock(dir, username, passphrase) {
@@ -250,6 +257,8 @@ impl Session {
         let policy = Policy::load(vault.conn())?;
         let has_2fa = two_factor::is_enabled(vault.conn(), vault.user().id)?;
         let must_enrol_2fa = policy.requires_2fa(&vault.user().role) && !has_2fa;
+        // Before anything is appended: a planted trigger would make every append fail.
+        remove_foreign_triggers(&mut vault, &cfg.device, now)?;
         carry_in_pending_events(dir, &mut vault, &cfg.device, &policy, now)?;
         let user = vault.user().clone();
         let mut session = Session {
@@ -360,13 +369,16 @@ impl Session {
         let Some((seq, hash)) = last else {
             return Ok(());
         };
+        // About the trail, not about whoever happened to find the mismatch: any administrator
+        // may acknowledge it, including the one who found it.
         let alert = |summary: &str| -> Result<()> {
             crate::alerts::raise_once_per_hour(
                 conn,
                 crate::alerts::CHECKPOINT,
                 &now,
-                &self.user.username,
+                None,
                 summary,
+                serde_json::json!({ "found_by": self.user.username }),
                 self.clock.now(),
             )
         };
@@ -744,6 +756,8 @@ impl Session {
         let value = f(&tx, &mut event)?;
         audit::append(&tx, &now, &author, &event)?;
         if with_alerts {
+            // Access outside hours is any operation, not only the sign-in: a session opened at
+            // 17:50 may go on well into the night.
             let checked = crate::alerts::after_event(
                 &tx,
                 policy,
@@ -752,7 +766,10 @@ impl Session {
                 &user.username,
                 &event,
                 now_ts,
-            );
+            )
+            .and_then(|()| {
+                crate::alerts::check_hours(&tx, policy, &user.username, "used ClinVault", now_ts)
+            });
             if checked.is_err() {
                 recent_views.reset();
             }
@@ -1007,6 +1024,46 @@ impl PendingSignIn {
 
 /// Failed sign-ins happened while nobody could sign the trail; the first successful sign-in
 /// carries them in, signed by that user and marked as carried.
+/// Removes triggers that ClinVault's migrations did not make (see `schema_guard`), recording
+/// their names in the trail and raising an alert, in one transaction.
+fn remove_foreign_triggers(vault: &mut Vault, device: &str, now: jiff::Timestamp) -> Result<()> {
+    let foreign = crate::schema_guard::foreign_triggers(vault.conn())?;
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let signer = vault.user_keys().signing_key().clone();
+    let id = vault.user().id.to_string();
+    let name = vault.user().username.clone();
+    let author = Author {
+        actor_id: Some(id.clone()),
+        actor_name: &name,
+        device,
+        signer_id: id,
+        signer: &signer,
+    };
+    let at = rfc3339(now);
+    let tx = crate::db::write_tx(vault.conn_mut())?;
+    let removed = crate::schema_guard::remove_foreign(&tx, &foreign)?;
+    let event = Event::new("audit.schema_repaired").detail("triggers_removed", removed.clone());
+    audit::append(&tx, &at, &author, &event)?;
+    crate::alerts::raise(
+        &tx,
+        crate::alerts::VERIFY_FAILED,
+        &at,
+        None,
+        &format!(
+            "the vault database held {} trigger(s) that ClinVault did not make ({}), which \
+             could hide or alter audit entries; they were removed at {name}'s sign-in: check who \
+             had the database key (key export-db-key) and run audit verify",
+            removed.len(),
+            removed.join(", ")
+        ),
+        serde_json::json!({ "triggers_removed": removed, "found_by": name }),
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 fn carry_in_pending_events(
     dir: &VaultDir,
     vault: &mut Vault,

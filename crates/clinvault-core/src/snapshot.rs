@@ -692,9 +692,9 @@ impl Session {
                 tx,
                 crate::alerts::VERIFY_FAILED,
                 &at,
-                Some(&me),
+                None,
                 &summary,
-                serde_json::json!({ "action": action }),
+                serde_json::json!({ "action": action, "found_by": me }),
             )
         })
     }

@@ -148,21 +148,38 @@ pub(crate) fn record_public_keys(
     Ok(())
 }
 
-/// Re-authenticates every key registration under a new integrity key (after rotation).
-pub(crate) fn remac_public_keys(conn: &Connection, integrity_key: &Secret32) -> Result<()> {
-    let rows: Vec<(String, Vec<u8>, Vec<u8>, String)> = {
-        let mut st = conn
-            .prepare("SELECT user_id, ed25519_public, x25519_public, valid_from FROM user_keys")?;
+/// Re-authenticates the key registrations under a new integrity key (after rotation): only
+/// those genuine under the key they were registered with (or already under the new one, when
+/// a rotation is resumed). A row planted by someone holding only the database key stays
+/// unauthenticated, rather than becoming a trusted key in a colleague's name at the next
+/// rotation.
+pub(crate) fn remac_public_keys(
+    conn: &Connection,
+    previous_key: &Secret32,
+    integrity_key: &Secret32,
+) -> Result<()> {
+    type Row = (String, Vec<u8>, Vec<u8>, String, Option<Vec<u8>>);
+    let rows: Vec<Row> = {
+        let mut st = conn.prepare(
+            "SELECT user_id, ed25519_public, x25519_public, valid_from, mac FROM user_keys",
+        )?;
         let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows
     };
-    for (id, ed, x, from) in rows {
-        let mac = key_registration_mac(integrity_key, &id, &ed, &x, &from)?;
+    for (id, ed, x, from, mac) in rows {
+        let mac = mac.unwrap_or_default();
+        let genuine = |key: &Secret32| key_registration_is_genuine(key, &id, &ed, &x, &from, &mac);
+        if !genuine(previous_key) || genuine(integrity_key) {
+            continue;
+        }
+        let new_mac = key_registration_mac(integrity_key, &id, &ed, &x, &from)?;
         conn.execute(
             "UPDATE user_keys SET mac = ?1 WHERE user_id = ?2 AND ed25519_public = ?3",
-            params![mac.as_slice(), id, ed],
+            params![new_mac.as_slice(), id, ed],
         )?;
     }
     Ok(())

@@ -521,7 +521,11 @@ impl Vault {
         {
             // The copy's key registrations must verify under the next master key.
             let copy = db::open_existing(&next_path, &next_key)?;
-            users::remac_public_keys(&copy, &kh::integrity_key(&next_mk, body.vault_id)?)?;
+            users::remac_public_keys(
+                &copy,
+                &kh::integrity_key(&self.mk, body.vault_id)?,
+                &kh::integrity_key(&next_mk, body.vault_id)?,
+            )?;
             copy.close().map_err(|(_, e)| Error::from(e))?;
         }
         fault::point("rotate.after_copy");

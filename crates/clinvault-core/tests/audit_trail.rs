@@ -101,7 +101,7 @@ impl Clinic {
         let conn = Connection::open(self.dir.db_file()).unwrap();
         conn.execute_batch(&format!(
             "PRAGMA key = \"x'{key}'\";
-             DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;"
+             DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;"
         ))
         .unwrap();
         conn
@@ -1298,4 +1298,317 @@ fn a_prune_stops_before_the_first_entry_about_a_patient_under_a_legal_hold() {
         .all(|&s| s > r.upto_seq.unwrap()));
     let report = a.verify_audit().unwrap();
     assert!(report.intact, "{:?}", report.problem);
+}
+
+/// A trigger planted with the database key that swallows entries (RAISE IGNORE) would let
+/// operations commit without their entries; instead the operation fails, and the next sign-in
+/// removes the trigger, records that in the trail and alerts.
+#[test]
+fn a_trigger_planted_to_swallow_entries_fails_the_operation_and_is_removed_at_sign_in() {
+    let (c, key) = Clinic::with_history();
+    let mut jo = c.sign_in("jo", USER_PASS);
+    let insider = c.insider(&key);
+    insider
+        .execute_batch(
+            "CREATE TRIGGER quiet BEFORE INSERT ON audit_log WHEN NEW.action = 'role.list'
+             BEGIN SELECT RAISE(IGNORE); END;",
+        )
+        .unwrap();
+    let before = max_seq(&insider);
+    drop(insider);
+    let refused = jo.list_roles().unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        clinvault_core::error::ErrorKind::Integrity,
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("not kept"), "{refused}");
+    drop(jo);
+
+    let mut jo = c.sign_in("jo", USER_PASS);
+    jo.list_roles().unwrap();
+    drop(jo);
+    let mut a = c.admin();
+    let repaired = a
+        .audit_list(&AuditFilter {
+            action: Some("audit.schema_repaired".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(repaired.len(), 1);
+    assert_eq!(repaired[0].actor_name, "jo");
+    assert_eq!(repaired[0].details["triggers_removed"][0], "quiet");
+    let listed = a
+        .audit_list(&AuditFilter {
+            action: Some("role.list".into()),
+            ..AuditFilter {
+                limit: 10,
+                ..Default::default()
+            }
+        })
+        .unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|e| e.seq > before && e.actor_name == "jo"),
+        "the list after the repair is recorded"
+    );
+    assert!(alerts(&mut a)
+        .iter()
+        .any(|x| x.rule == "audit_verification_failed" && x.summary.contains("quiet")));
+    let report = a.verify_audit().unwrap();
+    assert!(report.intact, "{:?}", report.problem);
+}
+
+/// A verification failure is about the trail, not about the administrator who found it: with
+/// two administrators, the finder may acknowledge it; and an acknowledged alert does not keep
+/// the next occurrence quiet.
+#[test]
+fn a_verification_alert_is_acknowledged_by_its_finder_and_acknowledged_alerts_silence_nothing() {
+    let (c, key) = Clinic::with_history();
+    let mut a = c.admin();
+    a.add_user("ann", None, "administrator", &secret(USER_PASS))
+        .unwrap();
+    c.insider(&key)
+        .execute(
+            "UPDATE audit_log SET device = 'elsewhere' WHERE seq = 3",
+            [],
+        )
+        .unwrap();
+    assert!(!a.verify_audit().unwrap().intact);
+    let found = alerts(&mut a)
+        .into_iter()
+        .find(|x| x.rule == "audit_verification_failed")
+        .unwrap();
+    assert_eq!(found.actor_name, None);
+    assert_eq!(found.details["found_by"], "admin");
+    a.acknowledge_alert(found.id).unwrap();
+    drop(a);
+
+    // Outside hours, the alert comes back after an acknowledgement.
+    let mut a = c.admin();
+    a.set_policy("clinic-hours", "Mon-Fri 08:00-18:00").unwrap();
+    drop(a);
+    c.clock.advance(9 * 3600); // Monday 19:00 UTC
+    drop(c.sign_in("jo", USER_PASS));
+    let outside = |a: &mut Session| {
+        alerts(a)
+            .into_iter()
+            .filter(|x| x.rule == "access_outside_hours" && x.actor_name.as_deref() == Some("jo"))
+            .collect::<Vec<_>>()
+    };
+    let mut a = c.admin();
+    let first = outside(&mut a);
+    assert_eq!(first.len(), 1);
+    a.acknowledge_alert(first[0].id).unwrap();
+    drop(a);
+    c.clock.advance(600);
+    drop(c.sign_in("jo", USER_PASS));
+    let mut a = c.admin();
+    assert_eq!(
+        outside(&mut a).len(),
+        2,
+        "a new alert after the acknowledgement"
+    );
+}
+
+/// Access outside clinic hours is any operation, not only signing in: a session opened just
+/// before closing that goes on into the evening alerts too (once an hour).
+#[test]
+fn working_on_past_closing_time_alerts_once_an_hour() {
+    let (c, _) = Clinic::with_history();
+    let mut a = c.admin();
+    a.set_policy("clinic-hours", "Mon-Fri 08:00-18:00").unwrap();
+    drop(a);
+    c.clock.advance(7 * 3600 + 50 * 60); // Monday 17:50 UTC
+    let mut jo = c.sign_in("jo", USER_PASS);
+    jo.list_roles().unwrap();
+    let jo_alerts = |c: &Clinic| {
+        let mut a = c.admin();
+        let n = alerts(&mut a)
+            .iter()
+            .filter(|x| x.rule == "access_outside_hours" && x.actor_name.as_deref() == Some("jo"))
+            .count();
+        n
+    };
+    assert_eq!(jo_alerts(&c), 0, "inside hours: quiet");
+    for _ in 0..3 {
+        c.clock.advance(10 * 60); // 18:00, 18:10, 18:20
+        jo.list_roles().unwrap();
+    }
+    assert_eq!(
+        jo_alerts(&c),
+        1,
+        "past closing: one alert, not one per operation"
+    );
+}
+
+/// A value a spreadsheet would run as a formula is neutralised in the CSV export (kept as it
+/// is in JSON), and text that cannot be a username is recorded under a placeholder, not as
+/// typed.
+#[test]
+fn the_csv_export_runs_no_formula_and_odd_usernames_are_not_recorded_as_typed() {
+    let (c, _) = Clinic::with_history();
+    c.wrong_sign_in("=HYPERLINK(\"http://example.invalid\",\"open\")");
+    let mut jo = c.sign_in("jo", USER_PASS);
+    assert!(jo.set_policy("=2+3", "x").is_err());
+    drop(jo);
+    let mut a = c.admin();
+    let filter = AuditFilter {
+        limit: 1000,
+        ..Default::default()
+    };
+    let csv = a.audit_export(&filter, ExportFormat::Csv).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let mut neutralised = 0;
+    for row in reader.records() {
+        for cell in row.unwrap().iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a live formula in the CSV: {cell}"
+            );
+            neutralised += usize::from(cell == "'=2+3");
+        }
+    }
+    assert_eq!(neutralised, 1, "the refused setting's name, kept readable");
+    let json: serde_json::Value =
+        serde_json::from_str(&a.audit_export(&filter, ExportFormat::Json).unwrap()).unwrap();
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["target_id"] == "=2+3"));
+    let failed = a
+        .audit_list(&AuditFilter {
+            action: Some("signin".into()),
+            outcome: Some("failed".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].actor_name,
+        clinvault_core::session::NOT_A_USERNAME
+    );
+    assert!(!csv.contains("HYPERLINK") && !json.to_string().contains("HYPERLINK"));
+}
+
+/// An export of a patient's access log records what was asked for and names the patient, so
+/// that a search for the patient shows who exported it; a review on screen records its filter.
+#[test]
+fn a_review_records_its_filter_and_an_export_of_a_patients_trail_names_the_patient() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    open_record(&mut a, "p-7");
+    let filter = AuditFilter {
+        target_type: Some("patient".into()),
+        target_id: Some("p-7".into()),
+        since: Some(jiff::Timestamp::from_second(T0 - 60).unwrap()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(a.audit_list(&filter).unwrap().len(), 1);
+    a.audit_export(&filter, ExportFormat::Json).unwrap();
+    let reviews = a
+        .audit_list(&AuditFilter {
+            action: Some("audit.".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let export = reviews.iter().find(|e| e.action == "audit.export").unwrap();
+    assert_eq!(export.details["filter"]["target_id"], "p-7");
+    assert_eq!(export.details["filter"]["since"], "2026-11-23T09:59:00Z");
+    let list = reviews.iter().find(|e| e.action == "audit.list").unwrap();
+    assert_eq!(list.details["filter"]["target_id"], "p-7");
+    let about = entries_about(&mut a, "p-7");
+    assert!(
+        about.contains(&export.seq),
+        "the export is found under the patient"
+    );
+    assert!(
+        !about.contains(&list.seq),
+        "a review on screen is not added to the patient's trail"
+    );
+}
+
+/// Pruning stops before a held patient's entries even when someone with the database key
+/// removed them from the record lookup, which is an accelerator and not evidence.
+#[test]
+fn a_prune_finds_a_held_patients_entries_in_the_trail_not_the_lookup() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    let patient = a
+        .add_patient(clinvault_core::patients::PatientFields {
+            first_name: Some("Hilda".into()),
+            last_name: Some("Held".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    let created = seqs_of(&mut a, "patient.create")[0];
+    a.place_legal_hold(&patient, "complaint under investigation")
+        .unwrap();
+    // Bring the lookup up to date, then remove the held patient from it.
+    entries_about(&mut a, &patient);
+    let key = a
+        .export_db_key(&secret(ADMIN_PASS), None)
+        .unwrap()
+        .to_string();
+    drop(a);
+    c.insider(&key)
+        .execute("DELETE FROM audit_targets WHERE target_id = ?1", [&patient])
+        .unwrap();
+    c.clock.advance(7 * YEAR);
+    let mut a = c.admin();
+    let r = a
+        .audit_prune(jiff::Timestamp::from_second(T0 + 3600).unwrap())
+        .unwrap();
+    assert_eq!(r.upto_seq, Some(created - 1), "{r:?}");
+}
+
+/// A key planted with the database key stays unregistered through a key rotation: rotation
+/// re-authenticates only registrations that were genuine, so the insider cannot wait for the
+/// next rotation (and a newly exported key) to sign in a colleague's name.
+#[test]
+fn a_planted_key_does_not_become_genuine_at_the_next_rotation() {
+    let (c, key) = Clinic::with_history();
+    use ed25519_dalek::Signer;
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let conn = c.insider(&key);
+    let jo_id = user_id(&conn, "jo");
+    conn.execute(
+        "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
+         VALUES (?1, ?2, zeroblob(32), '2020-01-01T00:00:00Z', NULL)",
+        rusqlite::params![jo_id, forger.verifying_key().to_bytes().as_slice()],
+    )
+    .unwrap();
+    drop(conn);
+    let mut a = c.admin();
+    a.rotate_keys().unwrap();
+    let key = a
+        .export_db_key(&secret(ADMIN_PASS), None)
+        .unwrap()
+        .to_string();
+    drop(a);
+    let conn = c.insider(&key);
+    let seq = append_forged(
+        &conn,
+        &Forged {
+            actor_id: &jo_id,
+            actor_name: "jo",
+            action: "user.list",
+            outcome: "ok",
+            details: "{}",
+            signer_id: &jo_id,
+            signer_key: forger.verifying_key().to_bytes(),
+        },
+        |hash| forger.sign(hash).to_bytes(),
+    );
+    drop(conn);
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (seq, ProblemKind::BadSignature), "{p:?}");
+    assert!(p.detail.contains("not registered"), "{p:?}");
 }
