@@ -298,14 +298,17 @@ pub enum AuditAction {
         /// ok, denied or failed
         #[arg(long)]
         outcome: Option<String>,
-        /// From this date (YYYY-MM-DD) or time (RFC 3339), inclusive
+        /// From this date (YYYY-MM-DD) or time (2026-03-01T09:00), on the clinic's clock unless
+        /// the time carries an offset or Z; inclusive
         #[arg(long, value_name = "DATE")]
         since: Option<String>,
         /// Up to this date or time, exclusive
         #[arg(long, value_name = "DATE")]
         until: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
+        /// At most this many entries (default: 100 listed; every matching entry with --json
+        /// or --csv)
+        #[arg(long)]
+        limit: Option<u32>,
         /// Only entries older than this sequence number (next page)
         #[arg(long, value_name = "SEQ")]
         before_seq: Option<i64>,

@@ -524,8 +524,22 @@ fn key(g: &Global, action: KeyAction) -> Result<()> {
     Ok(())
 }
 
+/// Trail text for the terminal: an entry can hold text someone typed into a refused request
+/// (a record id, a setting's name), and control characters in it must not drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn audit(g: &Global, action: AuditAction) -> Result<()> {
-    use clinvault_core::audit_review::{parse_when, AuditFilter, ExportFormat};
+    use clinvault_core::audit_review::{AuditFilter, ExportFormat};
     let mut s = g.sign_in()?;
     match action {
         AuditAction::Verify { json } => {
@@ -568,10 +582,11 @@ fn audit(g: &Global, action: AuditAction) -> Result<()> {
                 target_type: patient.as_ref().map(|_| "patient".to_owned()),
                 target_id: patient,
                 outcome,
-                since: since.map(|d| parse_when("since", &d)).transpose()?,
-                until: until.map(|d| parse_when("until", &d)).transpose()?,
+                since: since.map(|d| s.parse_when("since", &d)).transpose()?,
+                until: until.map(|d| s.parse_when("until", &d)).transpose()?,
                 before_seq,
-                limit,
+                // An export is for an investigation: all of it, unless asked for less.
+                limit: limit.unwrap_or(if json || csv { u32::MAX } else { 100 }),
             };
             if json || csv {
                 let format = if csv {
@@ -589,11 +604,13 @@ fn audit(g: &Global, action: AuditAction) -> Result<()> {
                         "{:>6} {} {:<14} {:<22} {:<7} {}{}",
                         e.seq,
                         e.at,
-                        e.actor_name,
-                        e.action,
+                        printable(&e.actor_name),
+                        printable(&e.action),
                         e.outcome,
-                        e.target_type.map(|t| format!("{t}:")).unwrap_or_default(),
-                        e.target_id.unwrap_or_default()
+                        e.target_type
+                            .map(|t| format!("{}:", printable(&t)))
+                            .unwrap_or_default(),
+                        printable(&e.target_id.unwrap_or_default())
                     );
                 }
             }
@@ -609,9 +626,9 @@ fn audit(g: &Global, action: AuditAction) -> Result<()> {
                     a.id,
                     a.raised_at,
                     a.rule,
-                    a.summary,
+                    printable(&a.summary),
                     a.acknowledged_by
-                        .map(|b| format!(" (acknowledged by {b})"))
+                        .map(|b| format!(" (acknowledged by {})", printable(&b)))
                         .unwrap_or_default()
                 );
             }
@@ -621,7 +638,8 @@ fn audit(g: &Global, action: AuditAction) -> Result<()> {
             println!("Alert {id} acknowledged.");
         }
         AuditAction::Prune { before } => {
-            let r = s.audit_prune(parse_when("before", &before)?)?;
+            let before = s.parse_when("before", &before)?;
+            let r = s.audit_prune(before)?;
             println!("{} entries removed.", r.removed);
         }
         AuditAction::Reanchor => {

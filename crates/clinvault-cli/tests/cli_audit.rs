@@ -148,3 +148,43 @@ fn reanchor_after_a_rollback() {
     c.args(["audit", "verify"]);
     ok(run(c));
 }
+
+/// An export is for an investigation: `--csv` and `--json` hold every matching entry unless
+/// `--limit` says otherwise, while the listing shows 100; text someone typed into a refused
+/// request cannot drive the terminal that lists it.
+#[test]
+fn exports_hold_every_entry_and_the_listing_escapes_control_characters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let mut c = cv(&vault);
+    c.args(["policy", "set", "bell\u{7}\u{1b}[31mred", "x"]);
+    assert_ne!(code(&run(c)), 0);
+    for _ in 0..40 {
+        let mut c = cv(&vault);
+        c.args(["role", "list"]);
+        ok(run(c));
+    }
+    let mut c = cv(&vault);
+    c.args(["audit", "list"]);
+    let listed = stdout(&ok(run(c)));
+    assert_eq!(listed.lines().count(), 100, "the listing shows 100");
+    let mut c = cv(&vault);
+    c.args(["audit", "list", "--action", "policy.set"]);
+    let refused = stdout(&ok(run(c)));
+    assert!(
+        !refused.contains('\u{1b}') && !refused.contains('\u{7}'),
+        "{refused:?}"
+    );
+    assert!(refused.contains("bell\\u{7}\\u{1b}[31mred"), "{refused:?}");
+
+    let mut c = cv(&vault);
+    c.args(["audit", "list", "--csv"]);
+    let csv = stdout(&ok(run(c)));
+    let rows = csv.lines().count() - 1;
+    assert!(rows > 100, "every entry is exported, not 100: {rows}");
+    let mut c = cv(&vault);
+    c.args(["audit", "list", "--json", "--limit", "3"]);
+    let json: serde_json::Value = serde_json::from_slice(&ok(run(c)).stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+}
