@@ -661,7 +661,7 @@ pub struct AuditQuery {
     /// A patient's id: entries whose target is that patient.
     pub patient_id: Option<String>,
     pub outcome: Option<String>,
-    /// YYYY-MM-DD (midnight UTC) or RFC 3339, inclusive.
+    /// YYYY-MM-DD or YYYY-MM-DD HH:MM on the clinic's clock, or RFC 3339; inclusive.
     pub since: Option<String>,
     /// Exclusive.
     pub until: Option<String>,

@@ -183,14 +183,18 @@ pub(crate) fn attachment_row(a: clinvault_core::attachments::Attachment) -> Atta
     }
 }
 
-fn audit_filter(req: AuditQuery) -> Result<clinvault_core::audit_review::AuditFilter> {
-    use clinvault_core::audit_review::{parse_when, AuditFilter};
+/// The screen's filter as the core's; dates are read on the clinic's clock by the core.
+fn audit_filter(
+    s: &clinvault_core::Session,
+    req: AuditQuery,
+) -> Result<clinvault_core::audit_review::AuditFilter> {
+    use clinvault_core::audit_review::AuditFilter;
     let text = |o: Option<String>| o.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     let since = text(req.since)
-        .map(|t| parse_when("since", &t))
+        .map(|t| core(s.parse_when("since", &t)))
         .transpose()?;
     let until = text(req.until)
-        .map(|t| parse_when("until", &t))
+        .map(|t| core(s.parse_when("until", &t)))
         .transpose()?;
     let patient = text(req.patient_id);
     Ok(AuditFilter {
@@ -1056,8 +1060,9 @@ impl<H: Host> Shell<H> {
     }
 
     pub fn audit_list(&mut self, req: AuditQuery) -> Result<Vec<AuditRow>> {
-        let filter = audit_filter(req)?;
-        let rows = core(self.active()?.audit_list(&filter))?;
+        let s = self.active()?;
+        let filter = audit_filter(s, req)?;
+        let rows = core(s.audit_list(&filter))?;
         Ok(rows
             .into_iter()
             .map(|e| AuditRow {
@@ -1079,13 +1084,10 @@ impl<H: Host> Shell<H> {
     pub fn export_audit_csv(&mut self, req: AuditCsv) -> Result<String> {
         let path = full_path("path", &req.path)?;
         let limit = req.query.limit;
-        let mut filter = audit_filter(req.query)?;
+        let s = self.active()?;
+        let mut filter = audit_filter(s, req.query)?;
         // An export holds every matching entry unless the UI asked for fewer.
         filter.limit = limit.unwrap_or(u32::MAX);
-        let csv = core(
-            self.active()?
-                .audit_export(&filter, clinvault_core::audit_review::ExportFormat::Csv),
-        )?;
         let io = |e: std::io::Error| {
             ApiError::new(
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -1101,9 +1103,20 @@ impl<H: Host> Shell<H> {
         // Owner-only, like every other file the app writes: staff names, devices, record ids.
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        // The file is made before the export is recorded, so a name already taken (or a folder
+        // that refuses it) records no export that never reached a file.
         let mut file = opts.open(&path).map_err(io)?;
-        std::io::Write::write_all(&mut file, csv.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        let written =
+            core(s.audit_export(&filter, clinvault_core::audit_review::ExportFormat::Csv))
+                .and_then(|csv| {
+                    std::io::Write::write_all(&mut file, csv.as_bytes()).map_err(io)?;
+                    file.sync_all().map_err(io)
+                });
+        if let Err(e) = written {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(path.display().to_string())
     }
 

@@ -330,7 +330,7 @@ action: string | null,
  */
 patient_id: string | null, outcome: string | null, 
 /**
- * YYYY-MM-DD (midnight UTC) or RFC 3339, inclusive.
+ * YYYY-MM-DD or YYYY-MM-DD HH:MM on the clinic's clock, or RFC 3339; inclusive.
  */
 since: string | null, 
 /**
