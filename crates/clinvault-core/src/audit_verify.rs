@@ -188,7 +188,7 @@ fn start(
             )?;
             let missing = (!recorded).then(|| {
                 problem(
-                    upto + 1,
+                    upto.saturating_add(1),
                     ProblemKind::Deleted,
                     format!(
                         "the entries up to {upto} are gone and no prune of them is recorded in \
@@ -196,10 +196,10 @@ fn start(
                     ),
                 )
             });
-            Ok((upto + 1, cp.head_hash.to_vec(), missing))
+            Ok((upto.saturating_add(1), cp.head_hash.to_vec(), missing))
         }
         None => Ok((
-            upto + 1,
+            upto.saturating_add(1),
             Vec::new(),
             Some(problem(
                 upto,
@@ -279,11 +279,27 @@ pub fn verify(
         first_seq.get_or_insert(row.seq);
         last_seq = Some(row.seq);
         checked += 1;
+        if row.seq < expected_seq {
+            // Numbers are checked in order, so a smaller one is a row someone added (a number
+            // before the start, or one the pruned part already used).
+            found = Some(problem(
+                row.seq,
+                ProblemKind::Inserted,
+                format!(
+                    "entry {} does not belong: the trail starts at {expected_seq}",
+                    row.seq
+                ),
+            ));
+            break;
+        }
         if row.seq != expected_seq {
             found = Some(problem(
                 expected_seq,
                 ProblemKind::Deleted,
-                format!("entries {expected_seq}..{} are missing", row.seq - 1),
+                format!(
+                    "entries {expected_seq}..{} are missing",
+                    row.seq.saturating_sub(1)
+                ),
             ));
             break;
         }
@@ -376,7 +392,7 @@ pub fn verify(
             hash_at_checkpoint = Some(row.hash.clone());
         }
         expected_prev = row.hash;
-        expected_seq += 1;
+        expected_seq = expected_seq.saturating_add(1);
     }
     // A chain problem later in the batch must not hide an earlier bad signature.
     let sig_problem = flush(&mut batch);
@@ -403,10 +419,10 @@ pub fn verify(
             "checkpoint is not authentic".to_owned()
         }
         Some(cp) => {
-            let end = last_seq.unwrap_or(expected_seq - 1);
+            let end = last_seq.unwrap_or(expected_seq.saturating_sub(1));
             if found.is_none() && cp.size > end {
                 found = Some(problem(
-                    end + 1,
+                    end.saturating_add(1),
                     ProblemKind::Truncated,
                     format!(
                         "the trail ends at entry {end} but the checkpoint records {} entries",

@@ -164,8 +164,15 @@ fn unix(ts: jiff::Timestamp) -> i64 {
 }
 
 /// Counts a failed attempt and adds the lock-out notice to the message when it starts one.
-fn fail(dir: &VaultDir, username: &str, device: &str, reason: &str, now: i64, err: Error) -> Error {
-    match throttle::record_failure(dir, username, device, reason, now) {
+fn fail(
+    dir: &VaultDir,
+    (username, known): (&str, bool),
+    device: &str,
+    reason: &str,
+    now: i64,
+    err: Error,
+) -> Error {
+    match throttle::record_failure(dir, username, known, device, reason, now) {
         Ok(true) => Error::Authentication(format!(
             "{err}; too many failed sign-ins: this username is now locked for {} minutes",
             throttle::LOCKOUT_SECONDS / 60
@@ -186,7 +193,7 @@ impl Session {
         cfg: SessionConfig,
     ) -> Result<SignIn> {
         // The vault must exist before anything is counted against a username.
-        crate::keyfile::KeyFile::read(dir)?;
+        let key_file = crate::keyfile::KeyFile::read(dir)?;
         // What was typed is recorded only when it could be a username: text that cannot be
         // (perhaps a passphrase typed into the wrong field, or control characters meant for a
         // terminal or a spreadsheet) is counted and recorded under one placeholder.
@@ -197,9 +204,16 @@ impl Session {
         let vault = match Vault::unlock(dir, username, passphrase) {
             Ok(v) => v,
             Err(e) if e.kind() == ErrorKind::Authentication => {
+                // Whether an account has this name (a key slot does) decides only how the
+                // failure is kept for the trail, never the answer given.
+                let known = key_file
+                    .body
+                    .slots
+                    .iter()
+                    .any(|s| s.username == throttle_name);
                 return Err(fail(
                     dir,
-                    &throttle_name,
+                    (&throttle_name, known),
                     &cfg.device,
                     "wrong passphrase or disabled account",
                     now,
@@ -603,7 +617,7 @@ impl Session {
             Err(e) if e.kind() == ErrorKind::Authentication => {
                 return Err(fail(
                     &self.dir,
-                    &self.user.username,
+                    (&self.user.username, true),
                     &self.device,
                     "wrong passphrase at unlock",
                     now,
@@ -1000,7 +1014,7 @@ impl PendingSignIn {
             Err(e) if e.kind() == ErrorKind::Authentication => {
                 return Err(fail(
                     &dir,
-                    &username,
+                    (&username, true),
                     &self.cfg.device,
                     "wrong second factor",
                     unix(now),
@@ -1071,8 +1085,8 @@ fn carry_in_pending_events(
     policy: &Policy,
     now: jiff::Timestamp,
 ) -> Result<()> {
-    let events = throttle::pending(dir)?;
-    if events.is_empty() {
+    let throttle::Pending { events, not_kept } = throttle::pending(dir)?;
+    if events.is_empty() && not_kept == 0 {
         return Ok(());
     }
     let signer = vault.user_keys().signing_key().clone();
@@ -1138,6 +1152,33 @@ fn carry_in_pending_events(
     for (username, (lock_outs, times)) in per_user {
         crate::alerts::check_failed_signins(&tx, policy, username, lock_outs, &times, now)?;
     }
+    if not_kept > 0 {
+        // Too many failures at once to keep each one: their number is recorded and alerted.
+        let author = Author {
+            actor_id: Some(signer_id.clone()),
+            actor_name: &signer_name,
+            device,
+            signer_id: signer_id.clone(),
+            signer: &signer,
+        };
+        let at = rfc3339(now);
+        let event = Event::new("signin.not_kept")
+            .outcome(Outcome::Failed)
+            .detail("count", not_kept)
+            .detail("carried_in_by", signer_name.as_str());
+        audit::append(&tx, &at, &author, &event)?;
+        crate::alerts::raise(
+            &tx,
+            crate::alerts::FAILED_SIGNINS,
+            &at,
+            None,
+            &format!(
+                "{not_kept} failed sign-ins were too many to record one by one (many at once, \
+                 mostly under usernames no account has): someone may have been guessing"
+            ),
+            serde_json::json!({ "not_kept": not_kept }),
+        )?;
+    }
     tx.commit()?;
-    throttle::drop_pending(dir, events.len())
+    throttle::drop_pending(dir, events.len(), not_kept)
 }

@@ -17,6 +17,9 @@ pub const FREE_ATTEMPTS: u32 = 5;
 pub const LOCKOUT_AFTER: u32 = 10;
 pub const LOCKOUT_SECONDS: i64 = 15 * 60;
 const MAX_PENDING: usize = 1000;
+/// Failures under usernames that no account has may fill at most this part of the list, so
+/// that a flood of made-up names cannot push out the failures against real accounts.
+const MAX_PENDING_UNKNOWN: usize = MAX_PENDING / 2;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 struct Failures {
@@ -34,12 +37,24 @@ pub struct PendingEvent {
     /// "failed" or "locked_out".
     pub outcome: String,
     pub reason: String,
+    /// The username is no account's (no key slot has it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown_user: bool,
+}
+
+/// What waits to be carried into the trail.
+pub struct Pending {
+    pub events: Vec<PendingEvent>,
+    /// Failures counted for throttling that the list had no room for.
+    pub not_kept: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct SignInState {
     users: BTreeMap<String, Failures>,
     pending: Vec<PendingEvent>,
+    #[serde(default)]
+    not_kept: u64,
 }
 
 fn load(dir: &VaultDir) -> SignInState {
@@ -88,10 +103,12 @@ pub fn check(dir: &VaultDir, username: &str, now_unix: i64) -> Result<()> {
     Ok(())
 }
 
-/// Counts a failure; returns true when this failure started a lock-out.
+/// Counts a failure; returns true when this failure started a lock-out. `known` says whether
+/// the username is an account's.
 pub fn record_failure(
     dir: &VaultDir,
     username: &str,
+    known: bool,
     device: &str,
     reason: &str,
     now_unix: i64,
@@ -110,14 +127,33 @@ pub fn record_failure(
         f.locked_until_unix = now_unix + LOCKOUT_SECONDS;
     }
     let mut push = |outcome: &str, reason: &str| {
-        if state.pending.len() < MAX_PENDING {
+        let unknown_kept = state.pending.iter().filter(|e| e.unknown_user).count();
+        let room = if state.pending.len() < MAX_PENDING {
+            known || unknown_kept < MAX_PENDING_UNKNOWN
+        } else if let Some(i) = state
+            .pending
+            .iter()
+            .position(|e| e.unknown_user)
+            .filter(|_| known)
+        {
+            // A failure against a real account pushes out the oldest one under a made-up name.
+            state.pending.remove(i);
+            state.not_kept += 1;
+            true
+        } else {
+            false
+        };
+        if room {
             state.pending.push(PendingEvent {
                 at_unix: now_unix,
                 username: username.to_owned(),
                 device: device.to_owned(),
                 outcome: outcome.to_owned(),
                 reason: reason.to_owned(),
+                unknown_user: !known,
             });
+        } else {
+            state.not_kept += 1;
         }
     };
     push("failed", reason);
@@ -137,19 +173,26 @@ pub fn record_success(dir: &VaultDir, username: &str) -> Result<()> {
     Ok(())
 }
 
-/// The events waiting to be carried into the audit trail, oldest first.
-pub fn pending(dir: &VaultDir) -> Result<Vec<PendingEvent>> {
+/// The events waiting to be carried into the audit trail, oldest first, and how many more
+/// failures there were than the list could keep.
+pub fn pending(dir: &VaultDir) -> Result<Pending> {
     let _lock = dir.lock_signin_state()?;
-    Ok(load(dir).pending)
+    let state = load(dir);
+    Ok(Pending {
+        events: state.pending,
+        not_kept: state.not_kept,
+    })
 }
 
-/// Forgets the first `n` pending events once they are committed to the audit trail.
-pub fn drop_pending(dir: &VaultDir, n: usize) -> Result<()> {
+/// Forgets the first `n` pending events, and `not_kept` of the failures not kept, once they are
+/// committed to the audit trail.
+pub fn drop_pending(dir: &VaultDir, n: usize, not_kept: u64) -> Result<()> {
     let _lock = dir.lock_signin_state()?;
     let mut state = load(dir);
     let n = n.min(state.pending.len());
-    if n > 0 {
+    if n > 0 || not_kept > 0 {
         state.pending.drain(..n);
+        state.not_kept = state.not_kept.saturating_sub(not_kept);
         save(dir, &state)?;
     }
     Ok(())
@@ -166,7 +209,7 @@ mod tests {
         let mut now = 1_000_000;
         for i in 1..=FREE_ATTEMPTS {
             check(&dir, "amy", now).unwrap();
-            assert!(!record_failure(&dir, "amy", "pc", "wrong passphrase", now).unwrap());
+            assert!(!record_failure(&dir, "amy", true, "pc", "wrong passphrase", now).unwrap());
             assert_eq!(delay_after(i), if i < FREE_ATTEMPTS { 0 } else { 5 });
         }
         // The sixth attempt must wait.
@@ -178,18 +221,47 @@ mod tests {
         for _ in FREE_ATTEMPTS..LOCKOUT_AFTER {
             now += delay_after(LOCKOUT_AFTER) + 1;
             check(&dir, "amy", now).unwrap();
-            locked = record_failure(&dir, "amy", "pc", "wrong passphrase", now).unwrap();
+            locked = record_failure(&dir, "amy", true, "pc", "wrong passphrase", now).unwrap();
         }
         assert!(locked);
         let err = check(&dir, "amy", now + 60).unwrap_err().to_string();
         assert!(err.contains("locked for 14 more minute"), "{err}");
         check(&dir, "amy", now + LOCKOUT_SECONDS + 1).unwrap();
-        let events = pending(&dir).unwrap();
+        let events = pending(&dir).unwrap().events;
         assert_eq!(events.len(), LOCKOUT_AFTER as usize + 1);
         assert_eq!(events.last().unwrap().outcome, "locked_out");
-        drop_pending(&dir, 3).unwrap();
-        assert_eq!(pending(&dir).unwrap().len(), LOCKOUT_AFTER as usize - 2);
+        drop_pending(&dir, 3, 0).unwrap();
+        assert_eq!(
+            pending(&dir).unwrap().events.len(),
+            LOCKOUT_AFTER as usize - 2
+        );
         record_success(&dir, "amy").unwrap();
         check(&dir, "amy", now + 1).unwrap();
+    }
+
+    #[test]
+    fn made_up_usernames_cannot_push_out_failures_against_real_accounts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = VaultDir::new(tmp.path());
+        // Five tries under each of 300 made-up names: no delay yet for any of them.
+        for i in 0..300 {
+            for _ in 0..FREE_ATTEMPTS {
+                record_failure(&dir, &format!("junk{i}"), false, "pc", "wrong", 1_000).unwrap();
+            }
+        }
+        let p = pending(&dir).unwrap();
+        assert_eq!(p.events.len(), MAX_PENDING_UNKNOWN);
+        assert_eq!(p.not_kept, 1500 - MAX_PENDING_UNKNOWN as u64);
+        // A real account's failures are all kept, up to the list's size and past it.
+        for i in 0..(MAX_PENDING as i64) {
+            record_failure(&dir, "amy", true, "pc", "wrong", 2_000 + i * 10_000).unwrap();
+        }
+        let p = pending(&dir).unwrap();
+        let amy = p.events.iter().filter(|e| e.username == "amy").count();
+        assert!(amy >= MAX_PENDING - 1, "amy's failures kept: {amy}");
+        assert_eq!(p.events.len(), MAX_PENDING);
+        drop_pending(&dir, p.events.len(), p.not_kept).unwrap();
+        let p = pending(&dir).unwrap();
+        assert!(p.events.is_empty() && p.not_kept == 0);
     }
 }

@@ -1612,3 +1612,88 @@ fn a_planted_key_does_not_become_genuine_at_the_next_rotation() {
     assert_eq!((p.seq, p.kind), (seq, ProblemKind::BadSignature), "{p:?}");
     assert!(p.detail.contains("not registered"), "{p:?}");
 }
+
+/// Rows an insider adds with numbers before the trail's start, or a prune mark with an absurd
+/// number, are reported as what they are, without arithmetic overflowing.
+#[test]
+fn rows_numbered_before_the_start_and_absurd_prune_marks_are_reported() {
+    let (c, key) = Clinic::with_history();
+    let insider = c.insider(&key);
+    insider
+        .execute(
+            "INSERT INTO audit_log SELECT 0, at, actor_id, actor_name, device, action,
+                 target_type, target_id, outcome, details, signer_id, signer_key, prev_hash,
+                 hash, signature FROM audit_log WHERE seq = 3",
+            [],
+        )
+        .unwrap();
+    drop(insider);
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (0, ProblemKind::Inserted), "{p:?}");
+
+    let (c, key) = Clinic::with_history();
+    c.insider(&key)
+        .execute(
+            "INSERT INTO audit_prune_marks (upto_seq, at, checkpoint)
+             VALUES (9223372036854775807, '2026-01-01T00:00:00Z', 'not a checkpoint')",
+            [],
+        )
+        .unwrap();
+    let report = c.verify();
+    assert!(!report.intact);
+    assert_eq!(report.problem.unwrap().kind, ProblemKind::BadSignature);
+}
+
+/// Failures under made-up usernames fill at most half of the list kept for the trail; those it
+/// has no room for are counted, and the next sign-in records their number and alerts.
+#[test]
+fn failures_too_many_to_keep_are_counted_in_the_trail_and_alerted() {
+    let c = Clinic::new();
+    drop(c.admin());
+    for i in 0..600 {
+        clinvault_core::throttle::record_failure(
+            &c.dir,
+            &format!("junk{i}"),
+            false,
+            "x",
+            "wrong",
+            T0,
+        )
+        .unwrap();
+    }
+    let mut a = c.admin();
+    let not_kept = a
+        .audit_list(&AuditFilter {
+            action: Some("signin.not_kept".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(not_kept.len(), 1);
+    assert_eq!(not_kept[0].details["count"], 100);
+    let carried = a
+        .audit_list(&AuditFilter {
+            action: Some("signin".into()),
+            outcome: Some("failed".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(carried.len(), 500);
+    assert!(alerts(&mut a)
+        .iter()
+        .any(|x| x.rule == "repeated_failed_signins" && x.details["not_kept"] == 100));
+    let report = a.verify_audit().unwrap();
+    assert!(report.intact, "{:?}", report.problem);
+    drop(a);
+    // Counted once: the next sign-in has nothing more to record.
+    let mut a = c.admin();
+    let again = a
+        .audit_list(&AuditFilter {
+            action: Some("signin.not_kept".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(again.len(), 1);
+}
