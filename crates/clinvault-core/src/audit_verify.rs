@@ -182,7 +182,8 @@ fn start(
             let recorded: bool = conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM audit_log WHERE seq > ?1 AND action = 'audit.prune'
                      AND outcome = 'ok' AND signer_id = ?2
-                     AND json_extract(details, '$.upto_seq') = ?1)",
+                     AND CASE WHEN json_valid(details) THEN json_extract(details, '$.upto_seq')
+                         END = ?1)",
                 rusqlite::params![upto, cp.signer],
                 |r| r.get(0),
             )?;
@@ -259,22 +260,46 @@ pub fn verify(
     };
     while found.is_none() {
         let Some(r) = rows.next()? else { break };
-        let row = Row {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor_id: r.get(2)?,
-            actor_name: r.get(3)?,
-            device: r.get(4)?,
-            action: r.get(5)?,
-            target_type: r.get(6)?,
-            target_id: r.get(7)?,
-            outcome: r.get(8)?,
-            details: r.get(9)?,
-            signer_id: r.get(10)?,
-            signer_key: r.get(11)?,
-            prev_hash: r.get(12)?,
-            hash: r.get(13)?,
-            signature: r.get(14)?,
+        let seq: i64 = r.get(0)?;
+        let read = || -> rusqlite::Result<Row> {
+            Ok(Row {
+                seq,
+                at: r.get(1)?,
+                actor_id: r.get(2)?,
+                actor_name: r.get(3)?,
+                device: r.get(4)?,
+                action: r.get(5)?,
+                target_type: r.get(6)?,
+                target_id: r.get(7)?,
+                outcome: r.get(8)?,
+                details: r.get(9)?,
+                signer_id: r.get(10)?,
+                signer_key: r.get(11)?,
+                prev_hash: r.get(12)?,
+                hash: r.get(13)?,
+                signature: r.get(14)?,
+            })
+        };
+        let row = match read() {
+            Ok(row) => row,
+            // Bytes that are not text where the entry holds text (someone wrote them with the
+            // DB key): the entry was modified, and is named, rather than the check failing.
+            Err(
+                rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::InvalidColumnType(..)
+                | rusqlite::Error::Utf8Error(..),
+            ) => {
+                first_seq.get_or_insert(seq);
+                last_seq = Some(seq);
+                checked += 1;
+                found = Some(problem(
+                    seq,
+                    ProblemKind::Modified,
+                    "the entry holds bytes that are not valid text",
+                ));
+                break;
+            }
+            Err(e) => return Err(e.into()),
         };
         first_seq.get_or_insert(row.seq);
         last_seq = Some(row.seq);

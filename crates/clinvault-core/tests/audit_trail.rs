@@ -1697,3 +1697,18 @@ fn failures_too_many_to_keep_are_counted_in_the_trail_and_alerted() {
         .unwrap();
     assert_eq!(again.len(), 1);
 }
+
+/// Bytes that are not text, written where an entry holds text, are reported as a modification
+/// of that entry, not as a failure of the check itself.
+#[test]
+fn an_entry_made_invalid_text_is_named_as_modified() {
+    let (c, key) = Clinic::with_history();
+    c.insider(&key)
+        .execute(
+            "UPDATE audit_log SET actor_name = CAST(x'ff' AS TEXT) WHERE seq = 5",
+            [],
+        )
+        .unwrap();
+    let p = c.verify().problem.unwrap();
+    assert_eq!((p.seq, p.kind), (5, ProblemKind::Modified), "{p:?}");
+}
