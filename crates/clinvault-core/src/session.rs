@@ -380,7 +380,7 @@ impl Session {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         ))?;
-        let Some((seq, hash)) = last else {
+        let Some((mut seq, mut hash)) = last else {
             return Ok(());
         };
         // About the trail, not about whoever happened to find the mismatch: any administrator
@@ -397,17 +397,19 @@ impl Session {
             )
         };
         let keys = crate::audit_verify::trusted_keys(conn, &ik)?;
+        let mut replacing = None;
         match stored {
             _ if how == Anchoring::Anew => {}
             Ok(Some(cp))
                 if crate::audit_verify::checkpoint_authentic(&keys, &ik, epoch, &cp)
                     || previous_ik.is_some_and(|k| cp.verify_mac(k)) =>
             {
-                let at_size: Option<Vec<u8>> = rusqlite::OptionalExtension::optional(conn.query_row(
-                    "SELECT hash FROM audit_log WHERE seq = ?1",
-                    [cp.size],
-                    |r| r.get(0),
-                ))?;
+                let at_size: Option<Vec<u8>> =
+                    rusqlite::OptionalExtension::optional(conn.query_row(
+                        "SELECT hash FROM audit_log WHERE seq = ?1",
+                        [cp.size],
+                        |r| r.get(0),
+                    ))?;
                 if cp.size > seq || at_size.as_deref().is_some_and(|h| h != cp.head_hash) {
                     return alert(
                         "the audit trail no longer matches its checkpoint: entries were removed or rewritten; the checkpoint is kept as evidence",
@@ -418,14 +420,23 @@ impl Session {
                     return Ok(());
                 }
             }
-            Ok(Some(_)) | Err(_) => alert("the audit checkpoint outside the database was not authentic; a new one was written")?,
+            Ok(Some(_)) | Err(_) => {
+                alert("the audit checkpoint outside the database was not authentic; a new one was written")?;
+                replacing = Some("not authentic");
+            }
             Ok(None) => {
-                let closed_before: bool = conn
-                    .query_row(audit::ANY_SESSION_ENDED_SQL, [], |r| r.get(0))?;
+                let closed_before: bool =
+                    conn.query_row(audit::ANY_SESSION_ENDED_SQL, [], |r| r.get(0))?;
                 if closed_before {
                     alert("the audit checkpoint outside the database was missing; a new one was written")?;
+                    replacing = Some("missing");
                 }
             }
+        }
+        if let Some(reason) = replacing {
+            // The alert lives in a table anyone with the DB key can edit; the trail itself
+            // keeps, signed, that the anchor was replaced, and the new checkpoint covers it.
+            (seq, hash) = self.record_checkpoint_replaced(conn, reason, &now)?;
         }
         let head: [u8; 32] = hash
             .try_into()
@@ -445,6 +456,35 @@ impl Session {
             checkpoint::write_keyring(&cp);
         }
         Ok(())
+    }
+
+    /// Appends `audit.checkpoint_replaced` (why, and who replaced it) and returns the trail's
+    /// new end.
+    fn record_checkpoint_replaced(
+        &self,
+        conn: &rusqlite::Connection,
+        reason: &str,
+        now: &str,
+    ) -> Result<(i64, Vec<u8>)> {
+        let vault = self.vault()?;
+        let id = self.user.id.to_string();
+        let author = Author {
+            actor_id: Some(id.clone()),
+            actor_name: &self.user.username,
+            device: &self.device,
+            signer_id: id,
+            signer: vault.user_keys().signing_key(),
+        };
+        let tx =
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+        let event = Event::new("audit.checkpoint_replaced").detail("reason", reason);
+        let seq = audit::append(&tx, now, &author, &event)?;
+        let hash: Vec<u8> =
+            tx.query_row("SELECT hash FROM audit_log WHERE seq = ?1", [seq], |r| {
+                r.get(0)
+            })?;
+        tx.commit()?;
+        Ok((seq, hash))
     }
 
     pub(crate) fn write_checkpoint(&self) -> Result<()> {
@@ -1036,8 +1076,6 @@ impl PendingSignIn {
     }
 }
 
-/// Failed sign-ins happened while nobody could sign the trail; the first successful sign-in
-/// carries them in, signed by that user and marked as carried.
 /// Removes triggers that ClinVault's migrations did not make (see `schema_guard`), recording
 /// their names in the trail and raising an alert, in one transaction.
 fn remove_foreign_triggers(vault: &mut Vault, device: &str, now: jiff::Timestamp) -> Result<()> {
@@ -1078,6 +1116,8 @@ fn remove_foreign_triggers(vault: &mut Vault, device: &str, now: jiff::Timestamp
     Ok(())
 }
 
+/// Failed sign-ins happened while nobody could sign the trail; the first successful sign-in
+/// carries them in, signed by that user and marked as carried.
 fn carry_in_pending_events(
     dir: &VaultDir,
     vault: &mut Vault,

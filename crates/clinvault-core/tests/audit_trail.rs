@@ -426,21 +426,28 @@ fn user_id(conn: &Connection, username: &str) -> String {
     .unwrap()
 }
 
-#[test]
-fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
-    let (c, key) = Clinic::with_history();
-    let conn = c.insider(&key);
-    // The insider plants their own signing key as one of Jo's keys and appends an entry in her
-    // name, hashed and signed correctly with that key.
-    use ed25519_dalek::Signer;
+/// The insider's own signing key, planted as one of Jo's keys with `mac` (SQL) as its MAC.
+fn plant_key_for_jo(conn: &Connection, mac: &str) -> ed25519_dalek::SigningKey {
     let forger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
-    let jo_id = user_id(&conn, "jo");
     conn.execute(
-        "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
-         VALUES (?1, ?2, zeroblob(32), '2020-01-01T00:00:00Z', randomblob(32))",
-        rusqlite::params![jo_id, forger.verifying_key().to_bytes().as_slice()],
+        &format!(
+            "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
+             VALUES (?1, ?2, zeroblob(32), '2020-01-01T00:00:00Z', {mac})"
+        ),
+        rusqlite::params![
+            user_id(conn, "jo"),
+            forger.verifying_key().to_bytes().as_slice()
+        ],
     )
     .unwrap();
+    forger
+}
+
+/// Appends an entry in Jo's name signed with `forger`, then expects verification to report it
+/// as signed by a key that is not registered.
+fn forged_as_jo_is_found(c: &Clinic, conn: Connection, forger: &ed25519_dalek::SigningKey) {
+    use ed25519_dalek::Signer;
+    let jo_id = user_id(&conn, "jo");
     let seq = append_forged(
         &conn,
         &Forged {
@@ -458,6 +465,16 @@ fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
     let p = c.verify().problem.unwrap();
     assert_eq!((p.seq, p.kind), (seq, ProblemKind::BadSignature), "{p:?}");
     assert!(p.detail.contains("not registered"), "{p:?}");
+}
+
+#[test]
+fn an_entry_forged_in_another_users_name_with_a_planted_key_is_found() {
+    let (c, key) = Clinic::with_history();
+    let conn = c.insider(&key);
+    // The insider plants their own signing key as one of Jo's keys and appends an entry in her
+    // name, hashed and signed correctly with that key.
+    let forger = plant_key_for_jo(&conn, "randomblob(32)");
+    forged_as_jo_is_found(&c, conn, &forger);
 }
 
 /// A sign-in carried in is signed by whoever signed in next, in the name of the user who tried:
@@ -1575,17 +1592,7 @@ fn a_prune_finds_a_held_patients_entries_in_the_trail_not_the_lookup() {
 #[test]
 fn a_planted_key_does_not_become_genuine_at_the_next_rotation() {
     let (c, key) = Clinic::with_history();
-    use ed25519_dalek::Signer;
-    let forger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
-    let conn = c.insider(&key);
-    let jo_id = user_id(&conn, "jo");
-    conn.execute(
-        "INSERT INTO user_keys (user_id, ed25519_public, x25519_public, valid_from, mac)
-         VALUES (?1, ?2, zeroblob(32), '2020-01-01T00:00:00Z', NULL)",
-        rusqlite::params![jo_id, forger.verifying_key().to_bytes().as_slice()],
-    )
-    .unwrap();
-    drop(conn);
+    let forger = plant_key_for_jo(&c.insider(&key), "NULL");
     let mut a = c.admin();
     a.rotate_keys().unwrap();
     let key = a
@@ -1593,24 +1600,7 @@ fn a_planted_key_does_not_become_genuine_at_the_next_rotation() {
         .unwrap()
         .to_string();
     drop(a);
-    let conn = c.insider(&key);
-    let seq = append_forged(
-        &conn,
-        &Forged {
-            actor_id: &jo_id,
-            actor_name: "jo",
-            action: "user.list",
-            outcome: "ok",
-            details: "{}",
-            signer_id: &jo_id,
-            signer_key: forger.verifying_key().to_bytes(),
-        },
-        |hash| forger.sign(hash).to_bytes(),
-    );
-    drop(conn);
-    let p = c.verify().problem.unwrap();
-    assert_eq!((p.seq, p.kind), (seq, ProblemKind::BadSignature), "{p:?}");
-    assert!(p.detail.contains("not registered"), "{p:?}");
+    forged_as_jo_is_found(&c, c.insider(&key), &forger);
 }
 
 /// Rows an insider adds with numbers before the trail's start, or a prune mark with an absurd
@@ -1711,4 +1701,47 @@ fn an_entry_made_invalid_text_is_named_as_modified() {
         .unwrap();
     let p = c.verify().problem.unwrap();
     assert_eq!((p.seq, p.kind), (5, ProblemKind::Modified), "{p:?}");
+}
+
+/// A checkpoint file that was deleted or garbled is replaced at the next sign-in (so the vault
+/// stays anchored), and the trail itself keeps, signed, that it was replaced and why: the alert
+/// alone lives in a table anyone with the database key can edit.
+#[test]
+fn a_replaced_checkpoint_is_recorded_in_the_trail() {
+    let (c, _) = Clinic::with_history();
+    let file = c.dir.file("audit.checkpoint");
+    let replaced = |c: &Clinic| {
+        let mut a = c.admin();
+        let rows = a
+            .audit_list(&AuditFilter {
+                action: Some("audit.checkpoint_replaced".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let report = a.verify_audit().unwrap();
+        assert!(report.intact, "{:?}", report.problem);
+        rows.iter()
+            .map(|e| e.details["reason"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(replaced(&c), ["missing"]);
+    std::fs::write(&file, "clinvault.audit/x\n1\nAAAA\n\n— nobody AAAA\n").unwrap();
+    assert_eq!(replaced(&c), ["not authentic", "missing"]);
+    let cp = clinvault_core::checkpoint::read_file(&c.dir)
+        .unwrap()
+        .unwrap();
+    let mut a = c.admin();
+    let newest = a
+        .audit_list(&AuditFilter {
+            action: Some("audit.checkpoint_replaced".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        cp.size >= newest[0].seq,
+        "the new checkpoint covers the record of its replacing"
+    );
 }
