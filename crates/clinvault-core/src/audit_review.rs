@@ -269,8 +269,9 @@ impl Session {
     }
 
     pub fn audit_list(&mut self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
-        let event = filtered_event("audit.list", filter);
+        let event = Event::new("audit.list");
         self.gate(Need::Permission(Permission::AuditRead), event, |tx, ev| {
+            record_filter(tx, ev, filter, false)?;
             let rows = query(tx, filter)?;
             *ev = ev.clone().detail("count", rows.len());
             Ok(rows)
@@ -299,37 +300,92 @@ pub struct PruneResult {
     pub upto_seq: Option<i64>,
 }
 
-/// A review's entry names what was asked for (staff, actions, dates, a patient's id: no
-/// patient data).
-fn filtered_event(action: &str, f: &AuditFilter) -> Event {
+/// A review's entry names what was asked for: a staff username, an action, an outcome, dates
+/// and a patient's id, each only as far as it is one (a patient's name typed into the patient
+/// or user field must not reach the trail). An export of one patient's trail (`disclosure`)
+/// also names the patient, so that a search for the patient finds it; a review on screen does
+/// not, so that looking at a patient's trail does not keep adding to it.
+fn record_filter(
+    tx: &rusqlite::Connection,
+    ev: &mut Event,
+    f: &AuditFilter,
+    disclosure: bool,
+) -> Result<()> {
+    use rusqlite::OptionalExtension;
     let mut asked = serde_json::Map::new();
-    let mut put = |key: &str, value: Option<serde_json::Value>| {
-        if let Some(v) = value {
-            asked.insert(key.to_owned(), v);
-        }
+    let mut put = |key: &str, value: serde_json::Value| {
+        asked.insert(key.to_owned(), value);
     };
-    put("user", f.user.clone().map(Into::into));
-    put("action", f.action.clone().map(Into::into));
-    put("outcome", f.outcome.clone().map(Into::into));
-    put("since", f.since.map(|t| crate::clock::rfc3339(t).into()));
-    put("until", f.until.map(|t| crate::clock::rfc3339(t).into()));
-    put("before_seq", f.before_seq.map(Into::into));
-    put("target_type", f.target_type.clone().map(Into::into));
-    put("target_id", f.target_id.clone().map(Into::into));
-    let event = Event::new(action);
-    if asked.is_empty() {
-        event
-    } else {
-        event.detail("filter", serde_json::Value::Object(asked))
+    if let Some(u) = &f.user {
+        let known = crate::users::by_username(tx, u)?.is_some();
+        put(
+            "user",
+            if known { u.as_str() } else { "(no such user)" }.into(),
+        );
     }
-}
-
-/// The patient whose trail a filter asks for, if it asks for one.
-fn filtered_patient(f: &AuditFilter) -> Option<&str> {
-    match (f.target_type.as_deref(), f.target_id.as_deref()) {
-        (Some("patient"), Some(patient)) => Some(patient),
-        _ => None,
+    if let Some(a) = &f.action {
+        let action_like = a.len() <= 64
+            && a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_'));
+        put(
+            "action",
+            if action_like {
+                a.as_str()
+            } else {
+                "(not an action name)"
+            }
+            .into(),
+        );
     }
+    if let Some(o) = &f.outcome {
+        let valid = OUTCOMES.contains(&o.as_str());
+        put(
+            "outcome",
+            if valid {
+                o.as_str()
+            } else {
+                "(not an outcome)"
+            }
+            .into(),
+        );
+    }
+    if let Some(t) = f.since {
+        put("since", crate::clock::rfc3339(t).into());
+    }
+    if let Some(t) = f.until {
+        put("until", crate::clock::rfc3339(t).into());
+    }
+    if let Some(b) = f.before_seq {
+        put("before_seq", b.into());
+    }
+    let mut patient = None;
+    if let (Some(kind), Some(id)) = (&f.target_type, &f.target_id) {
+        let exists = kind == "patient"
+            && tx
+                .query_row("SELECT 1 FROM patients WHERE id = ?1", [id], |_| Ok(()))
+                .optional()?
+                .is_some();
+        put("target_type", kind.as_str().into());
+        put(
+            "target_id",
+            if exists {
+                id.as_str()
+            } else {
+                "(no such record)"
+            }
+            .into(),
+        );
+        patient = exists.then_some(id);
+    }
+    if !asked.is_empty() {
+        *ev = ev
+            .clone()
+            .detail("filter", serde_json::Value::Object(asked));
+    }
+    if let Some(p) = patient.filter(|_| disclosure) {
+        ev.about_patient(p);
+    }
+    Ok(())
 }
 
 /// A cell a spreadsheet would run as a formula (=, +, -, @, or a leading tab or carriage
@@ -388,20 +444,16 @@ fn to_csv(rows: &[AuditEntry]) -> Result<String> {
 impl Session {
     /// The filtered trail as CSV or JSON; the export is itself recorded with its row count.
     pub fn audit_export(&mut self, filter: &AuditFilter, format: ExportFormat) -> Result<String> {
-        let mut event = filtered_event("audit.export", filter).detail(
+        let event = Event::new("audit.export").detail(
             "format",
             match format {
                 ExportFormat::Csv => "csv",
                 ExportFormat::Json => "json",
             },
         );
-        // A patient's access log leaving the vault is a disclosure about that patient: a
-        // search for the patient finds it (a review on screen is recorded with its filter only,
-        // so that looking at a patient's trail does not keep adding to it).
-        if let Some(patient) = filtered_patient(filter) {
-            event.about_patient(patient);
-        }
         self.gate(Need::Permission(Permission::AuditRead), event, |tx, ev| {
+            // A patient's access log leaving the vault is a disclosure about that patient.
+            record_filter(tx, ev, filter, true)?;
             let rows = query(tx, filter)?;
             *ev = ev.clone().detail("count", rows.len());
             match format {

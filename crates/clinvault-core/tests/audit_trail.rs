@@ -1514,19 +1514,32 @@ fn the_csv_export_runs_no_formula_and_odd_usernames_are_not_recorded_as_typed() 
 
 /// An export of a patient's access log records what was asked for and names the patient, so
 /// that a search for the patient shows who exported it; a review on screen records its filter.
+/// Text that is no id or username (a patient's name typed into the wrong field) is not recorded.
 #[test]
 fn a_review_records_its_filter_and_an_export_of_a_patients_trail_names_the_patient() {
     let c = Clinic::new();
     let mut a = c.admin();
-    open_record(&mut a, "p-7");
+    let pid = a
+        .add_patient(clinvault_core::patients::PatientFields {
+            first_name: Some("Hilda".into()),
+            last_name: Some("Held".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    open_record(&mut a, &pid);
     let filter = AuditFilter {
         target_type: Some("patient".into()),
-        target_id: Some("p-7".into()),
+        target_id: Some(pid.clone()),
         since: Some(jiff::Timestamp::from_second(T0 - 60).unwrap()),
         limit: 100,
         ..Default::default()
     };
-    assert_eq!(a.audit_list(&filter).unwrap().len(), 1);
+    assert_eq!(
+        a.audit_list(&filter).unwrap().len(),
+        2,
+        "created and viewed"
+    );
     a.audit_export(&filter, ExportFormat::Json).unwrap();
     let reviews = a
         .audit_list(&AuditFilter {
@@ -1536,11 +1549,11 @@ fn a_review_records_its_filter_and_an_export_of_a_patients_trail_names_the_patie
         })
         .unwrap();
     let export = reviews.iter().find(|e| e.action == "audit.export").unwrap();
-    assert_eq!(export.details["filter"]["target_id"], "p-7");
+    assert_eq!(export.details["filter"]["target_id"], pid.as_str());
     assert_eq!(export.details["filter"]["since"], "2026-11-23T09:59:00Z");
     let list = reviews.iter().find(|e| e.action == "audit.list").unwrap();
-    assert_eq!(list.details["filter"]["target_id"], "p-7");
-    let about = entries_about(&mut a, "p-7");
+    assert_eq!(list.details["filter"]["target_id"], pid.as_str());
+    let about = entries_about(&mut a, &pid);
     assert!(
         about.contains(&export.seq),
         "the export is found under the patient"
@@ -1549,6 +1562,29 @@ fn a_review_records_its_filter_and_an_export_of_a_patients_trail_names_the_patie
         !about.contains(&list.seq),
         "a review on screen is not added to the patient's trail"
     );
+
+    let typed_name = AuditFilter {
+        user: Some("Hilda Held".into()),
+        action: Some("Hilda Held".into()),
+        target_type: Some("patient".into()),
+        target_id: Some("Hilda Held".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(a.audit_list(&typed_name).unwrap().is_empty());
+    a.audit_export(&typed_name, ExportFormat::Csv).unwrap();
+    for e in a
+        .audit_list(&AuditFilter {
+            action: Some("audit.".into()),
+            limit: 2,
+            ..Default::default()
+        })
+        .unwrap()
+    {
+        assert!(!e.details.to_string().contains("Hilda"), "{}", e.details);
+        assert_eq!(e.details["filter"]["target_id"], "(no such record)");
+        assert_eq!(e.details["filter"]["user"], "(no such user)");
+    }
 }
 
 /// Pruning stops before a held patient's entries even when someone with the database key
