@@ -1317,6 +1317,20 @@ fn a_prune_stops_before_the_first_entry_about_a_patient_under_a_legal_hold() {
     assert!(report.intact, "{:?}", report.problem);
 }
 
+/// The newest `limit` entries of `action` (exact, or a prefix ending in '.').
+fn with_action(
+    s: &mut Session,
+    action: &str,
+    limit: u32,
+) -> Vec<clinvault_core::audit_review::AuditEntry> {
+    s.audit_list(&AuditFilter {
+        action: Some(action.into()),
+        limit,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 /// A trigger planted with the database key that swallows entries (RAISE IGNORE) would let
 /// operations commit without their entries; instead the operation fails, and the next sign-in
 /// removes the trigger, records that in the trail and alerts.
@@ -1346,25 +1360,11 @@ fn a_trigger_planted_to_swallow_entries_fails_the_operation_and_is_removed_at_si
     jo.list_roles().unwrap();
     drop(jo);
     let mut a = c.admin();
-    let repaired = a
-        .audit_list(&AuditFilter {
-            action: Some("audit.schema_repaired".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .unwrap();
+    let repaired = with_action(&mut a, "audit.schema_repaired", 10);
     assert_eq!(repaired.len(), 1);
     assert_eq!(repaired[0].actor_name, "jo");
     assert_eq!(repaired[0].details["triggers_removed"][0], "quiet");
-    let listed = a
-        .audit_list(&AuditFilter {
-            action: Some("role.list".into()),
-            ..AuditFilter {
-                limit: 10,
-                ..Default::default()
-            }
-        })
-        .unwrap();
+    let listed = with_action(&mut a, "role.list", 10);
     assert!(
         listed
             .iter()
@@ -1541,13 +1541,7 @@ fn a_review_records_its_filter_and_an_export_of_a_patients_trail_names_the_patie
         "created and viewed"
     );
     a.audit_export(&filter, ExportFormat::Json).unwrap();
-    let reviews = a
-        .audit_list(&AuditFilter {
-            action: Some("audit.".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .unwrap();
+    let reviews = with_action(&mut a, "audit.", 10);
     let export = reviews.iter().find(|e| e.action == "audit.export").unwrap();
     assert_eq!(export.details["filter"]["target_id"], pid.as_str());
     assert_eq!(export.details["filter"]["since"], "2026-11-23T09:59:00Z");
@@ -1573,14 +1567,7 @@ fn a_review_records_its_filter_and_an_export_of_a_patients_trail_names_the_patie
     };
     assert!(a.audit_list(&typed_name).unwrap().is_empty());
     a.audit_export(&typed_name, ExportFormat::Csv).unwrap();
-    for e in a
-        .audit_list(&AuditFilter {
-            action: Some("audit.".into()),
-            limit: 2,
-            ..Default::default()
-        })
-        .unwrap()
-    {
+    for e in with_action(&mut a, "audit.", 2) {
         assert!(!e.details.to_string().contains("Hilda"), "{}", e.details);
         assert_eq!(e.details["filter"]["target_id"], "(no such record)");
         assert_eq!(e.details["filter"]["user"], "(no such user)");
@@ -1688,13 +1675,7 @@ fn failures_too_many_to_keep_are_counted_in_the_trail_and_alerted() {
         .unwrap();
     }
     let mut a = c.admin();
-    let not_kept = a
-        .audit_list(&AuditFilter {
-            action: Some("signin.not_kept".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .unwrap();
+    let not_kept = with_action(&mut a, "signin.not_kept", 10);
     assert_eq!(not_kept.len(), 1);
     assert_eq!(not_kept[0].details["count"], 100);
     let carried = a
@@ -1714,13 +1695,7 @@ fn failures_too_many_to_keep_are_counted_in_the_trail_and_alerted() {
     drop(a);
     // Counted once: the next sign-in has nothing more to record.
     let mut a = c.admin();
-    let again = a
-        .audit_list(&AuditFilter {
-            action: Some("signin.not_kept".into()),
-            limit: 10,
-            ..Default::default()
-        })
-        .unwrap();
+    let again = with_action(&mut a, "signin.not_kept", 10);
     assert_eq!(again.len(), 1);
 }
 
@@ -1748,13 +1723,7 @@ fn a_replaced_checkpoint_is_recorded_in_the_trail() {
     let file = c.dir.file("audit.checkpoint");
     let replaced = |c: &Clinic| {
         let mut a = c.admin();
-        let rows = a
-            .audit_list(&AuditFilter {
-                action: Some("audit.checkpoint_replaced".into()),
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
+        let rows = with_action(&mut a, "audit.checkpoint_replaced", 10);
         let report = a.verify_audit().unwrap();
         assert!(report.intact, "{:?}", report.problem);
         rows.iter()
@@ -1769,13 +1738,7 @@ fn a_replaced_checkpoint_is_recorded_in_the_trail() {
         .unwrap()
         .unwrap();
     let mut a = c.admin();
-    let newest = a
-        .audit_list(&AuditFilter {
-            action: Some("audit.checkpoint_replaced".into()),
-            limit: 1,
-            ..Default::default()
-        })
-        .unwrap();
+    let newest = with_action(&mut a, "audit.checkpoint_replaced", 1);
     assert!(
         cp.size >= newest[0].seq,
         "the new checkpoint covers the record of its replacing"
