@@ -483,35 +483,29 @@ impl Session {
                 )),
             )
         };
-        let report = {
-            let vault = self.vault()?;
-            let ik = vault.integrity_key()?;
-            match &outside {
-                Ok(cp) => crate::audit_verify::verify(
-                    vault.conn(),
-                    &vault.vault_id().to_string(),
-                    &ik,
-                    vault.key_epoch(),
-                    cp.as_ref(),
-                )?,
-                Err(_) => {
-                    let mut r = crate::audit_verify::verify(
-                        vault.conn(),
-                        &vault.vault_id().to_string(),
-                        &ik,
-                        vault.key_epoch(),
+        let report = match self.verified_report(&outside) {
+            Ok(report) => report,
+            Err(e) => {
+                // A check that could not finish is a failed check too: recorded and alerted,
+                // not only answered with the error.
+                let at = crate::clock::rfc3339(self.clock().now());
+                let me = self.user().username.clone();
+                let kind = serde_json::to_value(e.kind()).unwrap_or_default();
+                let event = Event::new("audit.verify")
+                    .outcome(crate::audit::Outcome::Failed)
+                    .detail("error", kind.clone());
+                let _ = self.record_with(event, |tx| {
+                    crate::alerts::raise(
+                        tx,
+                        crate::alerts::VERIFY_FAILED,
+                        &at,
                         None,
-                    )?;
-                    if r.problem.is_none() {
-                        r.intact = false;
-                        r.problem = Some(crate::audit_verify::Problem {
-                            seq: r.last_seq.unwrap_or(0),
-                            kind: crate::audit_verify::ProblemKind::BadSignature,
-                            detail: "the checkpoint kept outside the database is damaged".into(),
-                        });
-                    }
-                    r
-                }
+                        "audit trail verification could not be completed: the trail or its \
+                         record lookup cannot be read as ClinVault wrote it",
+                        serde_json::json!({ "error": kind, "found_by": me }),
+                    )
+                });
+                return Err(e);
             }
         };
         let mut event = Event::new("audit.verify").detail("entries", report.entries_checked);
@@ -557,6 +551,43 @@ impl Session {
             self.write_checkpoint()?;
         }
         Ok(report)
+    }
+
+    /// The trail verified against the checkpoint kept outside the database (`outside`, or the
+    /// error reading it: a damaged checkpoint is itself a finding).
+    fn verified_report(
+        &self,
+        outside: &Result<Option<crate::checkpoint::Checkpoint>>,
+    ) -> Result<crate::audit_verify::VerifyReport> {
+        let vault = self.vault()?;
+        let ik = vault.integrity_key()?;
+        Ok(match outside {
+            Ok(cp) => crate::audit_verify::verify(
+                vault.conn(),
+                &vault.vault_id().to_string(),
+                &ik,
+                vault.key_epoch(),
+                cp.as_ref(),
+            )?,
+            Err(_) => {
+                let mut r = crate::audit_verify::verify(
+                    vault.conn(),
+                    &vault.vault_id().to_string(),
+                    &ik,
+                    vault.key_epoch(),
+                    None,
+                )?;
+                if r.problem.is_none() {
+                    r.intact = false;
+                    r.problem = Some(crate::audit_verify::Problem {
+                        seq: r.last_seq.unwrap_or(0),
+                        kind: crate::audit_verify::ProblemKind::BadSignature,
+                        detail: "the checkpoint kept outside the database is damaged".into(),
+                    });
+                }
+                r
+            }
+        })
     }
 
     /// Anchors the trail as it now is, after a deliberate restore on a machine whose stored

@@ -1744,3 +1744,21 @@ fn a_replaced_checkpoint_is_recorded_in_the_trail() {
         "the new checkpoint covers the record of its replacing"
     );
 }
+
+/// A verification that cannot finish (here the record lookup's table was dropped with the
+/// database key) is recorded as a failed verification and alerted, not only answered with the
+/// error.
+#[test]
+fn a_verification_that_cannot_finish_is_recorded_and_alerted() {
+    let (c, key) = Clinic::with_history();
+    c.insider(&key)
+        .execute_batch("DROP TABLE audit_targets")
+        .unwrap();
+    let mut a = c.admin();
+    assert!(a.verify_audit().is_err());
+    let verified = with_action(&mut a, "audit.verify", 1);
+    assert_eq!(verified[0].outcome, "failed");
+    assert!(alerts(&mut a).iter().any(|x| {
+        x.rule == "audit_verification_failed" && x.summary.contains("could not be completed")
+    }));
+}
