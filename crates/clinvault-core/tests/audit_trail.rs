@@ -159,17 +159,18 @@ fn an_untouched_trail_verifies_and_triggers_refuse_edits() {
     assert!(e.to_string().contains("append-only"), "{e}");
 }
 
-#[test]
-fn a_modified_entry_is_found() {
+/// The insider runs `sql` on a trail with some history; verification must name entry 5 as
+/// modified.
+fn edit_of_entry_5_is_found(sql: &str) {
     let (c, key) = Clinic::with_history();
-    c.insider(&key)
-        .execute(
-            "UPDATE audit_log SET details = '{\"old\":\"99\"}' WHERE seq = 5",
-            [],
-        )
-        .unwrap();
+    c.insider(&key).execute(sql, []).unwrap();
     let p = c.verify().problem.unwrap();
     assert_eq!((p.seq, p.kind), (5, ProblemKind::Modified), "{p:?}");
+}
+
+#[test]
+fn a_modified_entry_is_found() {
+    edit_of_entry_5_is_found("UPDATE audit_log SET details = '{\"old\":\"99\"}' WHERE seq = 5");
 }
 
 #[test]
@@ -1703,15 +1704,7 @@ fn failures_too_many_to_keep_are_counted_in_the_trail_and_alerted() {
 /// of that entry, not as a failure of the check itself.
 #[test]
 fn an_entry_made_invalid_text_is_named_as_modified() {
-    let (c, key) = Clinic::with_history();
-    c.insider(&key)
-        .execute(
-            "UPDATE audit_log SET actor_name = CAST(x'ff' AS TEXT) WHERE seq = 5",
-            [],
-        )
-        .unwrap();
-    let p = c.verify().problem.unwrap();
-    assert_eq!((p.seq, p.kind), (5, ProblemKind::Modified), "{p:?}");
+    edit_of_entry_5_is_found("UPDATE audit_log SET actor_name = CAST(x'ff' AS TEXT) WHERE seq = 5");
 }
 
 /// A checkpoint file that was deleted or garbled is replaced at the next sign-in (so the vault
