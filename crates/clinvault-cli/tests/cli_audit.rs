@@ -149,6 +149,46 @@ fn reanchor_after_a_rollback() {
     ok(run(c));
 }
 
+/// An insider with the exported key cuts entries off the end and deletes the checkpoint file,
+/// so that the next sign-in anchors the shortened trail: `audit verify` does not call that
+/// intact (exit 5, `anchor_replaced`) until an administrator has looked into it and anchors the
+/// trail anew.
+#[test]
+fn a_replaced_checkpoint_fails_verification_until_reanchored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    for minutes in ["20", "25"] {
+        let mut c = cv(&vault);
+        c.args(["policy", "set", "idle-lock-minutes", minutes]);
+        ok(run(c));
+    }
+    as_insider(
+        &vault,
+        "DROP TRIGGER audit_log_no_delete;
+         DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 3 FROM audit_log);",
+    );
+    std::fs::remove_file(vault.join("audit.checkpoint")).unwrap();
+    let mut c = cv(&vault);
+    c.args(["audit", "verify"]);
+    let out = run(c);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_one_error_line(&out);
+    assert!(stderr(&out).contains("anchor_replaced"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("audit reanchor"), "{}", stderr(&out));
+    let mut c = cv(&vault);
+    c.args(["audit", "reanchor"]);
+    ok(run(c));
+    let mut c = cv(&vault);
+    c.args(["audit", "verify"]);
+    let out = ok(run(c));
+    assert!(
+        stdout(&out).contains("audit trail intact"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 /// An export is for an investigation: `--csv` and `--json` hold every matching entry unless
 /// `--limit` says otherwise, while the listing shows 100; text someone typed into a refused
 /// request cannot drive the terminal that lists it.

@@ -561,7 +561,7 @@ impl Session {
     ) -> Result<crate::audit_verify::VerifyReport> {
         let vault = self.vault()?;
         let ik = vault.integrity_key()?;
-        Ok(match outside {
+        let mut report = match outside {
             Ok(cp) => crate::audit_verify::verify(
                 vault.conn(),
                 &vault.vault_id().to_string(),
@@ -587,16 +587,27 @@ impl Session {
                 }
                 r
             }
-        })
+        };
+        // Until an administrator accepts it, a replaced anchor is what verification reports:
+        // the trail may have been cut before the replacement.
+        if report.problem.is_none() {
+            if let Some(p) = report.anchor_replaced.clone() {
+                report.intact = false;
+                report.problem = Some(p);
+            }
+        }
+        Ok(report)
     }
 
     /// Anchors the trail as it now is, after a deliberate restore on a machine whose stored
     /// checkpoint (the OS keyring's copy, or the file) still vouches for the trail as it was
     /// before: every anchoring reports that rollback and none may replace the evidence, so
-    /// without this the vault would stay unanchored and alerting. Allowed only when the trail
-    /// itself verifies (chain, signatures, record lookup) and disagrees only with that
-    /// checkpoint. The replaced checkpoint (its entry count and head) is recorded in the trail,
-    /// and the new checkpoint covers that entry.
+    /// without this the vault would stay unanchored and alerting. Also the acceptance, once
+    /// looked into, of a checkpoint that a sign-in found missing or not authentic and replaced:
+    /// verification reports that replacement until then. Allowed only when the trail itself
+    /// verifies (chain, signatures, record lookup) and disagrees only with that checkpoint, or
+    /// has such a replacement unaccepted. The replaced checkpoint (its entry count and head) is
+    /// recorded in the trail, and the new checkpoint covers that entry.
     pub fn audit_reanchor(&mut self) -> Result<Reanchored> {
         let (vault_id, ik, epoch) = {
             let vault = self.vault()?;
@@ -630,7 +641,7 @@ impl Session {
                     ));
                 };
                 let against = crate::audit_verify::verify(tx, &vault_id, &ik, epoch, Some(&cp))?;
-                if against.intact {
+                if against.intact && against.anchor_replaced.is_none() {
                     return Err(Error::InvalidInput(
                         "the audit trail matches its checkpoint: there is nothing to anchor anew"
                             .into(),

@@ -30,6 +30,10 @@ pub enum ProblemKind {
     BadSignature,
     /// The lookup from records to their entries was altered; the entries themselves are intact.
     LookupAltered,
+    /// The checkpoint outside the database was replaced (found missing or not authentic) and no
+    /// administrator has anchored the trail anew since: the entries are intact, but whether
+    /// entries were cut from the end before the replacement cannot be ruled out.
+    AnchorReplaced,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -48,6 +52,10 @@ pub struct VerifyReport {
     pub problem: Option<Problem>,
     /// What the checkpoint outside the database says about the end of the trail.
     pub checkpoint: String,
+    /// When the trail is otherwise intact: the latest replacement of the checkpoint that no
+    /// re-anchoring has accepted since. `Session::verify_audit` reports it as the problem; a
+    /// backup's copy is judged without it (the live vault's administrator answers for it).
+    pub anchor_replaced: Option<Problem>,
 }
 
 /// Actions whose entries are signed by someone other than the actor, by design: failed
@@ -232,6 +240,8 @@ pub fn verify(
     let mut first_seq = None;
     let mut last_seq = None;
     let mut hash_at_checkpoint: Option<Vec<u8>> = None;
+    // (seq, when, why) of the latest anchor replacement no re-anchoring has accepted since.
+    let mut replaced: Option<(i64, String, String)> = None;
     // Signatures waiting for batch verification: (seq, message, signature, key).
     let mut batch: Vec<(i64, [u8; 32], Signature, VerifyingKey)> = Vec::with_capacity(256);
     let flush = |batch: &mut Vec<(i64, [u8; 32], Signature, VerifyingKey)>| -> Option<Problem> {
@@ -416,6 +426,13 @@ pub fn verify(
         if outside.is_some_and(|cp| cp.size == row.seq) {
             hash_at_checkpoint = Some(row.hash.clone());
         }
+        match (row.action.as_str(), row.outcome.as_str()) {
+            ("audit.checkpoint_replaced", "ok") => {
+                replaced = Some((row.seq, row.at.clone(), replacement_reason(&row.details)));
+            }
+            ("audit.reanchor", "ok") => replaced = None,
+            _ => {}
+        }
         expected_prev = row.hash;
         expected_seq = expected_seq.saturating_add(1);
     }
@@ -476,6 +493,20 @@ pub fn verify(
             )
         }
     };
+    let anchor_replaced = replaced
+        .filter(|_| found.is_none())
+        .map(|(seq, at, reason)| {
+            problem(
+                seq,
+                ProblemKind::AnchorReplaced,
+                format!(
+                    "the checkpoint outside the database was {reason} at {at} and a new one was \
+                     written with this entry: entries cut from the end before then cannot be \
+                     ruled out. Once an administrator has looked into it, anchoring the trail \
+                     anew (audit reanchor) accepts the trail as it is"
+                ),
+            )
+        });
     Ok(VerifyReport {
         intact: found.is_none(),
         entries_checked: checked,
@@ -483,5 +514,18 @@ pub fn verify(
         last_seq,
         problem: found,
         checkpoint: checkpoint_note,
+        anchor_replaced,
     })
+}
+
+/// Why `audit.checkpoint_replaced` replaced the checkpoint, in words for the report.
+fn replacement_reason(details: &str) -> String {
+    let reason = serde_json::from_str::<serde_json::Value>(details)
+        .ok()
+        .and_then(|d| d.get("reason").and_then(|r| r.as_str()).map(str::to_owned));
+    match reason.as_deref() {
+        Some("missing") => "missing".into(),
+        Some("not authentic") => "not authentic".into(),
+        _ => "unusable".into(),
+    }
 }

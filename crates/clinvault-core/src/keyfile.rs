@@ -30,6 +30,15 @@ pub struct KeyFileBody {
     /// A rotation that has started: the next master key sealed to every slot and to recovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingEpoch>,
+    /// Set once the audit trail has been anchored outside the database: from then on a missing
+    /// checkpoint is a replaced anchor even when the trail shows no earlier session (it may
+    /// have been wiped). Under the MAC, so the database key alone cannot clear it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub audit_anchored: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -328,6 +328,17 @@ impl Session {
             crate::snapshot::clear_restore_marker(dir);
         }
         session.write_checkpoint_after(rotated_from.as_ref(), Anchoring::Full)?;
+        if session
+            .dir
+            .file(crate::checkpoint::CHECKPOINT_FILE)
+            .exists()
+        {
+            match session.vault_mut()?.mark_trail_anchored() {
+                // Keys changed by another program meanwhile: the next sign-in marks it.
+                Err(e) if e.kind() == ErrorKind::Busy => {}
+                other => other?,
+            }
+        }
         session.rotate_if_due()?;
         Ok(session)
     }
@@ -421,14 +432,17 @@ impl Session {
                 }
             }
             Ok(Some(_)) | Err(_) => {
-                alert("the audit checkpoint outside the database was not authentic; a new one was written")?;
+                alert("the audit checkpoint outside the database was not authentic; a new one was written, and audit verification reports this until an administrator anchors the trail anew")?;
                 replacing = Some("not authentic");
             }
             Ok(None) => {
+                // A vault that was anchored before, or whose trail shows an ended session,
+                // had a checkpoint: one wiped trail looks like a new vault but for the key
+                // file's mark.
                 let closed_before: bool =
                     conn.query_row(audit::ANY_SESSION_ENDED_SQL, [], |r| r.get(0))?;
-                if closed_before {
-                    alert("the audit checkpoint outside the database was missing; a new one was written")?;
+                if closed_before || vault.trail_was_anchored() {
+                    alert("the audit checkpoint outside the database was missing; a new one was written, and audit verification reports this until an administrator anchors the trail anew")?;
                     replacing = Some("missing");
                 }
             }

@@ -168,6 +168,7 @@ pub fn init(dir: &VaultDir, opts: InitOptions) -> Result<RecoveryKey> {
         recovery: kh::recovery_slot(vault_id, epoch, &mk, recovery.public()?)?,
         slots: vec![slot],
         pending: None,
+        audit_anchored: false,
     };
     // The key file appearing is the moment the vault exists.
     KeyFile::write(dir, &body, &mk)?;
@@ -449,6 +450,26 @@ impl Vault {
         kh::rewrap(vault_id, slot, new_passphrase, &self.keys)?;
         KeyFile::write(&self.dir, &body, &self.mk)?;
         fault::point("slot.after_write");
+        self.body = body;
+        Ok(())
+    }
+
+    /// Whether the trail was ever anchored outside the database (`KeyFileBody::audit_anchored`).
+    pub(crate) fn trail_was_anchored(&self) -> bool {
+        self.body.audit_anchored
+    }
+
+    /// Records in the key file, once, that the trail has been anchored outside the database.
+    pub(crate) fn mark_trail_anchored(&mut self) -> Result<()> {
+        if self.body.audit_anchored {
+            return Ok(());
+        }
+        let _key_lock = self.dir.lock_key_file()?;
+        let mut body = self.fresh_key_file()?;
+        if !body.audit_anchored {
+            body.audit_anchored = true;
+            KeyFile::write(&self.dir, &body, &self.mk)?;
+        }
         self.body = body;
         Ok(())
     }

@@ -1709,32 +1709,116 @@ fn an_entry_made_invalid_text_is_named_as_modified() {
 
 /// A checkpoint file that was deleted or garbled is replaced at the next sign-in (so the vault
 /// stays anchored), and the trail itself keeps, signed, that it was replaced and why: the alert
-/// alone lives in a table anyone with the database key can edit.
+/// alone lives in a table anyone with the database key can edit. Verification reports the
+/// replacement (the trail may have been cut before it) until an administrator anchors the
+/// trail anew; a later replacement is reported again.
 #[test]
-fn a_replaced_checkpoint_is_recorded_in_the_trail() {
+fn a_replaced_checkpoint_is_reported_until_an_administrator_anchors_anew() {
     let (c, _) = Clinic::with_history();
     let file = c.dir.file("audit.checkpoint");
     let replaced = |c: &Clinic| {
         let mut a = c.admin();
         let rows = with_action(&mut a, "audit.checkpoint_replaced", 10);
         let report = a.verify_audit().unwrap();
-        assert!(report.intact, "{:?}", report.problem);
-        rows.iter()
+        assert!(!report.intact);
+        let p = report.problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::AnchorReplaced, "{p:?}");
+        assert_eq!(p.seq, rows[0].seq, "{p:?}");
+        assert!(p.detail.contains("audit reanchor"), "{p:?}");
+        let reasons = rows
+            .iter()
             .map(|e| e.details["reason"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (a, p.detail, reasons)
     };
     std::fs::remove_file(&file).unwrap();
-    assert_eq!(replaced(&c), ["missing"]);
-    std::fs::write(&file, "clinvault.audit/x\n1\nAAAA\n\n— nobody AAAA\n").unwrap();
-    assert_eq!(replaced(&c), ["not authentic", "missing"]);
+    let (mut a, detail, reasons) = replaced(&c);
+    assert_eq!(reasons, ["missing"]);
+    assert!(detail.contains("was missing"), "{detail}");
+    // The new checkpoint covers the record of its replacing.
     let cp = clinvault_core::checkpoint::read_file(&c.dir)
         .unwrap()
         .unwrap();
-    let mut a = c.admin();
     let newest = with_action(&mut a, "audit.checkpoint_replaced", 1);
+    assert!(cp.size >= newest[0].seq);
+    assert!(checkpoint_alerts(&mut a) >= 1);
+
+    // Only an administrator accepts it.
+    a.add_user("pat", None, "practitioner", &secret(USER_PASS))
+        .unwrap();
+    drop(a);
+    let mut pat = c.sign_in("pat", USER_PASS);
+    let denied = pat.audit_reanchor().unwrap_err();
+    assert_eq!(denied.kind(), clinvault_core::ErrorKind::PermissionDenied);
+    drop(pat);
+    let mut a = c.admin();
+    let r = a.audit_reanchor().unwrap();
+    let report = a.verify_audit().unwrap();
+    assert!(report.intact, "{:?}", report.problem);
+    assert!(report.anchor_replaced.is_none());
+    assert_eq!(
+        with_action(&mut a, "audit.reanchor", 1)[0].seq,
+        r.anchored_at
+    );
+    // Accepted once, there is nothing more to accept.
+    let nothing = a.audit_reanchor().unwrap_err();
     assert!(
-        cp.size >= newest[0].seq,
-        "the new checkpoint covers the record of its replacing"
+        nothing.to_string().contains("nothing to anchor anew"),
+        "{nothing}"
+    );
+    drop(a);
+
+    std::fs::write(&file, "clinvault.audit/x\n1\nAAAA\n\n— nobody AAAA\n").unwrap();
+    let (_, detail, reasons) = replaced(&c);
+    assert_eq!(reasons, ["not authentic", "missing"]);
+    assert!(detail.contains("was not authentic"), "{detail}");
+}
+
+/// The insider's way around the anchor without the OS keyring: cut entries off the end and
+/// delete the checkpoint file, so that the next sign-in anchors the shortened trail. The cut is
+/// not proved, but verification says that it cannot be ruled out, and names the entry that
+/// records the replacement.
+#[test]
+fn cutting_the_end_and_deleting_the_checkpoint_is_not_reported_intact() {
+    let (c, key) = Clinic::with_history();
+    c.cut_off_last(&key, 3);
+    std::fs::remove_file(c.dir.file("audit.checkpoint")).unwrap();
+    let mut a = c.admin();
+    let report = a.verify_audit().unwrap();
+    assert!(!report.intact);
+    let p = report.problem.unwrap();
+    assert_eq!(p.kind, ProblemKind::AnchorReplaced, "{p:?}");
+    assert!(p.detail.contains("cannot be ruled out"), "{p:?}");
+    let failed = with_action(&mut a, "audit.verify", 1);
+    assert_eq!(failed[0].outcome, "failed");
+    assert_eq!(failed[0].details["kind"], "anchor_replaced");
+    assert!(alerts(&mut a)
+        .iter()
+        .any(|x| x.rule == "audit_verification_failed"));
+}
+
+/// The whole trail wiped with the database key, with the checkpoint file, would look like a new
+/// vault's; the key file (under a MAC the database key cannot make) keeps that the trail was
+/// anchored before, so the next sign-in records the checkpoint as replaced and verification
+/// reports it.
+#[test]
+fn a_wiped_trail_does_not_pass_for_a_new_vault() {
+    let (c, key) = Clinic::with_history();
+    c.insider(&key)
+        .execute_batch(
+            "DELETE FROM audit_log; DELETE FROM audit_targets; DELETE FROM audit_targets_upto;",
+        )
+        .unwrap();
+    std::fs::remove_file(c.dir.file("audit.checkpoint")).unwrap();
+    let mut a = c.admin();
+    let report = a.verify_audit().unwrap();
+    let p = report.problem.unwrap();
+    assert_eq!(p.kind, ProblemKind::AnchorReplaced, "{p:?}");
+    assert!(p.detail.contains("was missing"), "{p:?}");
+    assert_eq!(
+        report.first_seq,
+        Some(1),
+        "the trail starts again from nothing"
     );
 }
 
