@@ -476,10 +476,17 @@ pub fn verify(
                     .as_deref()
                     .is_some_and(|h| h != cp.head_hash)
             {
+                // Every entry chains and verifies, so none was edited in place: the end was
+                // cut and the trail went on from the cut (sign-ins append at once).
                 found = Some(problem(
                     cp.size,
-                    ProblemKind::Modified,
-                    "the trail was rewritten up to the checkpoint",
+                    ProblemKind::Truncated,
+                    format!(
+                        "entries were cut off the end at or before entry {} and the trail went \
+                         on from there: that entry is not the one the checkpoint outside the \
+                         database records",
+                        cp.size
+                    ),
                 ));
             }
             format!(

@@ -272,7 +272,7 @@ impl Session {
         let has_2fa = two_factor::is_enabled(vault.conn(), vault.user().id)?;
         let must_enrol_2fa = policy.requires_2fa(&vault.user().role) && !has_2fa;
         // Before anything is appended: a planted trigger would make every append fail.
-        remove_foreign_triggers(&mut vault, &cfg.device, now)?;
+        repair_triggers(&mut vault, &cfg.device, now)?;
         carry_in_pending_events(dir, &mut vault, &cfg.device, &policy, now)?;
         let user = vault.user().clone();
         let mut session = Session {
@@ -1090,11 +1090,12 @@ impl PendingSignIn {
     }
 }
 
-/// Removes triggers that ClinVault's migrations did not make (see `schema_guard`), recording
-/// their names in the trail and raising an alert, in one transaction.
-fn remove_foreign_triggers(vault: &mut Vault, device: &str, now: jiff::Timestamp) -> Result<()> {
-    let foreign = crate::schema_guard::foreign_triggers(vault.conn())?;
-    if foreign.is_empty() {
+/// Removes triggers that ClinVault's migrations did not make and puts back those of theirs
+/// that were dropped (see `schema_guard`), recording the names in the trail and raising an
+/// alert, in one transaction.
+fn repair_triggers(vault: &mut Vault, device: &str, now: jiff::Timestamp) -> Result<()> {
+    let drift = crate::schema_guard::drift(vault.conn())?;
+    if drift.is_empty() {
         return Ok(());
     }
     let signer = vault.user_keys().signing_key().clone();
@@ -1109,22 +1110,43 @@ fn remove_foreign_triggers(vault: &mut Vault, device: &str, now: jiff::Timestamp
     };
     let at = rfc3339(now);
     let tx = crate::db::write_tx(vault.conn_mut())?;
-    let removed = crate::schema_guard::remove_foreign(&tx, &foreign)?;
-    let event = Event::new("audit.schema_repaired").detail("triggers_removed", removed.clone());
+    let done = crate::schema_guard::repair(&tx, &drift)?;
+    let event = Event::new("audit.schema_repaired")
+        .detail("triggers_removed", done.removed.clone())
+        .detail("triggers_restored", done.restored.clone());
     audit::append(&tx, &at, &author, &event)?;
+    let mut found = Vec::new();
+    if !done.removed.is_empty() {
+        found.push(format!(
+            "{} trigger(s) that ClinVault did not make ({}), which could hide or alter audit \
+             entries, were removed",
+            done.removed.len(),
+            done.removed.join(", ")
+        ));
+    }
+    if !done.restored.is_empty() {
+        found.push(format!(
+            "{} of ClinVault's own trigger(s) had been dropped ({}), which let the trail or \
+             finalised notes be edited or deleted, and were put back",
+            done.restored.len(),
+            done.restored.join(", ")
+        ));
+    }
     crate::alerts::raise(
         &tx,
         crate::alerts::VERIFY_FAILED,
         &at,
         None,
         &format!(
-            "the vault database held {} trigger(s) that ClinVault did not make ({}), which \
-             could hide or alter audit entries; they were removed at {name}'s sign-in: check who \
-             had the database key (key export-db-key) and run audit verify",
-            removed.len(),
-            removed.join(", ")
+            "the vault database's triggers had been changed outside ClinVault: {}, at {name}'s \
+             sign-in: check who had the database key (key export-db-key) and run audit verify",
+            found.join("; ")
         ),
-        serde_json::json!({ "triggers_removed": removed, "found_by": name }),
+        serde_json::json!({
+            "triggers_removed": done.removed,
+            "triggers_restored": done.restored,
+            "found_by": name,
+        }),
     )?;
     tx.commit()?;
     Ok(())

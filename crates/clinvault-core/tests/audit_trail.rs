@@ -242,10 +242,7 @@ fn a_truncated_trail_is_found_through_the_checkpoint_outside_the_database() {
     let mut a = c.admin();
     let r = a.verify_audit().unwrap();
     let p = r.problem.unwrap();
-    assert!(
-        matches!(p.kind, ProblemKind::Truncated | ProblemKind::Modified),
-        "{p:?}"
-    );
+    assert_eq!(p.kind, ProblemKind::Truncated, "{p:?}");
     assert!(p.seq <= last, "{p:?}");
     // The sign-in did not re-anchor over the evidence, and both problems raised alerts.
     let rules: Vec<String> = alerts(&mut a).into_iter().map(|a| a.rule).collect();
@@ -1377,6 +1374,54 @@ fn a_trigger_planted_to_swallow_entries_fails_the_operation_and_is_removed_at_si
         .any(|x| x.rule == "audit_verification_failed" && x.summary.contains("quiet")));
     let report = a.verify_audit().unwrap();
     assert!(report.intact, "{:?}", report.problem);
+}
+
+/// An insider who drops the triggers that keep the trail append-only (and leaves the rows
+/// alone) would leave the trail open to quiet edits by the next one: the next sign-in puts them
+/// back, records which in the trail and alerts.
+#[test]
+fn triggers_dropped_with_the_database_key_are_put_back_at_sign_in() {
+    let (c, key) = Clinic::with_history();
+    drop(c.insider(&key));
+    let mut a = c.admin();
+    let repaired = with_action(&mut a, "audit.schema_repaired", 10);
+    assert_eq!(repaired.len(), 1);
+    assert_eq!(repaired[0].actor_name, "admin");
+    assert_eq!(
+        repaired[0].details["triggers_restored"],
+        serde_json::json!(["audit_log_no_delete", "audit_log_no_update"])
+    );
+    assert_eq!(
+        repaired[0].details["triggers_removed"],
+        serde_json::json!([])
+    );
+    assert!(alerts(&mut a)
+        .iter()
+        .any(|x| x.rule == "audit_verification_failed"
+            && x.summary.contains("audit_log_no_update")
+            && x.summary.contains("put back")));
+    assert!(a.verify_audit().unwrap().intact);
+    drop(a);
+
+    // The insider's next attempt meets the triggers again.
+    let conn = Connection::open(c.dir.db_file()).unwrap();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
+        .unwrap();
+    let refused = conn
+        .execute(
+            "UPDATE audit_log SET device = 'elsewhere' WHERE seq = 3",
+            [],
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    let refused = conn
+        .execute("DELETE FROM audit_log WHERE seq = 3", [])
+        .unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    drop(conn);
+    // Nothing to repair any more: no second entry.
+    let mut a = c.admin();
+    assert_eq!(with_action(&mut a, "audit.schema_repaired", 10).len(), 1);
 }
 
 /// A verification failure is about the trail, not about the administrator who found it: with
