@@ -477,7 +477,7 @@ impl Session {
                 vault.conn(),
                 self.dir(),
                 &vault.integrity_key()?,
-                vault.key_epoch(),
+                vault.mac_epoch(),
                 crate::checkpoint::read_keyring(&crate::checkpoint::origin(
                     &vault.vault_id().to_string(),
                 )),
@@ -566,7 +566,7 @@ impl Session {
                 vault.conn(),
                 &vault.vault_id().to_string(),
                 &ik,
-                vault.key_epoch(),
+                vault.mac_epoch(),
                 cp.as_ref(),
             )?,
             Err(_) => {
@@ -574,7 +574,7 @@ impl Session {
                     vault.conn(),
                     &vault.vault_id().to_string(),
                     &ik,
-                    vault.key_epoch(),
+                    vault.mac_epoch(),
                     None,
                 )?;
                 if r.problem.is_none() {
@@ -614,7 +614,7 @@ impl Session {
             (
                 vault.vault_id().to_string(),
                 vault.integrity_key()?,
-                vault.key_epoch(),
+                vault.mac_epoch(),
             )
         };
         let keyring = crate::checkpoint::read_keyring(&crate::checkpoint::origin(&vault_id));
@@ -658,6 +658,7 @@ impl Session {
                 .conn()
                 .query_row("SELECT max(seq) FROM audit_log", [], |r| r.get::<_, i64>(0))?;
         self.write_checkpoint_after(None, crate::session::Anchoring::Anew)?;
+        self.note_anchoring()?;
         Ok(Reanchored {
             replaced_size,
             anchored_at,

@@ -81,14 +81,34 @@ struct Row {
     signature: Vec<u8>,
 }
 
-/// Registered signing keys whose registration MAC verifies, by user id.
+/// The key epoch a checkpoint's integrity MAC is judged in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacEpoch {
+    pub current: u64,
+    /// A rotation promoted `current` and the checkpoint has not been anchored under it yet
+    /// (the key file says so, under its MAC): a checkpoint of an earlier epoch, whose integrity
+    /// key is gone, stands on its signature alone.
+    pub earlier_stands: bool,
+}
+
+impl MacEpoch {
+    /// A copy (backup, sync snapshot) is judged in its own epoch only: every copy is made by a
+    /// session, after the sign-in that anchored under the current key.
+    pub fn only(current: u64) -> MacEpoch {
+        MacEpoch {
+            current,
+            earlier_stands: false,
+        }
+    }
+}
+
 /// A checkpoint is authentic when a registered key of its signer signed it and its integrity
-/// MAC is from the current key epoch — or, for a checkpoint made before the latest rotation
-/// (whose integrity key is gone), on the signature alone.
+/// MAC is from the current key epoch — or, for one made before a rotation that has not been
+/// re-anchored yet (a crash between the two), on the signature alone.
 pub(crate) fn checkpoint_authentic(
     keys: &HashMap<String, Vec<[u8; 32]>>,
     ik: &Secret32,
-    epoch: u64,
+    epoch: MacEpoch,
     cp: &Checkpoint,
 ) -> bool {
     let signed = keys
@@ -96,8 +116,8 @@ pub(crate) fn checkpoint_authentic(
         .is_some_and(|ks| ks.iter().any(|k| cp.verify_signature(k)));
     signed
         && match cp.mac_epoch {
-            Some(e) if e == epoch => cp.verify_mac(ik),
-            Some(e) => e < epoch,
+            Some(e) if e == epoch.current => cp.verify_mac(ik),
+            Some(e) => epoch.earlier_stands && e < epoch.current,
             None => false,
         }
 }
@@ -108,7 +128,7 @@ pub(crate) fn stored_checkpoint(
     conn: &rusqlite::Connection,
     dir: &crate::vault_dir::VaultDir,
     ik: &Secret32,
-    epoch: u64,
+    epoch: MacEpoch,
     keyring: Option<Checkpoint>,
 ) -> Result<Option<Checkpoint>> {
     let file = crate::checkpoint::read_file(dir);
@@ -223,7 +243,7 @@ pub fn verify(
     conn: &rusqlite::Connection,
     vault_id: &str,
     ik: &Secret32,
-    epoch: u64,
+    epoch: MacEpoch,
     outside: Option<&Checkpoint>,
 ) -> Result<VerifyReport> {
     let keys = trusted_keys(conn, ik)?;

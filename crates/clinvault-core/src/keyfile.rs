@@ -35,6 +35,12 @@ pub struct KeyFileBody {
     /// have been wiped). Under the MAC, so the database key alone cannot clear it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub audit_anchored: bool,
+    /// Set when a rotation promotes a new master key, cleared once the audit checkpoint has
+    /// been anchored under the new integrity key. Only while it is set does a checkpoint of an
+    /// earlier epoch (whose integrity key is gone) stand on its signature alone; otherwise any
+    /// user could sign one, name an old epoch, and vouch for a shortened trail.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub checkpoint_rekey_due: bool,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -328,17 +328,7 @@ impl Session {
             crate::snapshot::clear_restore_marker(dir);
         }
         session.write_checkpoint_after(rotated_from.as_ref(), Anchoring::Full)?;
-        if session
-            .dir
-            .file(crate::checkpoint::CHECKPOINT_FILE)
-            .exists()
-        {
-            match session.vault_mut()?.mark_trail_anchored() {
-                // Keys changed by another program meanwhile: the next sign-in marks it.
-                Err(e) if e.kind() == ErrorKind::Busy => {}
-                other => other?,
-            }
-        }
+        session.note_anchoring()?;
         session.rotate_if_due()?;
         Ok(session)
     }
@@ -360,6 +350,25 @@ impl Session {
     /// periodic anchoring) does not wait for the lock if another program holds it and leaves the
     /// keyring alone: it never compared with the keyring copy, so it must not replace what may
     /// be the evidence of a rollback.
+    /// After an anchoring: keeps in the key file that the trail was anchored and, once the
+    /// checkpoint carries this epoch's integrity MAC, that an earlier epoch's no longer stands
+    /// (`Vault::mark_trail_anchored`).
+    pub(crate) fn note_anchoring(&mut self) -> Result<()> {
+        let rekeyed = match crate::checkpoint::read_file(&self.dir) {
+            Ok(None) => return Ok(()),
+            Ok(Some(cp)) => {
+                let vault = self.vault()?;
+                cp.mac_epoch == Some(vault.key_epoch()) && cp.verify_mac(&vault.integrity_key()?)
+            }
+            Err(_) => false,
+        };
+        match self.vault_mut()?.mark_trail_anchored(rekeyed) {
+            // Keys changed by another program meanwhile: the next sign-in marks it.
+            Err(e) if e.kind() == ErrorKind::Busy => Ok(()),
+            other => other,
+        }
+    }
+
     pub(crate) fn write_checkpoint_after(
         &self,
         previous_ik: Option<&crate::crypto::Secret32>,
@@ -383,7 +392,7 @@ impl Session {
                 None => return Ok(()),
             },
         };
-        let epoch = vault.key_epoch();
+        let epoch = vault.mac_epoch();
         let stored =
             crate::audit_verify::stored_checkpoint(conn, &self.dir, &ik, epoch, keyring_copy);
         let last: Option<(i64, Vec<u8>)> = rusqlite::OptionalExtension::optional(conn.query_row(
@@ -461,7 +470,7 @@ impl Session {
             head,
             &self.user.id.to_string(),
             vault.user_keys().signing_key(),
-            Some((&ik, epoch)),
+            Some((&ik, epoch.current)),
         )?;
         checkpoint::write_file(&self.dir, &cp)?;
         drop(anchoring);

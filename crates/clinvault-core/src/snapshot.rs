@@ -471,7 +471,7 @@ pub fn verify_dir(dir: &Path, keys: &VaultKeys) -> Result<VerifyReport> {
         &conn,
         &keys.vault_id().to_string(),
         &ik,
-        keys.epoch(),
+        crate::audit_verify::MacEpoch::only(keys.epoch()),
         outside.as_ref(),
     )?;
     if !audit.intact {

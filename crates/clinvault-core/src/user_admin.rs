@@ -394,6 +394,7 @@ impl Session {
                 self.record_rotation(event)?;
                 // The checkpoint's integrity MAC follows the new master key.
                 self.write_checkpoint_after(Some(&previous_ik), crate::session::Anchoring::Full)?;
+                self.note_anchoring()?;
             }
             Err(e) => {
                 let kind = serde_json::to_value(e.kind()).unwrap_or_default();

@@ -169,6 +169,7 @@ pub fn init(dir: &VaultDir, opts: InitOptions) -> Result<RecoveryKey> {
         slots: vec![slot],
         pending: None,
         audit_anchored: false,
+        checkpoint_rekey_due: false,
     };
     // The key file appearing is the moment the vault exists.
     KeyFile::write(dir, &body, &mk)?;
@@ -459,15 +460,29 @@ impl Vault {
         self.body.audit_anchored
     }
 
-    /// Records in the key file, once, that the trail has been anchored outside the database.
-    pub(crate) fn mark_trail_anchored(&mut self) -> Result<()> {
-        if self.body.audit_anchored {
+    /// The key epoch checkpoints are judged in (see `KeyFileBody::checkpoint_rekey_due`).
+    pub(crate) fn mac_epoch(&self) -> crate::audit_verify::MacEpoch {
+        crate::audit_verify::MacEpoch {
+            current: self.body.epoch,
+            earlier_stands: self.body.checkpoint_rekey_due,
+        }
+    }
+
+    /// Records in the key file that the trail has been anchored outside the database and,
+    /// when `rekeyed` (the checkpoint now carries this epoch's integrity MAC), that no earlier
+    /// epoch's checkpoint stands any more. Writes only what changes.
+    pub(crate) fn mark_trail_anchored(&mut self, rekeyed: bool) -> Result<()> {
+        let settled = |b: &KeyFileBody| b.audit_anchored && !(rekeyed && b.checkpoint_rekey_due);
+        if settled(&self.body) {
             return Ok(());
         }
         let _key_lock = self.dir.lock_key_file()?;
         let mut body = self.fresh_key_file()?;
-        if !body.audit_anchored {
+        if !settled(&body) {
             body.audit_anchored = true;
+            if rekeyed {
+                body.checkpoint_rekey_due = false;
+            }
             KeyFile::write(&self.dir, &body, &self.mk)?;
         }
         self.body = body;
@@ -571,6 +586,7 @@ impl Vault {
         fault::point("rotate.after_swap");
 
         kh::promote_pending(body)?;
+        body.checkpoint_rekey_due = true;
         KeyFile::write(&self.dir, body, &next_mk)?;
         fault::point("rotate.after_promote");
 

@@ -11,6 +11,7 @@ use crate::vault::{self, InitOptions};
 use crate::vault_dir::VaultDir;
 
 mod audit_indexes;
+mod checkpoint_epochs;
 mod role_matrix;
 
 pub(crate) fn secret(s: &str) -> SecretString {
