@@ -30,6 +30,18 @@ con.commit()
     );
 }
 
+/// `audit verify` exits 0 and says the trail is intact.
+fn assert_verifies(vault: &std::path::Path) {
+    let mut c = cv(vault);
+    c.args(["audit", "verify"]);
+    let out = ok(run(c));
+    assert!(
+        stdout(&out).contains("audit trail intact"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 /// An insider exports the database key through the CLI and runs `sql` on the vault's database
 /// with a standard SQLCipher client.
 fn as_insider(vault: &std::path::Path, sql: &str) {
@@ -49,14 +61,7 @@ fn verify_list_export_and_an_insider_edit_through_a_standard_sqlcipher_client() 
         c.args(["policy", "set", "idle-lock-minutes", minutes]);
         ok(run(c));
     }
-    let mut c = cv(&vault);
-    c.args(["audit", "verify"]);
-    let out = ok(run(c));
-    assert!(
-        stdout(&out).contains("audit trail intact"),
-        "{}",
-        stdout(&out)
-    );
+    assert_verifies(&vault);
 
     let mut c = cv(&vault);
     c.args(["audit", "list", "--action", "policy.set", "--json"]);
@@ -179,14 +184,7 @@ fn a_replaced_checkpoint_fails_verification_until_reanchored() {
     let mut c = cv(&vault);
     c.args(["audit", "reanchor"]);
     ok(run(c));
-    let mut c = cv(&vault);
-    c.args(["audit", "verify"]);
-    let out = ok(run(c));
-    assert!(
-        stdout(&out).contains("audit trail intact"),
-        "{}",
-        stdout(&out)
-    );
+    assert_verifies(&vault);
 }
 
 /// An export is for an investigation: `--csv` and `--json` hold every matching entry unless

@@ -337,19 +337,6 @@ impl Session {
         &self.user
     }
 
-    /// Anchors the current end of the trail outside the database (see `checkpoint`). The
-    /// existing checkpoint is checked first: when the trail no longer contains what it vouched
-    /// for, it is kept as evidence (not overwritten) and an alert is raised. `previous_ik` is the
-    /// integrity key the existing checkpoint was made with, when a rotation just replaced it.
-    ///
-    /// Under the checkpoint lock the stored checkpoint is read before the trail's end, so a
-    /// checkpoint another process wrote is never newer than the end this one sees. The keyring
-    /// (whose service can keep a call waiting for seconds) is read before the lock is taken and
-    /// written after it is released, only forward (never over a copy that vouches for more), so
-    /// nobody waits on the lock for the keyring. `Quick` anchoring (a session's end, the
-    /// periodic anchoring) does not wait for the lock if another program holds it and leaves the
-    /// keyring alone: it never compared with the keyring copy, so it must not replace what may
-    /// be the evidence of a rollback.
     /// After an anchoring: keeps in the key file that the trail was anchored and, once the
     /// checkpoint carries this epoch's integrity MAC, that an earlier epoch's no longer stands
     /// (`Vault::mark_trail_anchored`).
@@ -369,6 +356,19 @@ impl Session {
         }
     }
 
+    /// Anchors the current end of the trail outside the database (see `checkpoint`). The
+    /// existing checkpoint is checked first: when the trail no longer contains what it vouched
+    /// for, it is kept as evidence (not overwritten) and an alert is raised. `previous_ik` is the
+    /// integrity key the existing checkpoint was made with, when a rotation just replaced it.
+    ///
+    /// Under the checkpoint lock the stored checkpoint is read before the trail's end, so a
+    /// checkpoint another process wrote is never newer than the end this one sees. The keyring
+    /// (whose service can keep a call waiting for seconds) is read before the lock is taken and
+    /// written after it is released, only forward (never over a copy that vouches for more), so
+    /// nobody waits on the lock for the keyring. `Quick` anchoring (a session's end, the
+    /// periodic anchoring) does not wait for the lock if another program holds it and leaves the
+    /// keyring alone: it never compared with the keyring copy, so it must not replace what may
+    /// be the evidence of a rollback.
     pub(crate) fn write_checkpoint_after(
         &self,
         previous_ik: Option<&crate::crypto::Secret32>,

@@ -12,6 +12,13 @@ use super::{new_vault, secret, sign_in};
 const PASS: &str = "correct horse battery staple 1";
 const JO_PASS: &str = "jo's own long passphrase 2";
 
+fn vault() -> (tempfile::TempDir, VaultDir, ManualClock) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    new_vault(&dir, PASS);
+    (tmp, dir, ManualClock::at(1_800_000_000))
+}
+
 fn rekey_due(dir: &VaultDir) -> bool {
     KeyFile::read(dir).unwrap().body.checkpoint_rekey_due
 }
@@ -22,10 +29,7 @@ fn rekey_due(dir: &VaultDir) -> bool {
 /// sign-in must not take it as authentic, and verification must not call the trail intact.
 #[test]
 fn a_checkpoint_naming_an_earlier_epoch_does_not_vouch_for_a_cut_trail() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = VaultDir::new(tmp.path().join("v"));
-    new_vault(&dir, PASS);
-    let clock = ManualClock::at(1_800_000_000);
+    let (_tmp, dir, clock) = vault();
     let mut a = sign_in(&dir, &clock, "admin", PASS);
     a.add_user("jo", None, "receptionist", &secret(JO_PASS))
         .unwrap();
@@ -96,10 +100,7 @@ fn a_checkpoint_naming_an_earlier_epoch_does_not_vouch_for_a_cut_trail() {
 /// alarm at the next sign-in), and once re-anchored it no longer does.
 #[test]
 fn the_earlier_epoch_stands_only_until_the_checkpoint_is_anchored_under_the_new_key() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = VaultDir::new(tmp.path().join("v"));
-    new_vault(&dir, PASS);
-    let clock = ManualClock::at(1_800_000_000);
+    let (_tmp, dir, clock) = vault();
     let mut a = sign_in(&dir, &clock, "admin", PASS);
     a.set_policy("idle-lock-minutes", "20").unwrap();
     let before_rotation = std::fs::read(dir.file(checkpoint::CHECKPOINT_FILE)).unwrap();
