@@ -42,6 +42,16 @@ fn assert_verifies(vault: &std::path::Path) {
     );
 }
 
+/// `audit verify` exits 5 with one error line; returns that line.
+fn verify_fails(vault: &std::path::Path) -> String {
+    let mut c = cv(vault);
+    c.args(["audit", "verify"]);
+    let out = run(c);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_one_error_line(&out);
+    stderr(&out)
+}
+
 /// An insider exports the database key through the CLI and runs `sql` on the vault's database
 /// with a standard SQLCipher client.
 fn as_insider(vault: &std::path::Path, sql: &str) {
@@ -94,12 +104,8 @@ fn verify_list_export_and_an_insider_edit_through_a_standard_sqlcipher_client() 
          UPDATE audit_log SET details = '{\"key\":\"idle-lock-minutes\",\"new\":\"99\",\"old\":\"15\"}'
          WHERE action = 'policy.set' AND details LIKE '%\"new\":\"20\"%';",
     );
-    let mut c = cv(&vault);
-    c.args(["audit", "verify"]);
-    let out = run(c);
-    assert_eq!(code(&out), 5, "{}", stderr(&out));
-    assert_one_error_line(&out);
-    assert!(stderr(&out).contains("modified"), "{}", stderr(&out));
+    let err = verify_fails(&vault);
+    assert!(err.contains("modified"), "{err}");
 
     let mut c = cv(&vault);
     c.args(["audit", "alerts", "--json"]);
@@ -174,13 +180,9 @@ fn a_replaced_checkpoint_fails_verification_until_reanchored() {
          DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 3 FROM audit_log);",
     );
     std::fs::remove_file(vault.join("audit.checkpoint")).unwrap();
-    let mut c = cv(&vault);
-    c.args(["audit", "verify"]);
-    let out = run(c);
-    assert_eq!(code(&out), 5, "{}", stderr(&out));
-    assert_one_error_line(&out);
-    assert!(stderr(&out).contains("anchor_replaced"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("audit reanchor"), "{}", stderr(&out));
+    let err = verify_fails(&vault);
+    assert!(err.contains("anchor_replaced"), "{err}");
+    assert!(err.contains("audit reanchor"), "{err}");
     let mut c = cv(&vault);
     c.args(["audit", "reanchor"]);
     ok(run(c));

@@ -96,13 +96,20 @@ impl Clinic {
         (c, key)
     }
 
+    /// A connection to the vault's database keyed by hand with the exported key.
+    fn keyed(&self, key: &str) -> Connection {
+        let conn = Connection::open(self.dir.db_file()).unwrap();
+        conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
+            .unwrap();
+        conn
+    }
+
     /// The insider's own connection, keyed by hand, triggers dropped as they would.
     fn insider(&self, key: &str) -> Connection {
-        let conn = Connection::open(self.dir.db_file()).unwrap();
-        conn.execute_batch(&format!(
-            "PRAGMA key = \"x'{key}'\";
-             DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;"
-        ))
+        let conn = self.keyed(key);
+        conn.execute_batch(
+            "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;",
+        )
         .unwrap();
         conn
     }
@@ -1404,9 +1411,7 @@ fn triggers_dropped_with_the_database_key_are_put_back_at_sign_in() {
     drop(a);
 
     // The insider's next attempt meets the triggers again.
-    let conn = Connection::open(c.dir.db_file()).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{key}'\";"))
-        .unwrap();
+    let conn = c.keyed(&key);
     let refused = conn
         .execute(
             "UPDATE audit_log SET device = 'elsewhere' WHERE seq = 3",
