@@ -122,8 +122,12 @@ pub(crate) fn checkpoint_authentic(
         }
 }
 
-/// The checkpoint kept outside the database: the file, unless the keyring holds an authentic
-/// one that vouches for more (a rolled-back file). Err when the file is damaged.
+/// The checkpoint kept outside the database that verification and anchoring compare with:
+/// whichever of the file and the keyring copy vouches for more, unless the other is authentic
+/// and no longer matches the trail while that one does. A keyring copy that vouches for less
+/// than the file (it moves only with full anchoring) still catches a trail cut and regrown
+/// elsewhere and brought back with a consistent file; a file that vouches for less, a keyring
+/// copy rewritten in step with the trail. Err when the file is damaged.
 pub(crate) fn stored_checkpoint(
     conn: &rusqlite::Connection,
     dir: &crate::vault_dir::VaultDir,
@@ -132,18 +136,31 @@ pub(crate) fn stored_checkpoint(
     keyring: Option<Checkpoint>,
 ) -> Result<Option<Checkpoint>> {
     let file = crate::checkpoint::read_file(dir);
-    match (file, keyring) {
-        (Ok(Some(f)), Some(k)) if k.size > f.size => {
-            let keys = trusted_keys(conn, ik)?;
-            Ok(Some(if checkpoint_authentic(&keys, ik, epoch, &k) {
-                k
-            } else {
-                f
-            }))
-        }
-        (Ok(None), Some(k)) => Ok(Some(k)),
-        (other, _) => other,
+    let (f, k) = match (file, keyring) {
+        (Ok(Some(f)), Some(k)) => (f, k),
+        (Ok(None), Some(k)) => return Ok(Some(k)),
+        (other, _) => return other,
+    };
+    let keys = trusted_keys(conn, ik)?;
+    if !checkpoint_authentic(&keys, ik, epoch, &k) {
+        return Ok(Some(f));
     }
+    let (longer, shorter) = if k.size > f.size { (k, f) } else { (f, k) };
+    let shorter_is_evidence = checkpoint_authentic(&keys, ik, epoch, &shorter)
+        && !trail_disagrees(conn, &longer)?
+        && trail_disagrees(conn, &shorter)?;
+    Ok(Some(if shorter_is_evidence { shorter } else { longer }))
+}
+
+/// True when the trail no longer holds what `cp` vouches for: it ends before the checkpoint's
+/// entry, or that entry is another. An entry pruned since proves nothing either way.
+pub(crate) fn trail_disagrees(conn: &rusqlite::Connection, cp: &Checkpoint) -> Result<bool> {
+    let (end, at_size): (Option<i64>, Option<Vec<u8>>) = conn.query_row(
+        "SELECT (SELECT max(seq) FROM audit_log), (SELECT hash FROM audit_log WHERE seq = ?1)",
+        [cp.size],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(end.unwrap_or(0) < cp.size || at_size.is_some_and(|h| h != cp.head_hash))
 }
 
 pub(crate) fn trusted_keys(

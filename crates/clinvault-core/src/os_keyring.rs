@@ -1163,6 +1163,7 @@ mod tests {
                     "ss_child_env_forces_keyutils",
                     "ss_child_quick_anchoring_keeps_the_keyring_evidence_of_a_rollback",
                     "ss_child_reanchoring_replaces_the_keyring_copy_of_a_longer_trail",
+                    "ss_child_a_shorter_keyring_copy_still_catches_a_rewritten_trail",
                 ],
                 |command| {
                     service.configure(command);
@@ -1489,6 +1490,72 @@ mod tests {
             drop(a);
             clock.advance(2 * 3600);
             let mut a = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
+            assert!(a.verify_audit().unwrap().intact);
+        }
+
+        /// An insider cuts the trail back, carries the vault to a machine whose keyring knows
+        /// nothing longer (simulated here by putting the cut trail's own checkpoint in the
+        /// keyring), lets it grow there past the clinic's keyring copy, and brings it back with a
+        /// consistent file checkpoint that vouches for more than the keyring copy. The keyring
+        /// copy is still compared with the trail: it no longer matches, so sign-in keeps it as
+        /// evidence and raises the alert, and verification reports the cut.
+        #[test]
+        #[ignore = "run by secret_service_with_private_gnome_keyring"]
+        fn ss_child_a_shorter_keyring_copy_still_catches_a_rewritten_trail() {
+            expect_scenario("secret-service");
+            let (_tmp, dir, clock) = audit_vault();
+            let mut s = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
+            let origin = crate::checkpoint::origin(&s.vault().unwrap().vault_id().to_string());
+            s.set_policy("idle-lock-minutes", "60").unwrap();
+            let cut = crate::checkpoint::read_file(&dir).unwrap().unwrap();
+            for _ in 0..3 {
+                s.list_roles().unwrap();
+            }
+            assert!(s.verify_audit().unwrap().intact);
+            let evidence = crate::checkpoint::read_keyring(&origin).unwrap();
+            assert!(evidence.size > cut.size);
+            s.vault()
+                .unwrap()
+                .conn()
+                .execute_batch(&format!(
+                    "DROP TRIGGER audit_log_no_delete;
+                     DELETE FROM audit_log WHERE seq > {};",
+                    cut.size
+                ))
+                .unwrap();
+            crate::checkpoint::write_file(&dir, &cut).unwrap();
+            crate::checkpoint::write_keyring(&cut);
+            drop(s);
+            clock.advance(5 * 60);
+            let mut elsewhere = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
+            for _ in 0..6 {
+                elsewhere.list_roles().unwrap();
+            }
+            // There, with no longer anchor to compare, the cut trail passes for intact.
+            assert!(elsewhere.verify_audit().unwrap().intact);
+            drop(elsewhere);
+            assert!(crate::checkpoint::read_file(&dir).unwrap().unwrap().size > evidence.size);
+            crate::checkpoint::write_keyring(&evidence);
+
+            clock.advance(5 * 60);
+            let mut a = crate::tests::sign_in(&dir, &clock, "admin", AUDIT_PASS);
+            let alerts = a.audit_alerts(false).unwrap();
+            assert!(
+                alerts.iter().any(|x| x.rule == crate::alerts::CHECKPOINT
+                    && x.summary.contains("no longer matches")),
+                "{alerts:#?}"
+            );
+            assert_eq!(
+                crate::checkpoint::read_keyring(&origin),
+                Some(evidence.clone())
+            );
+            let report = a.verify_audit().unwrap();
+            let problem = report.problem.unwrap();
+            assert_eq!(
+                (problem.kind, problem.seq),
+                (crate::audit_verify::ProblemKind::Truncated, evidence.size)
+            );
+            a.audit_reanchor().unwrap();
             assert!(a.verify_audit().unwrap().intact);
         }
 

@@ -424,13 +424,7 @@ impl Session {
                 if crate::audit_verify::checkpoint_authentic(&keys, &ik, epoch, &cp)
                     || previous_ik.is_some_and(|k| cp.verify_mac(k)) =>
             {
-                let at_size: Option<Vec<u8>> =
-                    rusqlite::OptionalExtension::optional(conn.query_row(
-                        "SELECT hash FROM audit_log WHERE seq = ?1",
-                        [cp.size],
-                        |r| r.get(0),
-                    ))?;
-                if cp.size > seq || at_size.as_deref().is_some_and(|h| h != cp.head_hash) {
+                if crate::audit_verify::trail_disagrees(conn, &cp)? {
                     return alert(
                         "the audit trail no longer matches its checkpoint: entries were removed or rewritten; the checkpoint is kept as evidence",
                     );
