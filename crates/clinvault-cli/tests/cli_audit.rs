@@ -228,3 +228,70 @@ fn exports_hold_every_entry_and_the_listing_escapes_control_characters() {
     let json: serde_json::Value = serde_json::from_slice(&ok(run(c)).stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
 }
+
+/// With no keyring copy of the checkpoint (`CLINVAULT_KEYRING=none`), a sync target's copies
+/// are the only anchors outside the vault folder. An insider cuts the trail back behind the
+/// last push, puts back the checkpoint file of the cut point and lets the trail grow again:
+/// nothing in the folder tells, but the next `sync push` (to a real folder target) finds the
+/// target's latest copy vouching for entries the trail no longer holds. It alerts, and `audit
+/// verify` fails (exit 5) until `audit reanchor`; the push after that is quiet.
+#[test]
+fn a_sync_push_catches_a_trail_cut_behind_the_targets_latest_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let no_keyring = |args: &[&str]| {
+        let mut c = cv(&vault);
+        c.env("CLINVAULT_KEYRING", "none").args(args);
+        run(c)
+    };
+    let checkpoint_alerts = || {
+        let out = ok(no_keyring(&["audit", "alerts", "--json"]));
+        let alerts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let alerts = alerts.as_array().unwrap().clone();
+        alerts
+            .into_iter()
+            .filter(|a| a["rule"] == "audit_checkpoint_mismatch")
+            .count()
+    };
+    let target = format!("file://{}", tmp.path().join("nas").display());
+    ok(no_keyring(&["sync", "target", "set", &target]));
+    let cut_file = std::fs::read_to_string(vault.join("audit.checkpoint")).unwrap();
+    let cut_at: i64 = cut_file.lines().nth(1).unwrap().parse().unwrap();
+    for minutes in ["20", "25"] {
+        ok(no_keyring(&["policy", "set", "idle-lock-minutes", minutes]));
+    }
+    ok(no_keyring(&["sync", "push"]));
+    ok(no_keyring(&["sync", "push"]));
+    assert_eq!(checkpoint_alerts(), 0);
+
+    let key = stdout(&ok(no_keyring(&["key", "export-db-key"])))
+        .trim()
+        .to_owned();
+    sqlcipher(
+        &vault.join("vault.db"),
+        &key,
+        &format!("DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq > {cut_at};"),
+    );
+    std::fs::write(vault.join("audit.checkpoint"), &cut_file).unwrap();
+    for minutes in ["30", "35", "40", "45", "50"] {
+        ok(no_keyring(&["policy", "set", "idle-lock-minutes", minutes]));
+    }
+    ok(no_keyring(&["audit", "verify"]));
+    assert_eq!(checkpoint_alerts(), 0, "nothing in the vault folder tells");
+
+    ok(no_keyring(&["sync", "push"]));
+    assert_eq!(checkpoint_alerts(), 1);
+    let out = no_keyring(&["audit", "verify"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_one_error_line(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("truncated") && err.contains("sync push"),
+        "{err}"
+    );
+    ok(no_keyring(&["audit", "reanchor"]));
+    ok(no_keyring(&["audit", "verify"]));
+    ok(no_keyring(&["sync", "push"]));
+    assert_eq!(checkpoint_alerts(), 1);
+}

@@ -52,8 +52,9 @@ pub struct VerifyReport {
     pub problem: Option<Problem>,
     /// What the checkpoint outside the database says about the end of the trail.
     pub checkpoint: String,
-    /// When the trail is otherwise intact: the latest replacement of the checkpoint that no
-    /// re-anchoring has accepted since. `Session::verify_audit` reports it as the problem; a
+    /// When the trail is otherwise intact: the latest finding about its anchors that no
+    /// re-anchoring has accepted since (a replaced checkpoint, or a sync push that found the
+    /// target's latest copy vouching for entries the trail no longer holds). `Session::verify_audit` reports it as the problem; a
     /// backup's copy is judged without it (the live vault's administrator answers for it).
     pub anchor_replaced: Option<Problem>,
 }
@@ -155,12 +156,21 @@ pub(crate) fn stored_checkpoint(
 /// True when the trail no longer holds what `cp` vouches for: it ends before the checkpoint's
 /// entry, or that entry is another. An entry pruned since proves nothing either way.
 pub(crate) fn trail_disagrees(conn: &rusqlite::Connection, cp: &Checkpoint) -> Result<bool> {
-    let (end, at_size): (Option<i64>, Option<Vec<u8>>) = conn.query_row(
+    trail_disagrees_at(conn, cp.size, &cp.head_hash)
+}
+
+/// As `trail_disagrees`, for an anchor that says its last entry is `seq` with hash `head`.
+pub(crate) fn trail_disagrees_at(
+    conn: &rusqlite::Connection,
+    seq: i64,
+    head: &[u8],
+) -> Result<bool> {
+    let (end, at_seq): (Option<i64>, Option<Vec<u8>>) = conn.query_row(
         "SELECT (SELECT max(seq) FROM audit_log), (SELECT hash FROM audit_log WHERE seq = ?1)",
-        [cp.size],
+        [seq],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    Ok(end.unwrap_or(0) < cp.size || at_size.is_some_and(|h| h != cp.head_hash))
+    Ok(end.unwrap_or(0) < seq || at_seq.is_some_and(|h| h != head))
 }
 
 pub(crate) fn trusted_keys(
@@ -277,8 +287,8 @@ pub fn verify(
     let mut first_seq = None;
     let mut last_seq = None;
     let mut hash_at_checkpoint: Option<Vec<u8>> = None;
-    // (seq, when, why) of the latest anchor replacement no re-anchoring has accepted since.
-    let mut replaced: Option<(i64, String, String)> = None;
+    // The latest finding about the trail's anchors that no re-anchoring has accepted since.
+    let mut replaced: Option<Problem> = None;
     // Signatures waiting for batch verification: (seq, message, signature, key).
     let mut batch: Vec<(i64, [u8; 32], Signature, VerifyingKey)> = Vec::with_capacity(256);
     let flush = |batch: &mut Vec<(i64, [u8; 32], Signature, VerifyingKey)>| -> Option<Problem> {
@@ -465,7 +475,12 @@ pub fn verify(
         }
         match (row.action.as_str(), row.outcome.as_str()) {
             ("audit.checkpoint_replaced", "ok") => {
-                replaced = Some((row.seq, row.at.clone(), replacement_reason(&row.details)));
+                replaced = Some(anchor_replaced_at(&row));
+            }
+            ("sync.push", "ok") => {
+                if let Some(p) = earlier_copy_not_held(&row) {
+                    replaced = Some(p);
+                }
             }
             ("audit.reanchor", "ok") => replaced = None,
             _ => {}
@@ -537,20 +552,7 @@ pub fn verify(
             )
         }
     };
-    let anchor_replaced = replaced
-        .filter(|_| found.is_none())
-        .map(|(seq, at, reason)| {
-            problem(
-                seq,
-                ProblemKind::AnchorReplaced,
-                format!(
-                    "the checkpoint outside the database was {reason} at {at} and a new one was \
-                     written with this entry: entries cut from the end before then cannot be \
-                     ruled out. Once an administrator has looked into it, anchoring the trail \
-                     anew (audit reanchor) accepts the trail as it is"
-                ),
-            )
-        });
+    let anchor_replaced = replaced.filter(|_| found.is_none());
     Ok(VerifyReport {
         intact: found.is_none(),
         entries_checked: checked,
@@ -562,14 +564,46 @@ pub fn verify(
     })
 }
 
-/// Why `audit.checkpoint_replaced` replaced the checkpoint, in words for the report.
-fn replacement_reason(details: &str) -> String {
-    let reason = serde_json::from_str::<serde_json::Value>(details)
-        .ok()
-        .and_then(|d| d.get("reason").and_then(|r| r.as_str()).map(str::to_owned));
-    match reason.as_deref() {
-        Some("missing") => "missing".into(),
-        Some("not authentic") => "not authentic".into(),
-        _ => "unusable".into(),
+/// What an `audit.checkpoint_replaced` entry means for the trail, in words for the report.
+fn anchor_replaced_at(row: &Row) -> Problem {
+    let details = serde_json::from_str::<serde_json::Value>(&row.details).ok();
+    let reason = match details.as_ref().and_then(|d| d.get("reason")?.as_str()) {
+        Some("missing") => "missing",
+        Some("not authentic") => "not authentic",
+        _ => "unusable",
+    };
+    problem(
+        row.seq,
+        ProblemKind::AnchorReplaced,
+        format!(
+            "the checkpoint outside the database was {reason} at {} and a new one was written \
+             with this entry: entries cut from the end before then cannot be ruled out. Once an \
+             administrator has looked into it, anchoring the trail anew (audit reanchor) accepts \
+             the trail as it is",
+            row.at
+        ),
+    )
+}
+
+/// A push that found the sync target's latest copy vouching for entries the trail no longer
+/// holds (`earlier_copy_held` false): the cut is at or before that copy's last entry.
+fn earlier_copy_not_held(row: &Row) -> Option<Problem> {
+    let details = serde_json::from_str::<serde_json::Value>(&row.details).ok()?;
+    let flag = |name: &str| details.get(name).and_then(serde_json::Value::as_bool);
+    if flag("earlier_copy_held")? || flag("earlier_copy_accepted") == Some(true) {
+        return None;
     }
+    let upto = details.get("earlier_copy_last_seq")?.as_i64()?;
+    Some(problem(
+        upto,
+        ProblemKind::Truncated,
+        format!(
+            "the sync push at {} (entry {}) found the target's latest copy vouching for entries \
+             up to {upto} that the trail no longer holds: entries were cut off at or before \
+             entry {upto} and the trail went on, or an older copy was restored. Once an \
+             administrator has looked into it, anchoring the trail anew (audit reanchor) \
+             accepts the trail as it is",
+            row.at, row.seq
+        ),
+    ))
 }

@@ -608,12 +608,65 @@ pub fn restore_workspace(to: &Path) -> Result<PathBuf> {
 pub struct AuditedRun {
     event: Event,
     user_id: uuid::Uuid,
+    earlier_copy: Option<AuditAnchor>,
 }
 
 impl AuditedRun {
     pub fn event_mut(&mut self) -> &mut Event {
         &mut self.event
     }
+
+    /// The audit anchor of the latest earlier copy at the destination (a sync repository's
+    /// latest snapshot of this vault): `finish_audited` checks that the trail still holds it.
+    pub fn compare_with_earlier_copy(&mut self, anchor: AuditAnchor) {
+        self.earlier_copy = Some(anchor);
+    }
+}
+
+/// What comparing the trail with an earlier copy's anchor found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EarlierCopy {
+    Held,
+    /// Not held, but an administrator already accepted a trail that no longer holds a
+    /// checkpoint vouching for at least as much (re-anchoring after a deliberate restore of an
+    /// older copy).
+    Accepted,
+    NotHeld,
+}
+
+/// Compares the trail with the anchor of an earlier copy: not held when the trail ends before
+/// the copy's last entry or holds another entry there. None when there is nothing to compare
+/// (another vault's copy, or an empty trail in it).
+fn compare_earlier_copy(
+    conn: &Connection,
+    vault_id: &str,
+    copy: &AuditAnchor,
+) -> Result<Option<EarlierCopy>> {
+    let (Some(seq), Some(head)) = (copy.last_seq, copy.head_hash.as_deref()) else {
+        return Ok(None);
+    };
+    if copy.vault_id != vault_id {
+        return Ok(None);
+    }
+    let held = hex::decode(head)
+        .ok()
+        .map(|h| crate::audit_verify::trail_disagrees_at(conn, seq, &h))
+        .transpose()?
+        .is_some_and(|disagrees| !disagrees);
+    if held {
+        return Ok(Some(EarlierCopy::Held));
+    }
+    let accepted: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit_log WHERE action = 'audit.reanchor'
+             AND outcome = 'ok' AND json_extract(details, '$.replaced_size') >= ?1)",
+        [seq],
+        |r| r.get(0),
+    )?;
+    Ok(Some(if accepted {
+        EarlierCopy::Accepted
+    } else {
+        EarlierCopy::NotHeld
+    }))
 }
 
 impl Session {
@@ -654,6 +707,7 @@ impl Session {
         Ok(AuditedRun {
             event,
             user_id: self.user().id,
+            earlier_copy: None,
         })
     }
 
@@ -676,6 +730,9 @@ impl Session {
                 .outcome(Outcome::Failed)
                 .detail("error", serde_json::to_value(kind).unwrap_or_default()),
         };
+        if let (None, Some(copy)) = (failure, &run.earlier_copy) {
+            return self.finish_compared(event, copy);
+        }
         if failure != Some(ErrorKind::Integrity) {
             return self.record(event);
         }
@@ -695,6 +752,48 @@ impl Session {
                 None,
                 &summary,
                 serde_json::json!({ "action": action, "found_by": me }),
+            )
+        })
+    }
+
+    /// Records a run that found an earlier copy at its destination. The entry says whether the
+    /// trail still holds what that copy vouched for; when it does not, entries were cut off and
+    /// the trail went on (or an older copy was restored without re-anchoring): the alert is
+    /// raised with it, and `audit verify` reports it, signed in the trail, until an
+    /// administrator anchors the trail anew.
+    fn finish_compared(&mut self, event: Event, copy: &AuditAnchor) -> Result<()> {
+        let found = {
+            let vault = self.vault()?;
+            compare_earlier_copy(vault.conn(), &vault.vault_id().to_string(), copy)?
+        };
+        let (Some(found), Some(seq)) = (found, copy.last_seq) else {
+            return self.record(event);
+        };
+        let mut event = event
+            .detail("earlier_copy_last_seq", seq)
+            .detail("earlier_copy_held", found == EarlierCopy::Held);
+        if found == EarlierCopy::Accepted {
+            event = event.detail("earlier_copy_accepted", true);
+        }
+        if found != EarlierCopy::NotHeld {
+            return self.record(event);
+        }
+        let at = crate::clock::rfc3339(self.clock().now());
+        let me = self.user().username.clone();
+        let summary = format!(
+            "the sync target's latest copy of this vault vouches for audit entries up to {seq} \
+             that the trail no longer holds: entries were cut off and the trail went on, or an \
+             older copy was restored; once looked into, audit reanchor accepts the trail as it is"
+        );
+        let action = event.action.clone();
+        self.record_with(event, |tx| {
+            crate::alerts::raise(
+                tx,
+                crate::alerts::CHECKPOINT,
+                &at,
+                None,
+                &summary,
+                serde_json::json!({ "action": action, "earlier_copy_last_seq": seq, "found_by": me }),
             )
         })
     }

@@ -16,6 +16,7 @@ use clinvault_core::audit::Event;
 use clinvault_core::audit_review::{AuditFilter, ExportFormat};
 use clinvault_core::audit_verify::ProblemKind;
 use clinvault_core::clock::ManualClock;
+use clinvault_core::snapshot::AuditAnchor;
 use clinvault_core::{Need, Session, SessionConfig, VaultDir};
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -1888,4 +1889,101 @@ fn a_verification_that_cannot_finish_is_recorded_and_alerted() {
     assert!(alerts(&mut a).iter().any(|x| {
         x.rule == "audit_verification_failed" && x.summary.contains("could not be completed")
     }));
+}
+
+/// What a sync push hands the core: the anchor of the target's latest copy, ending at `seq`
+/// with the entry hash `head`.
+fn copy_anchor(s: &Session, seq: i64, head: &[u8]) -> AuditAnchor {
+    AuditAnchor {
+        vault_id: s.vault_id().unwrap(),
+        epoch: 1,
+        entries: u64::try_from(seq).unwrap(),
+        last_seq: Some(seq),
+        head_hash: Some(hex::encode(head)),
+        checkpoint: None,
+    }
+}
+
+/// A push whose target's latest copy is `copy`, recorded as the sync crate records it.
+fn push_against(s: &mut Session, copy: AuditAnchor) {
+    let mut run = s
+        .begin_audited(
+            Need::Permission(clinvault_core::permissions::Permission::SyncManage),
+            Event::new("sync.push"),
+        )
+        .unwrap();
+    run.compare_with_earlier_copy(copy);
+    s.finish_audited(&run, None).unwrap();
+}
+
+/// A sync push compares the target's latest copy with the trail. A copy the trail holds is
+/// quiet; one vouching for an entry the trail holds no longer (another entry at its end, or
+/// an end beyond the trail's) raises the checkpoint alert, and `audit verify` reports it,
+/// signed in the trail, until an administrator anchors anew. A copy no newer than what that
+/// re-anchoring accepted does not count against the trail again.
+#[test]
+fn a_push_finds_a_trail_that_no_longer_holds_the_targets_latest_copy() {
+    let (c, key) = Clinic::with_history();
+    let mut a = c.admin();
+    let (end, head): (i64, Vec<u8>) = c
+        .keyed(&key)
+        .query_row(
+            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let held = copy_anchor(&a, end, &head);
+    push_against(&mut a, held.clone());
+    assert_eq!(checkpoint_alerts(&mut a), 0);
+    let pushed = with_action(&mut a, "sync.push", 1);
+    assert_eq!(pushed[0].details["earlier_copy_held"], true, "{pushed:?}");
+    assert!(a.verify_audit().unwrap().intact);
+
+    let other_entry = copy_anchor(&a, end, &[7u8; 32]);
+    let beyond = copy_anchor(&a, end + 500, &head);
+    push_against(&mut a, other_entry.clone());
+    push_against(&mut a, beyond);
+    let pushed = with_action(&mut a, "sync.push", 3);
+    let held_flags: Vec<_> = pushed
+        .iter()
+        .map(|e| &e.details["earlier_copy_held"])
+        .collect();
+    assert_eq!(held_flags, [false, false, true], "{pushed:?}");
+    assert_eq!(checkpoint_alerts(&mut a), 2);
+    assert!(alerts(&mut a)
+        .iter()
+        .any(|x| x.summary.contains("sync target's latest copy")));
+    let p = a.verify_audit().unwrap().problem.unwrap();
+    assert_eq!(
+        (p.kind, p.seq),
+        (ProblemKind::Truncated, end + 500),
+        "{p:?}"
+    );
+    assert!(
+        p.detail.contains("sync push") && p.detail.contains("audit reanchor"),
+        "{p:?}"
+    );
+
+    a.audit_reanchor().unwrap();
+    assert!(a.verify_audit().unwrap().intact);
+    // An older copy the re-anchoring covered (it replaced a checkpoint vouching for more).
+    push_against(&mut a, other_entry);
+    assert_eq!(checkpoint_alerts(&mut a), 2);
+    let pushed = with_action(&mut a, "sync.push", 1);
+    assert_eq!(
+        (
+            &pushed[0].details["earlier_copy_held"],
+            &pushed[0].details["earlier_copy_accepted"]
+        ),
+        (&serde_json::json!(false), &serde_json::json!(true)),
+        "{pushed:?}"
+    );
+    assert!(a.verify_audit().unwrap().intact);
+    // A copy the trail holds is still quiet, and one beyond what was accepted still counts.
+    push_against(&mut a, held);
+    assert_eq!(checkpoint_alerts(&mut a), 2);
+    let far_beyond = copy_anchor(&a, end + 5000, &head);
+    push_against(&mut a, far_beyond);
+    assert_eq!(checkpoint_alerts(&mut a), 3);
 }

@@ -272,6 +272,12 @@ impl PreparedPush {
         let r = self
             .repo
             .push(&self.files, self.anchor.clone(), &self.keys, progress)?;
+        if let Some(earlier) = r.earlier_anchor.clone() {
+            // An anchor this version cannot read is not evidence of anything: no comparison.
+            if let Ok(anchor) = serde_json::from_value::<snapshot::AuditAnchor>(earlier) {
+                self.run.compare_with_earlier_copy(anchor);
+            }
+        }
         let ev = self.run.event_mut();
         add(ev, "snapshot", short(&r.snapshot));
         add(ev, "files", r.files as u64);

@@ -45,6 +45,10 @@ pub struct PushReport {
     pub uploaded_bytes: u64,
     pub packs: u64,
     pub compressed_blobs: u64,
+    /// The audit anchor of the latest snapshot before this one, which the live trail must
+    /// still hold (checked by the core when the push is recorded).
+    #[serde(skip)]
+    pub earlier_anchor: Option<serde_json::Value>,
 }
 
 fn file_stamp(path: &std::path::Path) -> Result<(i128, u64)> {
@@ -117,6 +121,7 @@ impl Repository {
             uploaded_bytes: 0,
             packs: 0,
             compressed_blobs: 0,
+            earlier_anchor: parent.map(|(_, p)| p.anchor.clone()),
         };
 
         let (main_result, upload_result) = std::thread::scope(|scope| {
