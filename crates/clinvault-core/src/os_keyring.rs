@@ -1414,6 +1414,18 @@ mod tests {
             (tmp, dir, crate::clock::ManualClock::at(1_800_000_000))
         }
 
+        /// What someone going around the app does: drops the trigger that protects the trail
+        /// and deletes every entry after `seq`.
+        fn cut_trail_back_to(s: &crate::Session, seq: i64) {
+            s.vault()
+                .unwrap()
+                .conn()
+                .execute_batch(&format!(
+                    "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq > {seq};"
+                ))
+                .unwrap();
+        }
+
         /// The audit checkpoint's keyring copy (here in the session keyring, as this scenario
         /// forces keyutils) outlives a rollback of the trail and of `audit.checkpoint` made while
         /// a session is open: the session's periodic anchoring and its end, which never compare
@@ -1434,14 +1446,7 @@ mod tests {
             // Verification anchors in full: the keyring copy now vouches for the longer trail.
             assert!(s.verify_audit().unwrap().intact);
             // Someone going around the app cuts the trail back and puts the old file back.
-            s.vault()
-                .unwrap()
-                .conn()
-                .execute_batch(&format!(
-                    "DROP TRIGGER audit_log_no_delete;
-                     DELETE FROM audit_log WHERE seq > {rolled_back_to};"
-                ))
-                .unwrap();
+            cut_trail_back_to(&s, rolled_back_to);
             std::fs::write(&file, old_file).unwrap();
             clock.advance(11 * 60);
             s.check();
@@ -1514,15 +1519,7 @@ mod tests {
             assert!(s.verify_audit().unwrap().intact);
             let evidence = crate::checkpoint::read_keyring(&origin).unwrap();
             assert!(evidence.size > cut.size);
-            s.vault()
-                .unwrap()
-                .conn()
-                .execute_batch(&format!(
-                    "DROP TRIGGER audit_log_no_delete;
-                     DELETE FROM audit_log WHERE seq > {};",
-                    cut.size
-                ))
-                .unwrap();
+            cut_trail_back_to(&s, cut.size);
             crate::checkpoint::write_file(&dir, &cut).unwrap();
             crate::checkpoint::write_keyring(&cut);
             drop(s);
