@@ -287,7 +287,7 @@ fn a_sync_push_catches_a_trail_cut_behind_the_targets_latest_copy() {
     assert_one_error_line(&out);
     let err = stderr(&out);
     assert!(
-        err.contains("truncated") && err.contains("sync push"),
+        err.contains("truncated") && err.contains("sync.push"),
         "{err}"
     );
     ok(no_keyring(&["audit", "reanchor"]));

@@ -477,7 +477,7 @@ pub fn verify(
             ("audit.checkpoint_replaced", "ok") => {
                 replaced = Some(anchor_replaced_at(&row));
             }
-            ("sync.push", "ok") => {
+            ("sync.push" | "backup.verify", "ok") => {
                 if let Some(p) = earlier_copy_not_held(&row) {
                     replaced = Some(p);
                 }
@@ -585,7 +585,15 @@ fn anchor_replaced_at(row: &Row) -> Problem {
     )
 }
 
-/// A push that found the sync target's latest copy vouching for entries the trail no longer
+/// The copy of the vault whose audit anchor a run of `action` compared with the trail.
+pub(crate) fn earlier_copy_name(action: &str) -> &'static str {
+    match action {
+        "backup.verify" => "the backup file checked",
+        _ => "the sync target's latest copy of this vault",
+    }
+}
+
+/// A run that found an earlier copy of the vault vouching for entries the trail no longer
 /// holds (`earlier_copy_held` false): the cut is at or before that copy's last entry.
 fn earlier_copy_not_held(row: &Row) -> Option<Problem> {
     let details = serde_json::from_str::<serde_json::Value>(&row.details).ok()?;
@@ -598,12 +606,14 @@ fn earlier_copy_not_held(row: &Row) -> Option<Problem> {
         upto,
         ProblemKind::Truncated,
         format!(
-            "the sync push at {} (entry {}) found the target's latest copy vouching for entries \
-             up to {upto} that the trail no longer holds: entries were cut off at or before \
-             entry {upto} and the trail went on, or an older copy was restored. Once an \
-             administrator has looked into it, anchoring the trail anew (audit reanchor) \
-             accepts the trail as it is",
-            row.at, row.seq
+            "{} found at {} (entry {}, {}) vouches for entries up to {upto} that the trail no \
+             longer holds: entries were cut off at or before entry {upto} and the trail went \
+             on, or an older copy was restored. Once an administrator has looked into it, \
+             anchoring the trail anew (audit reanchor) accepts the trail as it is",
+            earlier_copy_name(&row.action),
+            row.at,
+            row.seq,
+            row.action
         ),
     ))
 }

@@ -506,23 +506,32 @@ impl Session {
 impl Session {
     /// Checks a backup file from a signed-in session (the desktop app's backup screen):
     /// administrators only (backup.manage), recorded in this vault's trail with the backup's
-    /// id and whether its trail verified. Outside a session (a new machine, no vault yet) the
-    /// free function [`verify`] runs: whoever holds the file and its key may check it.
+    /// id and whether its trail verified. A backup of this vault is also an anchor: the entry
+    /// records whether the live trail still holds what the backup's trail ended with (see
+    /// `Session::finish_audited`). Outside a session (a new machine, no vault yet) the free
+    /// function [`verify`] runs: whoever holds the file and its key may check it.
     pub fn verify_backup_file(
         &mut self,
         path: &Path,
         opener: &Opener<'_>,
         progress: Progress<'_>,
     ) -> Result<BackupCheck> {
-        self.run_audited(
+        let mut run = self.begin_audited(
             Need::Permission(Permission::BackupManage),
             Event::new("backup.verify"),
-            |_, ev| {
-                let check = verify(path, opener, progress)?;
-                *ev = checked(ev, &check);
+        )?;
+        match verify(path, opener, progress) {
+            Ok(check) => {
+                *run.event_mut() = checked(run.event_mut(), &check);
+                run.compare_with_earlier_copy(check.anchor.clone());
+                self.finish_audited(&run, None)?;
                 Ok(check)
-            },
-        )
+            }
+            Err(e) => {
+                let _ = self.finish_audited(&run, Some(e.kind()));
+                Err(e)
+            }
+        }
     }
 
     /// Restores a backup file into a new folder from a signed-in session: as
@@ -978,6 +987,10 @@ pub struct BackupCheck {
     pub files: usize,
     #[serde(flatten)]
     pub vault: snapshot::VerifyReport,
+    /// Where the backup's audit trail ended (from its manifest), for comparing with the live
+    /// trail of the vault it was made from.
+    #[serde(skip)]
+    pub anchor: snapshot::AuditAnchor,
 }
 
 /// Decrypts everything, then checks the database (SQLCipher page MACs, SQLite integrity) and the
@@ -997,6 +1010,7 @@ pub fn verify(path: &Path, opener: &Opener<'_>, progress: Progress<'_>) -> Resul
             vault_id: header.vault_id,
             files: manifest.files.len(),
             vault,
+            anchor: manifest.audit,
         })
     })();
     let _ = fs::remove_dir_all(&base);
@@ -1032,6 +1046,7 @@ pub fn restore(
         vault_id: header.vault_id,
         files: manifest.files.len(),
         vault,
+        anchor: manifest.audit,
     })
 }
 

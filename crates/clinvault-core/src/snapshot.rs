@@ -616,8 +616,9 @@ impl AuditedRun {
         &mut self.event
     }
 
-    /// The audit anchor of the latest earlier copy at the destination (a sync repository's
-    /// latest snapshot of this vault): `finish_audited` checks that the trail still holds it.
+    /// The audit anchor of an earlier copy of this vault the run read (a sync repository's
+    /// latest snapshot, a backup file checked): `finish_audited` checks that the trail still
+    /// holds it.
     pub fn compare_with_earlier_copy(&mut self, anchor: AuditAnchor) {
         self.earlier_copy = Some(anchor);
     }
@@ -781,9 +782,10 @@ impl Session {
         let at = crate::clock::rfc3339(self.clock().now());
         let me = self.user().username.clone();
         let summary = format!(
-            "the sync target's latest copy of this vault vouches for audit entries up to {seq} \
-             that the trail no longer holds: entries were cut off and the trail went on, or an \
-             older copy was restored; once looked into, audit reanchor accepts the trail as it is"
+            "{} vouches for audit entries up to {seq} that the trail no longer holds: entries \
+             were cut off and the trail went on, or an older copy was restored; once looked \
+             into, audit reanchor accepts the trail as it is",
+            crate::audit_verify::earlier_copy_name(&event.action)
         );
         let action = event.action.clone();
         self.record_with(event, |tx| {

@@ -1961,7 +1961,7 @@ fn a_push_finds_a_trail_that_no_longer_holds_the_targets_latest_copy() {
         "{p:?}"
     );
     assert!(
-        p.detail.contains("sync push") && p.detail.contains("audit reanchor"),
+        p.detail.contains("sync.push") && p.detail.contains("audit reanchor"),
         "{p:?}"
     );
 

@@ -180,6 +180,7 @@ fn checking_a_backup_from_a_session_needs_backup_manage_and_is_recorded() {
         .expect("the administrator's check is recorded");
     assert_eq!(verified.outcome, "ok");
     assert_eq!(verified.details["backup_id"], check.backup_id.to_string());
+    assert_eq!(verified.details["earlier_copy_held"], true, "{verified:?}");
     assert!(seen("backup.restore_copy", "admin", "ok"), "{trail:#?}");
 
     // A backup altered on its way back fails its check, and administrators are alerted.
@@ -197,6 +198,59 @@ fn checking_a_backup_from_a_session_needs_backup_manage_and_is_recorded() {
         alerts
             .iter()
             .any(|a| a.rule == "audit_verification_failed" && a.summary.contains("backup.verify")),
+        "{alerts:#?}"
+    );
+}
+
+/// A backup of this vault checked from a session is an anchor too: when the live trail no longer
+/// holds what the backup's trail ended with (an insider cut it back with the database key), the
+/// check records it, signed, and alerts administrators.
+#[test]
+fn checking_a_backup_finds_a_trail_cut_behind_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = VaultDir::new(tmp.path().join("v"));
+    let recovery = vault_with_recovery(&dir);
+    let mut admin = sign_in(&dir, "admin", ADMIN_PASS);
+    let cut_at: i64 = {
+        let key = admin.export_db_key(&secret(ADMIN_PASS), None).unwrap();
+        let conn = rusqlite::Connection::open(dir.db_file()).unwrap();
+        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", &*key))
+            .unwrap();
+        conn.query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0))
+            .unwrap()
+    };
+    admin.add_patient(patient(1)).unwrap();
+    let file = tmp.path().join("b.cvbackup");
+    admin.export_backup(&file, None, &mut |_, _| true).unwrap();
+
+    let key = admin.export_db_key(&secret(ADMIN_PASS), None).unwrap();
+    let conn = rusqlite::Connection::open(dir.db_file()).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\"; DROP TRIGGER audit_log_no_delete;
+         DELETE FROM audit_log WHERE seq > {cut_at};",
+        &*key
+    ))
+    .unwrap();
+    drop(conn);
+
+    admin
+        .verify_backup_file(&file, &Opener::RecoveryKey(&recovery), &mut |_, _| true)
+        .unwrap();
+    let verified = admin
+        .audit_list(&clinvault_core::audit_review::AuditFilter {
+            action: Some("backup.verify".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        verified[0].details["earlier_copy_held"], false,
+        "{verified:?}"
+    );
+    let alerts = admin.audit_alerts(false).unwrap();
+    assert!(
+        alerts.iter().any(|a| a.rule == "audit_checkpoint_mismatch"
+            && a.summary.contains("the backup file checked")),
         "{alerts:#?}"
     );
 }
