@@ -53,9 +53,10 @@ pub struct VerifyReport {
     /// What the checkpoint outside the database says about the end of the trail.
     pub checkpoint: String,
     /// When the trail is otherwise intact: the latest finding about its anchors that no
-    /// re-anchoring has accepted since (a replaced checkpoint, or a sync push that found the
-    /// target's latest copy vouching for entries the trail no longer holds). `Session::verify_audit` reports it as the problem; a
-    /// backup's copy is judged without it (the live vault's administrator answers for it).
+    /// re-anchoring has accepted since (a replaced checkpoint, or a sync push or backup check
+    /// that found a copy vouching for entries the trail no longer holds).
+    /// `Session::verify_audit` reports it as the problem; a backup's copy is judged without it
+    /// (the live vault's administrator answers for it).
     pub anchor_replaced: Option<Problem>,
 }
 
