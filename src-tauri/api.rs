@@ -775,6 +775,10 @@ pub struct BackupCheckResult {
     #[ts(type = "number")]
     pub audit_entries: u64,
     pub audit_intact: bool,
+    /// Whether this vault's audit trail still holds what the backup's trail ended with (null
+    /// for a restore, or a backup of another vault); false raises an alert for administrators.
+    #[ts(type = "boolean | null")]
+    pub trail_holds_backup: Option<bool>,
 }
 
 #[derive(Deserialize, TS)]

@@ -1226,6 +1226,7 @@ impl<H: Host> Shell<H> {
             attachments: c.vault.attachments,
             audit_entries: c.vault.audit_entries,
             audit_intact: c.vault.audit.intact,
+            trail_holds_backup: c.trail_holds_backup,
         })
     }
 

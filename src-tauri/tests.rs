@@ -1703,6 +1703,8 @@ fn backup_export_reports_progress_can_be_cancelled_and_verifies() {
         .unwrap();
     assert_ne!(again.kind, ErrorKind::Internal);
     assert!(check.audit_intact);
+    assert_eq!(check.trail_holds_backup, Some(true));
+    assert_eq!(restored.trail_holds_backup, None);
     assert_eq!(check.patients, 1);
     let wrong = f
         .shell

@@ -784,6 +784,11 @@ pub enum BackupAction {
         /// Open with the recovery key in this file (else the backup passphrase)
         #[arg(long, value_name = "PATH")]
         recovery_key_file: Option<std::path::PathBuf>,
+        /// Also, signed in to the vault the backup was made from (administrators), check that
+        /// its audit trail still holds what the backup's trail ended with; recorded in the
+        /// trail, exit 5 when it does not
+        #[arg(long)]
+        against_vault: bool,
         #[arg(long)]
         json: bool,
     },

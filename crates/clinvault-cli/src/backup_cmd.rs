@@ -111,13 +111,35 @@ pub fn run(g: &Global, action: BackupAction) -> Result<()> {
         BackupAction::Verify {
             file,
             recovery_key_file,
+            against_vault,
             json,
         } => {
             let mut progress = progress_printer("Verifying");
+            if !against_vault {
+                let check = with_opener(recovery_key_file.as_deref(), |o| {
+                    backup::verify(&file, o, &mut progress)
+                })?;
+                return print_check(&check, json, "Verified");
+            }
+            let mut session = g.signed_in()?;
             let check = with_opener(recovery_key_file.as_deref(), |o| {
-                backup::verify(&file, o, &mut progress)
+                session.verify_backup_file(&file, o, &mut progress)
             })?;
-            print_check(&check, json, "Verified")
+            print_check(&check, json, "Verified")?;
+            match check.trail_holds_backup {
+                Some(true) => Ok(()),
+                Some(false) => Err(Error::Integrity(format!(
+                    "this vault's audit trail no longer holds what the backup's trail ended with \
+                     (entry {}): entries were cut off since, or an older copy was restored; run \
+                     audit verify, and once looked into, audit reanchor",
+                    check.anchor.last_seq.unwrap_or(0)
+                ))),
+                None => Err(Error::InvalidInput(format!(
+                    "the backup is of another vault ({}), or its trail is empty: nothing to \
+                     compare with this vault's trail",
+                    check.vault_id
+                ))),
+            }
         }
         BackupAction::Restore {
             file,

@@ -229,43 +229,35 @@ fn exports_hold_every_entry_and_the_listing_escapes_control_characters() {
     assert_eq!(json.as_array().unwrap().len(), 3);
 }
 
-/// With no keyring copy of the checkpoint (`CLINVAULT_KEYRING=none`), a sync target's copies
-/// are the only anchors outside the vault folder. An insider cuts the trail back behind the
-/// last push, puts back the checkpoint file of the cut point and lets the trail grow again:
-/// nothing in the folder tells, but the next `sync push` (to a real folder target) finds the
-/// target's latest copy vouching for entries the trail no longer holds. It alerts, and `audit
-/// verify` fails (exit 5) until `audit reanchor`; the push after that is quiet.
-#[test]
-fn a_sync_push_catches_a_trail_cut_behind_the_targets_latest_copy() {
-    let tmp = tempfile::tempdir().unwrap();
-    let vault = tmp.path().join("v");
-    init(&vault);
-    let no_keyring = |args: &[&str]| {
-        let mut c = cv(&vault);
-        c.env("CLINVAULT_KEYRING", "none").args(args);
-        run(c)
-    };
-    let checkpoint_alerts = || {
-        let out = ok(no_keyring(&["audit", "alerts", "--json"]));
-        let alerts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let alerts = alerts.as_array().unwrap().clone();
-        alerts
-            .into_iter()
-            .filter(|a| a["rule"] == "audit_checkpoint_mismatch")
-            .count()
-    };
-    let target = format!("file://{}", tmp.path().join("nas").display());
-    ok(no_keyring(&["sync", "target", "set", &target]));
-    let cut_file = std::fs::read_to_string(vault.join("audit.checkpoint")).unwrap();
-    let cut_at: i64 = cut_file.lines().nth(1).unwrap().parse().unwrap();
-    for minutes in ["20", "25"] {
-        ok(no_keyring(&["policy", "set", "idle-lock-minutes", minutes]));
-    }
-    ok(no_keyring(&["sync", "push"]));
-    ok(no_keyring(&["sync", "push"]));
-    assert_eq!(checkpoint_alerts(), 0);
+/// `args` on `vault` with no keyring copy of the checkpoint (`CLINVAULT_KEYRING=none`): the
+/// vault folder and the copies elsewhere are the only anchors.
+fn no_keyring(vault: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut c = cv(vault);
+    c.env("CLINVAULT_KEYRING", "none")
+        .env(
+            "CLINVAULT_BACKUP_PASSPHRASE",
+            "a backup passphrase for tests",
+        )
+        .args(args);
+    run(c)
+}
 
-    let key = stdout(&ok(no_keyring(&["key", "export-db-key"])))
+fn checkpoint_alerts(vault: &std::path::Path) -> usize {
+    let out = ok(no_keyring(vault, &["audit", "alerts", "--json"]));
+    let alerts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alerts = alerts.as_array().unwrap().clone();
+    alerts
+        .into_iter()
+        .filter(|a| a["rule"] == "audit_checkpoint_mismatch")
+        .count()
+}
+
+/// An insider with the exported key cuts the trail back to where `checkpoint` (the text of an
+/// earlier `audit.checkpoint`) vouched for, and puts that checkpoint file back: nothing in the
+/// vault folder tells any more.
+fn cut_back_to(vault: &std::path::Path, checkpoint: &str) {
+    let cut_at: i64 = checkpoint.lines().nth(1).unwrap().parse().unwrap();
+    let key = stdout(&ok(no_keyring(vault, &["key", "export-db-key"])))
         .trim()
         .to_owned();
     sqlcipher(
@@ -273,16 +265,44 @@ fn a_sync_push_catches_a_trail_cut_behind_the_targets_latest_copy() {
         &key,
         &format!("DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq > {cut_at};"),
     );
-    std::fs::write(vault.join("audit.checkpoint"), &cut_file).unwrap();
-    for minutes in ["30", "35", "40", "45", "50"] {
-        ok(no_keyring(&["policy", "set", "idle-lock-minutes", minutes]));
-    }
-    ok(no_keyring(&["audit", "verify"]));
-    assert_eq!(checkpoint_alerts(), 0, "nothing in the vault folder tells");
+    std::fs::write(vault.join("audit.checkpoint"), checkpoint).unwrap();
+}
 
-    ok(no_keyring(&["sync", "push"]));
-    assert_eq!(checkpoint_alerts(), 1);
-    let out = no_keyring(&["audit", "verify"]);
+/// A sync target's copies are anchors. An insider cuts the trail back behind the last push,
+/// puts back the checkpoint file of the cut point and lets the trail grow again: nothing in
+/// the folder tells, but the next `sync push` (to a real folder target) finds the target's
+/// latest copy vouching for entries the trail no longer holds. It alerts, and `audit verify`
+/// fails (exit 5) until `audit reanchor`; the push after that is quiet.
+#[test]
+fn a_sync_push_catches_a_trail_cut_behind_the_targets_latest_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let step = |args: &[&str]| ok(no_keyring(&vault, args));
+    let target = format!("file://{}", tmp.path().join("nas").display());
+    step(&["sync", "target", "set", &target]);
+    let cut_file = std::fs::read_to_string(vault.join("audit.checkpoint")).unwrap();
+    for minutes in ["20", "25"] {
+        step(&["policy", "set", "idle-lock-minutes", minutes]);
+    }
+    step(&["sync", "push"]);
+    step(&["sync", "push"]);
+    assert_eq!(checkpoint_alerts(&vault), 0);
+
+    cut_back_to(&vault, &cut_file);
+    for minutes in ["30", "35", "40", "45", "50"] {
+        step(&["policy", "set", "idle-lock-minutes", minutes]);
+    }
+    step(&["audit", "verify"]);
+    assert_eq!(
+        checkpoint_alerts(&vault),
+        0,
+        "nothing in the vault folder tells"
+    );
+
+    step(&["sync", "push"]);
+    assert_eq!(checkpoint_alerts(&vault), 1);
+    let out = no_keyring(&vault, &["audit", "verify"]);
     assert_eq!(code(&out), 5, "{}", stderr(&out));
     assert_one_error_line(&out);
     let err = stderr(&out);
@@ -290,8 +310,54 @@ fn a_sync_push_catches_a_trail_cut_behind_the_targets_latest_copy() {
         err.contains("truncated") && err.contains("sync.push"),
         "{err}"
     );
-    ok(no_keyring(&["audit", "reanchor"]));
-    ok(no_keyring(&["audit", "verify"]));
-    ok(no_keyring(&["sync", "push"]));
-    assert_eq!(checkpoint_alerts(), 1);
+    step(&["audit", "reanchor"]);
+    step(&["audit", "verify"]);
+    step(&["sync", "push"]);
+    assert_eq!(checkpoint_alerts(&vault), 1);
+}
+
+/// A backup file is an anchor too, when checked against the vault it was made from (`backup
+/// verify --against-vault`): after an insider cut the trail back behind it, the backup still
+/// verifies, but the comparison fails (exit 5, one error line), is recorded and alerts. Before
+/// the cut the same check passes; without the flag nothing is compared.
+#[test]
+fn backup_verify_against_the_vault_catches_a_trail_cut_behind_the_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("v");
+    init(&vault);
+    let step = |args: &[&str]| ok(no_keyring(&vault, args));
+    step(&["policy", "set", "idle-lock-minutes", "20"]);
+    let cut_file = std::fs::read_to_string(vault.join("audit.checkpoint")).unwrap();
+    step(&["policy", "set", "idle-lock-minutes", "25"]);
+    let backup = tmp.path().join("clinic.cvbackup");
+    step(&["backup", "export", "--out", backup.to_str().unwrap()]);
+    let file = backup.to_str().unwrap();
+    let check: serde_json::Value = serde_json::from_slice(
+        &step(&["backup", "verify", "--against-vault", "--json", file]).stdout,
+    )
+    .unwrap();
+    assert_eq!(check["trail_holds_backup"], true, "{check}");
+
+    cut_back_to(&vault, &cut_file);
+    let plain: serde_json::Value =
+        serde_json::from_slice(&step(&["backup", "verify", "--json", file]).stdout).unwrap();
+    assert!(plain.get("trail_holds_backup").is_none(), "{plain}");
+    assert_eq!(
+        checkpoint_alerts(&vault),
+        0,
+        "nothing in the vault folder tells"
+    );
+    let out = no_keyring(&vault, &["backup", "verify", "--against-vault", file]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert_one_error_line(&out);
+    assert!(stdout(&out).contains("Verified"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("no longer holds"), "{}", stderr(&out));
+    assert_eq!(checkpoint_alerts(&vault), 1);
+    let out = no_keyring(&vault, &["audit", "verify"]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("backup file checked"),
+        "{}",
+        stderr(&out)
+    );
 }

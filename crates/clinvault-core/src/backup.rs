@@ -521,10 +521,10 @@ impl Session {
             Event::new("backup.verify"),
         )?;
         match verify(path, opener, progress) {
-            Ok(check) => {
+            Ok(mut check) => {
                 *run.event_mut() = checked(run.event_mut(), &check);
                 run.compare_with_earlier_copy(check.anchor.clone());
-                self.finish_audited(&run, None)?;
+                check.trail_holds_backup = self.finish_run(&run, None)?;
                 Ok(check)
             }
             Err(e) => {
@@ -991,6 +991,11 @@ pub struct BackupCheck {
     /// trail of the vault it was made from.
     #[serde(skip)]
     pub anchor: snapshot::AuditAnchor,
+    /// Checked from a session of the vault the backup was made from: whether that vault's
+    /// trail still holds what the backup's trail ended with (false: entries were cut off since,
+    /// or an older copy was restored, and no re-anchoring accepted it). None otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail_holds_backup: Option<bool>,
 }
 
 /// Decrypts everything, then checks the database (SQLCipher page MACs, SQLite integrity) and the
@@ -1011,6 +1016,7 @@ pub fn verify(path: &Path, opener: &Opener<'_>, progress: Progress<'_>) -> Resul
             files: manifest.files.len(),
             vault,
             anchor: manifest.audit,
+            trail_holds_backup: None,
         })
     })();
     let _ = fs::remove_dir_all(&base);
@@ -1047,6 +1053,7 @@ pub fn restore(
         files: manifest.files.len(),
         vault,
         anchor: manifest.audit,
+        trail_holds_backup: None,
     })
 }
 

@@ -718,6 +718,16 @@ impl Session {
     /// failed an integrity check (a backup, copy or sync repository that is damaged or was
     /// altered, its audit trail included) raises the verification-failure alert with it.
     pub fn finish_audited(&mut self, run: &AuditedRun, failure: Option<ErrorKind>) -> Result<()> {
+        self.finish_run(run, failure).map(|_| ())
+    }
+
+    /// As `finish_audited`; also answers whether the trail still holds the earlier copy the
+    /// run compared with (None when it compared with none).
+    pub(crate) fn finish_run(
+        &mut self,
+        run: &AuditedRun,
+        failure: Option<ErrorKind>,
+    ) -> Result<Option<bool>> {
         if self.user().id != run.user_id {
             return Err(Error::PermissionDenied(
                 "an operation is recorded only by the person who ran it".into(),
@@ -735,7 +745,7 @@ impl Session {
             return self.finish_compared(event, copy);
         }
         if failure != Some(ErrorKind::Integrity) {
-            return self.record(event);
+            return self.record(event).map(|()| None);
         }
         let at = crate::clock::rfc3339(self.clock().now());
         let me = self.user().username.clone();
@@ -755,6 +765,7 @@ impl Session {
                 serde_json::json!({ "action": action, "found_by": me }),
             )
         })
+        .map(|()| None)
     }
 
     /// Records a run that found an earlier copy at its destination. The entry says whether the
@@ -762,13 +773,13 @@ impl Session {
     /// the trail went on (or an older copy was restored without re-anchoring): the alert is
     /// raised with it, and `audit verify` reports it, signed in the trail, until an
     /// administrator anchors the trail anew.
-    fn finish_compared(&mut self, event: Event, copy: &AuditAnchor) -> Result<()> {
+    fn finish_compared(&mut self, event: Event, copy: &AuditAnchor) -> Result<Option<bool>> {
         let found = {
             let vault = self.vault()?;
             compare_earlier_copy(vault.conn(), &vault.vault_id().to_string(), copy)?
         };
         let (Some(found), Some(seq)) = (found, copy.last_seq) else {
-            return self.record(event);
+            return self.record(event).map(|()| None);
         };
         let mut event = event
             .detail("earlier_copy_last_seq", seq)
@@ -777,7 +788,7 @@ impl Session {
             event = event.detail("earlier_copy_accepted", true);
         }
         if found != EarlierCopy::NotHeld {
-            return self.record(event);
+            return self.record(event).map(|()| Some(true));
         }
         let at = crate::clock::rfc3339(self.clock().now());
         let me = self.user().username.clone();
@@ -798,6 +809,7 @@ impl Session {
                 serde_json::json!({ "action": action, "earlier_copy_last_seq": seq, "found_by": me }),
             )
         })
+        .map(|()| Some(false))
     }
 }
 

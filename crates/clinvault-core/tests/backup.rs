@@ -155,6 +155,7 @@ fn checking_a_backup_from_a_session_needs_backup_manage_and_is_recorded() {
         .verify_backup_file(&file, &opener, &mut |_, _| true)
         .unwrap();
     assert!(check.vault.audit.intact);
+    assert_eq!(check.trail_holds_backup, Some(true));
     admin
         .restore_backup_file(&file, &opener, &to, &mut |_, _| true)
         .unwrap();
@@ -233,9 +234,11 @@ fn checking_a_backup_finds_a_trail_cut_behind_it() {
     .unwrap();
     drop(conn);
 
-    admin
+    let check = admin
         .verify_backup_file(&file, &Opener::RecoveryKey(&recovery), &mut |_, _| true)
         .unwrap();
+    assert!(check.vault.audit.intact, "the backup itself is sound");
+    assert_eq!(check.trail_holds_backup, Some(false));
     let verified = admin
         .audit_list(&clinvault_core::audit_review::AuditFilter {
             action: Some("backup.verify".into()),

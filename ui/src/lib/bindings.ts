@@ -421,7 +421,12 @@ restore_to: string | null,
  */
 passphrase: string | null, recovery_key: string | null, };
 
-export type BackupCheckResult = { backup_id: string, created_at: string, patients: number, attachments: number, audit_entries: number, audit_intact: boolean, };
+export type BackupCheckResult = { backup_id: string, created_at: string, patients: number, attachments: number, audit_entries: number, audit_intact: boolean, 
+/**
+ * Whether this vault's audit trail still holds what the backup's trail ended with (null
+ * for a restore, or a backup of another vault); false raises an alert for administrators.
+ */
+trail_holds_backup: boolean | null, };
 
 export type InvoiceItem = { description: string, quantity: number, 
 /**
