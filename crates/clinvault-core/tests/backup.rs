@@ -212,27 +212,25 @@ fn checking_a_backup_finds_a_trail_cut_behind_it() {
     let dir = VaultDir::new(tmp.path().join("v"));
     let recovery = vault_with_recovery(&dir);
     let mut admin = sign_in(&dir, "admin", ADMIN_PASS);
-    let cut_at: i64 = {
-        let key = admin.export_db_key(&secret(ADMIN_PASS), None).unwrap();
-        let conn = rusqlite::Connection::open(dir.db_file()).unwrap();
-        conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", &*key))
-            .unwrap();
-        conn.query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0))
-            .unwrap()
-    };
+    // The insider's own connection, keyed by hand with the exported key.
+    let key = admin.export_db_key(&secret(ADMIN_PASS), None).unwrap();
+    let insider = rusqlite::Connection::open(dir.db_file()).unwrap();
+    insider
+        .execute_batch(&format!("PRAGMA key = \"x'{}'\";", &*key))
+        .unwrap();
+    let cut_at: i64 = insider
+        .query_row("SELECT max(seq) FROM audit_log", [], |r| r.get(0))
+        .unwrap();
     admin.add_patient(patient(1)).unwrap();
     let file = tmp.path().join("b.cvbackup");
     admin.export_backup(&file, None, &mut |_, _| true).unwrap();
 
-    let key = admin.export_db_key(&secret(ADMIN_PASS), None).unwrap();
-    let conn = rusqlite::Connection::open(dir.db_file()).unwrap();
-    conn.execute_batch(&format!(
-        "PRAGMA key = \"x'{}'\"; DROP TRIGGER audit_log_no_delete;
-         DELETE FROM audit_log WHERE seq > {cut_at};",
-        &*key
-    ))
-    .unwrap();
-    drop(conn);
+    insider
+        .execute_batch(&format!(
+            "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq > {cut_at};"
+        ))
+        .unwrap();
+    drop(insider);
 
     let check = admin
         .verify_backup_file(&file, &Opener::RecoveryKey(&recovery), &mut |_, _| true)
