@@ -747,25 +747,31 @@ impl Session {
         if failure != Some(ErrorKind::Integrity) {
             return self.record(event).map(|()| None);
         }
-        let at = crate::clock::rfc3339(self.clock().now());
-        let me = self.user().username.clone();
         let summary = format!(
             "{} failed an integrity check: the copy or repository it read is damaged or was \
              altered (its pages, attachments or audit trail do not verify)",
             event.action
         );
-        let action = event.action.clone();
+        let details = serde_json::json!({ "action": event.action });
+        self.record_alerting(event, crate::alerts::VERIFY_FAILED, &summary, details)
+            .map(|()| None)
+    }
+
+    /// Records `event` and raises the alert `rule` in the same transaction. `details` gets
+    /// who found it: the alert is about the vault, not about them, so any administrator
+    /// acknowledges it.
+    fn record_alerting(
+        &mut self,
+        event: Event,
+        rule: &str,
+        summary: &str,
+        mut details: serde_json::Value,
+    ) -> Result<()> {
+        let at = crate::clock::rfc3339(self.clock().now());
+        details["found_by"] = self.user().username.clone().into();
         self.record_with(event, |tx| {
-            crate::alerts::raise(
-                tx,
-                crate::alerts::VERIFY_FAILED,
-                &at,
-                None,
-                &summary,
-                serde_json::json!({ "action": action, "found_by": me }),
-            )
+            crate::alerts::raise(tx, rule, &at, None, summary, details)
         })
-        .map(|()| None)
     }
 
     /// Records a run that found an earlier copy at its destination. The entry says whether the
@@ -790,26 +796,15 @@ impl Session {
         if found != EarlierCopy::NotHeld {
             return self.record(event).map(|()| Some(true));
         }
-        let at = crate::clock::rfc3339(self.clock().now());
-        let me = self.user().username.clone();
         let summary = format!(
             "{} vouches for audit entries up to {seq} that the trail no longer holds: entries \
              were cut off and the trail went on, or an older copy was restored; once looked \
              into, audit reanchor accepts the trail as it is",
             crate::audit_verify::earlier_copy_name(&event.action)
         );
-        let action = event.action.clone();
-        self.record_with(event, |tx| {
-            crate::alerts::raise(
-                tx,
-                crate::alerts::CHECKPOINT,
-                &at,
-                None,
-                &summary,
-                serde_json::json!({ "action": action, "earlier_copy_last_seq": seq, "found_by": me }),
-            )
-        })
-        .map(|()| Some(false))
+        let details = serde_json::json!({ "action": event.action, "earlier_copy_last_seq": seq });
+        self.record_alerting(event, crate::alerts::CHECKPOINT, &summary, details)
+            .map(|()| Some(false))
     }
 }
 
