@@ -5,7 +5,7 @@
 //! action, target_type, target_id, outcome, details, signer_id, signer_key, prev_hash)); the
 //! first entry's prev_hash is SHA-256(tuple("clinvault/v1/audit-genesis", vault_id)).
 
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -89,6 +89,8 @@ pub struct Author<'a> {
     pub device: &'a str,
     pub signer_id: String,
     pub signer: &'a SigningKey,
+    /// Nonces made ahead for the signer's session, if it keeps them (the gate's entries).
+    pub(crate) nonces: Option<&'a crate::audit_signing::NoncePool>,
 }
 
 pub struct EntryFields<'a> {
@@ -214,7 +216,7 @@ pub(crate) fn append(
         prev_hash: &prev_hash,
     };
     let hash = entry_hash(&fields);
-    let signature = author.signer.sign(&hash).to_bytes();
+    let signature = crate::audit_signing::sign(author.signer, author.nonces, &hash).to_bytes();
     let written = conn
         .prepare_cached(
             "INSERT INTO audit_log (seq, at, actor_id, actor_name, device, action, target_type,

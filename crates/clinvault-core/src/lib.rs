@@ -9,6 +9,7 @@ pub mod attachments;
 pub mod audit;
 mod audit_lookup;
 pub mod audit_review;
+mod audit_signing;
 pub mod audit_verify;
 pub mod backup;
 pub mod booking_mail;

@@ -152,6 +152,8 @@ pub struct Session {
     recent_views: crate::alerts::RecentViews,
     /// Wrong passphrases given to this unlocked session since the last right one.
     wrong_passphrases: u32,
+    /// Signing nonces made ahead for the gate's entries (see `audit_signing`).
+    nonces: crate::audit_signing::NoncePool,
 }
 
 /// Wrong passphrases an unlocked session takes (re-authentication, passphrase change) before
@@ -292,6 +294,7 @@ impl Session {
             notices: Vec::new(),
             recent_views: Default::default(),
             wrong_passphrases: 0,
+            nonces: crate::audit_signing::NoncePool::start(),
         };
         let event = Event::new("signin")
             .target("user", session.user.id)
@@ -491,6 +494,7 @@ impl Session {
             device: &self.device,
             signer_id: id,
             signer: vault.user_keys().signing_key(),
+            nonces: None,
         };
         let tx =
             rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
@@ -797,22 +801,24 @@ impl Session {
             device,
             policy,
             recent_views,
+            nonces,
             ..
         } = self;
         let vault = vault
             .as_mut()
             .ok_or_else(|| Error::SessionLocked("the session is locked".into()))?;
-        let signer = vault.user_keys().signing_key().clone();
+        let (conn, keys) = vault.conn_and_keys();
         let id = user.id.to_string();
         let author = Author {
             actor_id: Some(id.clone()),
             actor_name: &user.username,
             device,
             signer_id: id,
-            signer: &signer,
+            signer: keys.signing_key(),
+            nonces: Some(nonces),
         };
         let mut event = event;
-        let tx = crate::db::write_tx(vault.conn_mut())?;
+        let tx = crate::db::write_tx(conn)?;
         if let Some((need, verdict)) = check {
             let current = users::standing(&tx, user.id)?;
             if !matches!(&current, Some((role, users::UserStatus::Active)) if *role == user.role) {
@@ -1110,6 +1116,7 @@ fn repair_triggers(vault: &mut Vault, device: &str, now: jiff::Timestamp) -> Res
         device,
         signer_id: id,
         signer: &signer,
+        nonces: None,
     };
     let at = rfc3339(now);
     let tx = crate::db::write_tx(vault.conn_mut())?;
@@ -1201,6 +1208,7 @@ fn carry_in_pending_events(
             device: &e.device,
             signer_id: signer_id.clone(),
             signer: &signer,
+            nonces: None,
         };
         audit::append(&tx, &at, &author, &event)?;
         tx.execute(
@@ -1239,6 +1247,7 @@ fn carry_in_pending_events(
             device,
             signer_id: signer_id.clone(),
             signer: &signer,
+            nonces: None,
         };
         let at = rfc3339(now);
         let event = Event::new("signin.not_kept")

@@ -401,6 +401,12 @@ impl Vault {
         &mut self.conn
     }
 
+    /// The connection to write on and the keys to sign with, borrowed together, so that an
+    /// audited write signs with the session's key without copying it.
+    pub(crate) fn conn_and_keys(&mut self) -> (&mut Connection, &UserKeys) {
+        (&mut self.conn, &self.keys)
+    }
+
     pub(crate) fn user_keys(&self) -> &UserKeys {
         &self.keys
     }
@@ -673,6 +679,7 @@ fn record_recovery(conn: &mut Connection, user: &UserRecord, keys: &UserKeys) ->
         device: &device,
         signer_id: id,
         signer: keys.signing_key(),
+        nonces: None,
     };
     let tx = db::write_tx(conn)?;
     crate::audit::append(

@@ -167,6 +167,92 @@ fn an_untouched_trail_verifies_and_triggers_refuse_edits() {
     assert!(e.to_string().contains("append-only"), "{e}");
 }
 
+/// Checks every `(public key, message, signature)` with an Ed25519 implementation that shares no
+/// code with ours (pycryptodome, RFC 8032 mode); returns how many it accepted.
+fn independently_verified(triples: &[(Vec<u8>, Vec<u8>, Vec<u8>)]) -> usize {
+    use std::io::Write;
+    let script = r#"
+import sys
+from Crypto.PublicKey import ECC
+from Crypto.Signature import eddsa
+ok = 0
+for line in sys.stdin:
+    pub, msg, sig = (bytes.fromhex(x) for x in line.split())
+    eddsa.new(eddsa.import_public_key(pub), "rfc8032").verify(msg, sig)
+    ok += 1
+print(ok)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with pycryptodome (scripts/test.sh installs it)");
+    let mut input = String::new();
+    for (public, message, signature) in triples {
+        input += &format!(
+            "{} {} {}\n",
+            hex::encode(public),
+            hex::encode(message),
+            hex::encode(signature)
+        );
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "an independent Ed25519 verifier refused a signature: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn entries_signed_with_nonces_made_ahead_are_standard_ed25519_signatures() {
+    let c = Clinic::new();
+    let mut a = c.admin();
+    for i in 0..40 {
+        a.set_policy("idle-lock-minutes", &(10 + i % 7).to_string())
+            .unwrap();
+    }
+    let key = a
+        .export_db_key(&secret(ADMIN_PASS), None)
+        .unwrap()
+        .to_string();
+    let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = {
+        let conn = c.keyed(&key);
+        let mut st = conn
+            .prepare("SELECT signer_key, hash, signature FROM audit_log ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // The deterministic (RFC 8032) signature of the same hash differs for an entry signed with
+    // a nonce made ahead: most of the gate's entries were.
+    let made_ahead = rows
+        .iter()
+        .filter(|(_, hash, signature)| a.sign_for_tests(hash).unwrap().1.as_slice() != signature)
+        .count();
+    assert!(made_ahead >= 20, "{made_ahead} of {} entries", rows.len());
+    drop(a);
+    assert_eq!(independently_verified(&rows), rows.len());
+    // And a changed message is refused by the same verifier (it can fail).
+    let mut wrong = rows[rows.len() - 1].clone();
+    wrong.1[0] ^= 1;
+    let refused = std::panic::catch_unwind(|| independently_verified(&[wrong]));
+    assert!(refused.is_err());
+    let r = c.verify();
+    assert!(r.intact, "{:?}", r.problem);
+}
+
 /// The insider runs `sql` on a trail with some history; verification must name entry 5 as
 /// modified.
 fn edit_of_entry_5_is_found(sql: &str) {
