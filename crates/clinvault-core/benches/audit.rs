@@ -13,7 +13,8 @@
 //! Each figure alternates the two sides write by write, swapping the order each time, so that a
 //! slow spell of this shared machine's disk falls on both sides alike; the ratio is of the sums.
 //! (Batches of 100 writes a side, as measured before, let the disk's slow spells fall on one
-//! side: the same code gave +13 % and +21 % in two runs; write by write, runs agree to a point.)
+//! side: the same code gave +12.7 %, +16.6 % and +20.9 % in three runs; write by write, runs agree
+//! within about three points.)
 //!
 //! A third figure is the everyday write with nothing added but an entry's row and an ordinary
 //! (deterministic, RFC 8032) Ed25519 signature, written by hand without the gate; a fourth, what
