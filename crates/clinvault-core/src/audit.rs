@@ -121,11 +121,11 @@ fn opt(v: Option<&str>) -> Vec<u8> {
     }
 }
 
-/// The filter SQLite matches against the partial index `audit_milestones` (migration 9): a
-/// query for one of these actions must contain it word for word to use the index.
+/// The filter SQLite matches against the partial index `audit_milestones` (migrations 9 and
+/// 12): a query for one of these actions contains it word for word to use the index.
 macro_rules! milestones {
     () => {
-        "action IN ('sync.push', 'backup.export', 'session.end')"
+        "(action = 'sync.push' OR action = 'backup.export' OR action = 'session.end')"
     };
 }
 pub(crate) use milestones;

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0009_audit_write_cost.sql"),
     include_str!("../../../migrations/0010_audit_record_lookup.sql"),
     include_str!("../../../migrations/0011_audit_lookup_by_patient.sql"),
+    include_str!("../../../migrations/0012_audit_check_without_in_lists.sql"),
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -217,4 +218,95 @@ pub fn sqlcipher_version() -> Result<String> {
     let conn = Connection::open_in_memory()?;
     silence_sqlcipher_log(&conn);
     Ok(conn.query_row("PRAGMA cipher_version", [], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUDIT_ROW: &str = "INSERT INTO audit_log (seq, at, actor_name, device, action, outcome,
+         details, signer_id, signer_key, prev_hash, hash, signature)
+         VALUES (?1, '2026-01-01T00:00:00Z', 'admin', 'test', ?2, ?3, '{}', 'u', x'00', x'00',
+                 x'00', x'00')";
+
+    /// A vault database left at format 11 with a trail, as an earlier build wrote it.
+    fn at_format_11(path: &Path, key: &Secret32) -> Connection {
+        let mut conn = create_new(path, key).unwrap();
+        configure(&conn).unwrap();
+        for (i, sql) in MIGRATIONS[..11].iter().enumerate() {
+            let tx = write_tx(&mut conn).unwrap();
+            tx.execute_batch(sql).unwrap();
+            tx.pragma_update(None, "user_version", i as u32 + 1).unwrap();
+            tx.commit().unwrap();
+        }
+        for (seq, action) in [(1, "signin"), (2, "backup.export"), (3, "session.end")] {
+            conn.execute(AUDIT_ROW, rusqlite::params![seq, action, "ok"])
+                .unwrap();
+        }
+        conn
+    }
+
+    /// How many temporary b-trees running `sql` builds.
+    fn temporary_tables_of(conn: &Connection, sql: &str) -> usize {
+        let mut st = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        let n = st.parameter_count();
+        let args = (0..n).map(|_| rusqlite::types::Value::Integer(4));
+        st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(1))
+            .unwrap()
+            .filter(|op| op.as_deref() == Ok("OpenEphemeral"))
+            .count()
+    }
+
+    #[test]
+    fn format_12_checks_an_entry_in_place_and_keeps_the_trail_and_its_rules() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("v.db");
+        let key = Secret32::random();
+        let mut old = at_format_11(&path, &key);
+        // What this migration removes: two temporary b-trees for every entry written.
+        assert_eq!(temporary_tables_of(&old, AUDIT_ROW), 2);
+        assert_eq!(migrate(&mut old).unwrap(), 12);
+        drop(old);
+
+        // Connections opened afterwards read the new conditions.
+        let conn = open_existing(&path, &key).unwrap();
+        configure(&conn).unwrap();
+        assert_eq!(temporary_tables_of(&conn, AUDIT_ROW), 0);
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+        // The trail is as it was, the milestone index holds its two milestones, and both
+        // rules still hold: an unknown outcome is refused, and so is an edit.
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+        let indexed: i64 = conn
+            .query_row(
+                concat!(
+                    "SELECT count(*) FROM audit_log INDEXED BY audit_milestones WHERE ",
+                    crate::audit::milestones!()
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 2);
+        let refused = conn
+            .execute(AUDIT_ROW, rusqlite::params![4, "signin", "maybe"])
+            .unwrap_err();
+        assert!(refused.to_string().contains("CHECK constraint failed"), "{refused}");
+        for outcome in ["ok", "denied", "failed"] {
+            let seq: i64 = conn
+                .query_row("SELECT max(seq) + 1 FROM audit_log", [], |r| r.get(0))
+                .unwrap();
+            conn.execute(AUDIT_ROW, rusqlite::params![seq, "signin", outcome])
+                .unwrap();
+        }
+        let edit = conn
+            .execute("UPDATE audit_log SET outcome = 'ok' WHERE seq = 1", [])
+            .unwrap_err();
+        assert!(edit.to_string().contains("append-only"), "{edit}");
+    }
 }
