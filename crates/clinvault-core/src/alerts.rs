@@ -246,6 +246,40 @@ pub(crate) fn after_event(
     Ok(())
 }
 
+/// The clinic's hours and time zone as last read from the policy, parsed: they are checked on
+/// every operation, and their text rarely changes.
+struct ParsedHours {
+    text: String,
+    zone: String,
+    hours: Option<ClinicHours>,
+    tz: jiff::tz::TimeZone,
+}
+
+static PARSED_HOURS: std::sync::Mutex<Option<ParsedHours>> = std::sync::Mutex::new(None);
+
+/// Whether the clinic is open at `now`, and the clinic's local time then; None when its hours
+/// do not parse (no rule to check against).
+fn opening_at(policy: &Policy, now: jiff::Timestamp) -> Option<(bool, jiff::Zoned)> {
+    let mut parsed = PARSED_HOURS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let current = parsed
+        .as_ref()
+        .is_some_and(|p| p.text == policy.clinic_hours && p.zone == policy.clinic_timezone);
+    if !current {
+        *parsed = Some(ParsedHours {
+            text: policy.clinic_hours.clone(),
+            zone: policy.clinic_timezone.clone(),
+            hours: ClinicHours::parse(&policy.clinic_hours).ok(),
+            tz: jiff::tz::TimeZone::get(&policy.clinic_timezone).unwrap_or(jiff::tz::TimeZone::UTC),
+        });
+    }
+    let p = parsed.as_ref()?;
+    let hours = p.hours.as_ref()?;
+    let local = now.to_zoned(p.tz.clone());
+    Some((hours.is_open(&local.datetime()), local))
+}
+
 /// Flags a sign-in outside the clinic's hours (in the clinic's time zone).
 pub(crate) fn check_hours(
     conn: &Connection,
@@ -254,13 +288,11 @@ pub(crate) fn check_hours(
     what: &str,
     now: jiff::Timestamp,
 ) -> Result<()> {
-    let Ok(hours) = ClinicHours::parse(&policy.clinic_hours) else {
+    let Some((open, local)) = opening_at(policy, now) else {
         return Ok(());
     };
-    let tz = jiff::tz::TimeZone::get(&policy.clinic_timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let local = now.to_zoned(tz);
     // One alert per person per hour is enough to draw attention.
-    if !hours.is_open(&local.datetime())
+    if !open
         && !open_alert_since(
             conn,
             OUTSIDE_HOURS,

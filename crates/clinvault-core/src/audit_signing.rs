@@ -39,12 +39,12 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// How many nonces wait ready: more than a burst of interactive operations needs, few enough
 /// that a one-shot command wastes little making them.
-const READY: usize = 32;
+const READY: usize = 64;
 
 /// The worker is woken only when this few are left, so that it runs once per many entries:
 /// waking a thread costs a system call (and in a virtual machine an interrupt between
 /// processors), which on every entry would cost about what the nonce saves.
-const REFILL_AT: usize = READY / 2;
+const REFILL_AT: usize = READY / 4;
 
 /// One nonce `r` and its commitment `R = r·B`, made before the message is known.
 struct Nonce {
@@ -291,7 +291,7 @@ mod tests {
                 .verify_strict(&i.to_be_bytes(), &sig)
                 .unwrap();
         }
-        // Woken when half was used, the worker makes them again.
+        // Woken when three quarters were used, the worker makes them again.
         wait_for_ready(&pool, REFILL_AT + 1);
         let sig = sign(&key, Some(&pool), b"after the burst");
         assert_ne!(

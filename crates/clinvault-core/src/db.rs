@@ -236,7 +236,8 @@ mod tests {
         for (i, sql) in MIGRATIONS[..11].iter().enumerate() {
             let tx = write_tx(&mut conn).unwrap();
             tx.execute_batch(sql).unwrap();
-            tx.pragma_update(None, "user_version", i as u32 + 1).unwrap();
+            tx.pragma_update(None, "user_version", i as u32 + 1)
+                .unwrap();
             tx.commit().unwrap();
         }
         for (seq, action) in [(1, "signin"), (2, "backup.export"), (3, "session.end")] {
@@ -296,7 +297,10 @@ mod tests {
         let refused = conn
             .execute(AUDIT_ROW, rusqlite::params![4, "signin", "maybe"])
             .unwrap_err();
-        assert!(refused.to_string().contains("CHECK constraint failed"), "{refused}");
+        assert!(
+            refused.to_string().contains("CHECK constraint failed"),
+            "{refused}"
+        );
         for outcome in ["ok", "denied", "failed"] {
             let seq: i64 = conn
                 .query_row("SELECT max(seq) + 1 FROM audit_log", [], |r| r.get(0))
