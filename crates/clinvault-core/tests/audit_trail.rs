@@ -170,7 +170,6 @@ fn an_untouched_trail_verifies_and_triggers_refuse_edits() {
 /// Checks every `(public key, message, signature)` with an Ed25519 implementation that shares no
 /// code with ours (pycryptodome, RFC 8032 mode); returns how many it accepted.
 fn independently_verified(triples: &[(Vec<u8>, Vec<u8>, Vec<u8>)]) -> usize {
-    use std::io::Write;
     let script = r#"
 import sys
 from Crypto.PublicKey import ECC
@@ -182,13 +181,6 @@ for line in sys.stdin:
     ok += 1
 print(ok)
 "#;
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with pycryptodome (scripts/test.sh installs it)");
     let mut input = String::new();
     for (public, message, signature) in triples {
         input += &format!(
@@ -198,19 +190,15 @@ print(ok)
             hex::encode(signature)
         );
     }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "an independent Ed25519 verifier refused a signature: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    support::python_with_input(
+        script,
+        &input,
+        "pycryptodome",
+        "an independent Ed25519 verifier refused a signature",
+    )
+    .trim()
+    .parse()
+    .unwrap()
 }
 
 #[test]

@@ -1014,27 +1014,7 @@ for e in cal.walk("VEVENT"):
         assert req in e, req
     print("%s|%s|%s|%s" % (e["SUMMARY"], e["STATUS"], e.decoded("DTSTART").isoformat(), e.decoded("DTEND").isoformat()))
 "#;
-    use std::io::Write;
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 with icalendar (scripts/test.sh installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ics.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "iCalendar parse failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    support::python_with_input(script, ics, "icalendar", "iCalendar parse failed")
         .lines()
         .map(str::to_owned)
         .collect()

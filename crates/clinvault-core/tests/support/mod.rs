@@ -48,3 +48,30 @@ pub fn sign_in(dir: &VaultDir, user: &str, pass: &str) -> Session {
     )
     .unwrap()
 }
+
+/// Runs `python3 -c script` (an independent implementation the test command installs, named
+/// in `needs`) with `input` on its standard input, and returns what it printed; fails the test
+/// with `what` and the script's error output if the script fails.
+pub fn python_with_input(script: &str, input: &str, needs: &str, what: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 with {needs} (scripts/test.sh installs it): {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
