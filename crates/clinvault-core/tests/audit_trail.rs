@@ -172,7 +172,6 @@ fn an_untouched_trail_verifies_and_triggers_refuse_edits() {
 fn independently_verified(triples: &[(Vec<u8>, Vec<u8>, Vec<u8>)]) -> usize {
     let script = r#"
 import sys
-from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 ok = 0
 for line in sys.stdin:
