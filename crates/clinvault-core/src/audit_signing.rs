@@ -6,8 +6,9 @@
 //! random instead of derived from the message (RFC 8032 §5.1.6 step 2), `R` can be computed
 //! before the message exists: a worker thread keeps a few `(r, R)` pairs ready, and signing an
 //! entry is then two hashes and one multiply-add of scalars (`k = SHA-512(R ‖ A ‖ M)`,
-//! `s = r + k·a`, signature `R ‖ s`: RFC 8032 §5.1.6 steps 4–6, unchanged). The signature is an ordinary Ed25519
-//! signature: every RFC 8032 verifier, ours and independent ones, accepts it.
+//! `s = r + k·a`, signature `R ‖ s`: RFC 8032 §5.1.6 steps 4–6, unchanged). The signature is
+//! an ordinary Ed25519 signature: every RFC 8032 verifier, ours and independent ones, accepts
+//! it.
 //!
 //! Randomised nonces are what Schnorr signatures were first defined with, what RFC 8032's
 //! verifiers cannot tell apart, and what FROST (RFC 9591 §4.1, `nonce_generate`) makes ahead of
